@@ -1,0 +1,38 @@
+"""What git says about the code a run used: commit, branch, dirty flag, tracked files, diff."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["GitState", "git_state", "git"]
+
+
+def git(args: list[str], cwd: str | Path, check: bool = True) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    is_repo: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def git_state(cwd: str | Path = ".") -> GitState:
+    probe = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=cwd, capture_output=True, text=True)
+    if probe.returncode != 0:
+        return GitState(commit=None, branch=None, dirty=False, is_repo=False)
+    commit = git(["rev-parse", "HEAD"], cwd, check=False).strip() or None
+    branch = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd, check=False).strip() or None
+    # Dirty = a tracked file differs from HEAD (untracked files never enter a snapshot).
+    dirty = bool(git(["status", "--porcelain", "--untracked-files=no"], cwd, check=False).strip())
+    return GitState(commit=commit, branch=branch if branch != "HEAD" else None, dirty=dirty, is_repo=True)

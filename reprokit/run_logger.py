@@ -1,0 +1,145 @@
+"""A Lightning logger that writes a run folder: the local files that are the truth of a run.
+
+Layout under ``root`` (see the artifact contract in the README):
+
+- ``plots/step.tsv``  one row per logged step: ``step  epoch  <key>...`` (empty cell: not logged)
+- ``plots/epoch.tsv`` one row per epoch: ``epoch  step  <key>...`` (epoch-level values)
+- ``images/<key>/<step>.png`` and ``text/<key>/<step>.txt`` for images and texts
+- ``hparams.json``
+
+Keys ending in ``_step``/``_epoch`` (Lightning's names for ``on_step=True, on_epoch=True``) go to
+the step/epoch table without the suffix; other keys go where the module says they were logged
+(``epoch_keys``), defaulting to the step table. Tables are rewritten atomically at every epoch
+end, so a killed run leaves complete (if shorter) files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
+
+from reprokit.fileio import atomic_path, write_json, write_text
+
+__all__ = ["RunFolderLogger", "write_table"]
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip repr: byte-identical for identical floats
+    return str(value)
+
+
+def write_table(path: Path, first: list[str], rows: list[dict[str, Any]]) -> None:
+    keys = sorted({k for row in rows for k in row} - set(first))
+    header = first + keys
+    lines = ["\t".join(header)]
+    lines += ["\t".join(_fmt(row.get(k)) for k in header) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+class RunFolderLogger(Logger):
+    def __init__(self, root: str | Path, epoch_keys: set[str] | None = None) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.epoch_keys = epoch_keys if epoch_keys is not None else set()
+        self._step_rows: dict[int, dict[str, Any]] = {}
+        self._epoch_rows: dict[int, dict[str, Any]] = {}
+
+    # -- Logger interface ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "run_folder"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def save_dir(self) -> str:
+        return str(self.root)
+
+    @property
+    def log_dir(self) -> str:
+        return str(self.root)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        params = dict(params) if isinstance(params, Mapping) else vars(params)
+        write_json(self.root / "hparams.json", {k: _jsonable(v) for k, v in params.items()})
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        step = int(step or 0)
+        epoch = metrics.get("epoch")
+        for key, value in metrics.items():
+            if key == "epoch":
+                continue
+            value = float(value)
+            if key.endswith("_epoch"):
+                self._epoch_row(epoch, step)[key[: -len("_epoch")]] = value
+            elif key.endswith("_step"):
+                self._step_row(step, epoch)[key[: -len("_step")]] = value
+            elif key in self.epoch_keys:
+                self._epoch_row(epoch, step)[key] = value
+            else:
+                self._step_row(step, epoch)[key] = value
+
+    def log_image(self, key: str, image_hwc: np.ndarray, step: int) -> Path:
+        path = self.root / "images" / key / f"{step}.png"
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}[image_hwc.shape[-1]]
+        img = Image.fromarray(image_hwc[..., 0] if mode == "L" else image_hwc, mode=mode)
+        with atomic_path(path) as tmp:
+            img.save(tmp, format="PNG")
+        return path
+
+    def log_text(self, key: str, text: str, step: int) -> Path:
+        return write_text(self.root / "text" / key / f"{step}.txt", text)
+
+    @rank_zero_only
+    def save(self) -> None:
+        if self._step_rows:
+            write_table(self.root / "plots" / "step.tsv", ["step", "epoch"], list(self._step_rows.values()))
+        if self._epoch_rows:
+            write_table(self.root / "plots" / "epoch.tsv", ["epoch", "step"], list(self._epoch_rows.values()))
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
+
+    # -- tables -------------------------------------------------------------------------
+    def _step_row(self, step: int, epoch: Any) -> dict[str, Any]:
+        row = self._step_rows.setdefault(step, {"step": step})
+        if epoch is not None:
+            row["epoch"] = int(epoch)
+        return row
+
+    def _epoch_row(self, epoch: Any, step: int) -> dict[str, Any]:
+        epoch = int(epoch) if epoch is not None else len(self._epoch_rows)
+        row = self._epoch_rows.setdefault(epoch, {"epoch": epoch})
+        row["step"] = step
+        return row
+
+    def last_epoch_values(self) -> dict[str, float]:
+        if not self._epoch_rows:
+            return {}
+        row = self._epoch_rows[max(self._epoch_rows)]
+        return {k: v for k, v in row.items() if k not in ("epoch", "step")}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)

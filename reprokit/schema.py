@@ -1,0 +1,120 @@
+"""A tiny typed loader: plain YAML mappings -> frozen dataclasses, strictly.
+
+Every unknown key is rejected with the list of valid ones, every wrong type names the dotted
+key, the value received and the type expected. A typo must never run with a default silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from reprokit.errors import ConfigError
+
+__all__ = ["load_dataclass", "to_plain"]
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is tuple:
+        item = get_args(tp)[0]
+        plural = {int: "integers", float: "numbers", str: "strings"}.get(item, _type_name(item))
+        return f"a list of {plural}"
+    if origin is dict:
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    plain = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return plain.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{key} must be {_type_name(tp)}; got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return _convert(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} must be {_type_name(tp)}; got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key} must be null; got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return load_dataclass(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be {_type_name(tp)}; got {value!r}")
+        item_tp = get_args(tp)[0]
+        return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping; got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a schema bug, not a user error
+        raise TypeError(f"unsupported schema type {tp!r} at {key}")
+    raise ConfigError(f"{key} must be {_type_name(tp)}; got {value!r}")
+
+
+def load_dataclass(cls: type, data: Any, key: str = "") -> Any:
+    """Build ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    where = key or "the config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping; got {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields), key=str)
+    if unknown:
+        bad = f"{key}.{unknown[0]}" if key else str(unknown[0])
+        raise ConfigError(
+            f"unknown key {bad!r} in {where}; valid keys: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name in fields:
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], f"{key}.{name}" if key else name)
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if callable(check):
+        check(key)
+    return obj
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses/tuples -> plain dicts/lists, for YAML/JSON output."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj

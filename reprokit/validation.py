@@ -1,0 +1,96 @@
+"""Embedding the validation split and scoring retrieval; writing the validate stage's run folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from reprokit.config import Config
+from reprokit.fileio import write_json, write_text
+from reprokit.images import load_images
+from reprokit.metrics import retrieval_metrics
+from reprokit.progress import progress
+from reprokit.run_logger import write_table
+
+__all__ = ["validation_inputs", "embed", "score", "write_per_query", "cmc_curve"]
+
+
+def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, torch.Tensor]:
+    is_val = (df["split"] == "validation").to_numpy()
+    val_df = df[is_val].reset_index(drop=True)
+    val_paths = [p for p, keep in zip(paths, is_val) if keep]
+    return val_df, load_images(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
+
+
+@torch.inference_mode()
+def embed(model: nn.Module, images: torch.Tensor, batch_size: int, show_progress: bool = True) -> torch.Tensor:
+    chunks = []
+    starts = range(0, len(images), batch_size)
+    for start in progress(starts, "embedding", enabled=show_progress):
+        chunks.append(model(images[start : start + batch_size]))
+    return torch.cat(chunks)
+
+
+def score(cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True):
+    v = cfg.validate
+    categories = val_df["category"].astype(str).tolist() if "category" in val_df.columns else None
+    return retrieval_metrics(
+        embeddings,
+        torch.as_tensor(val_df["label"].to_numpy(), dtype=torch.long),
+        torch.as_tensor(val_df["is_query"].to_numpy(dtype=bool)),
+        torch.as_tensor(val_df["is_gallery"].to_numpy(dtype=bool)),
+        categories=categories,
+        cmc_top_k=v.cmc_top_k,
+        precision_top_k=v.precision_top_k,
+        map_top_k=v.map_top_k,
+        distance=v.distance,
+        memory_budget_mb=v.memory_budget_mb,
+        retrieve_k=max(cfg.visualize.top_k, max(v.cmc_top_k)),
+        progress=show_progress,
+    )
+
+
+def _fmt(x) -> str:
+    return "" if pd.isna(x) else repr(float(x))
+
+
+def write_per_query(path: Path, res, val_df: pd.DataFrame) -> None:
+    """One row per query; item indices are rows of the validation split, paths given for reading."""
+    pq = res.per_query.copy()
+    pq.insert(1, "path", val_df["path"].to_numpy()[pq["item"].to_numpy()])
+    pq["retrieved"] = [" ".join(str(int(i)) for i in r) for r in pq["retrieved"]]
+    pq["distances"] = [" ".join(repr(round(float(d), 6)) for d in r) for r in pq["distances"]]
+    for name in res.metric_names:
+        pq[name] = [_fmt(x) for x in pq[name]]
+    write_text(path, pq.to_csv(index=False, sep="\t"))
+
+
+def cmc_curve(res, val_df: pd.DataFrame, max_k: int) -> list[dict]:
+    """CMC@k for k = 1..max_k from the retrieved lists (queries with ground truth only)."""
+    labels = torch.as_tensor(val_df["label"].to_numpy(), dtype=torch.long)
+    pq = res.per_query
+    has_gt = torch.as_tensor(pq["n_gt"].to_numpy() > 0)
+    query_labels = labels[torch.as_tensor(pq["item"].to_numpy())]
+    k = min(max_k, res.retrieved.shape[1])
+    relevant = labels[res.retrieved[:, :k]] == query_labels[:, None]
+    hit_by_k = relevant.cumsum(dim=1).clamp(max=1).float()[has_gt]
+    curve = hit_by_k.mean(dim=0) if len(hit_by_k) else torch.zeros(k)
+    return [{"k": i + 1, "cmc": float(curve[i])} for i in range(k)]
+
+
+def write_validation(out_dir: Path, res, val_df: pd.DataFrame, baseline=None) -> dict:
+    write_per_query(out_dir / "per_query.tsv", res, val_df)
+    write_table(out_dir / "plots" / "cmc.tsv", ["k", "cmc"], cmc_curve(res, val_df, res.retrieved.shape[1]))
+    if baseline is not None:
+        write_json(out_dir / "baseline.json", {"raw_pixels": baseline.to_json_dict()["overall"]})
+    metrics = res.to_json_dict()
+    write_json(out_dir / "metrics.json", metrics)  # last: exists only for a finished stage
+    print(
+        "validate: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics["overall"].items()),
+        file=sys.stderr,
+    )
+    return metrics

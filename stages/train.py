@@ -1,0 +1,40 @@
+"""train: fit the embedding model; write runs/train/ (model, loss statistics, curves, artifacts)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from reprokit.artifacts import warn_untracked_imports, write_run_artifacts
+from reprokit.config import load_config
+from reprokit.dataset_source import load_dataset
+from reprokit.fileio import write_json
+from reprokit.stage_runner import run_main
+from reprokit.training import new_run_identity, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="train", description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="runs/train")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+
+    cfg = load_config(args.params)
+    df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
+    stats = train(cfg, df, paths, out)
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("RANK", "0") != "0":
+        return  # rank zero writes (DDP)
+    write_run_artifacts(cfg, csv_path, Path.cwd(), out / "artifacts")
+    warn_untracked_imports(Path.cwd())
+    write_json(out / "run.json", new_run_identity(os.environ.get("DVC_EXP_NAME")))
+    # Last: metrics.json exists only for a finished run.
+    write_json(out / "metrics.json", stats)
+    print(f"train: {', '.join(f'{k}={v:.4f}' for k, v in stats.items())}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_main(main, "train")

@@ -1,0 +1,38 @@
+"""validate: embed the validation split; write retrieval metrics, per-query table, CMC curve."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from reprokit.checkpoint import load_model
+from reprokit.config import load_config
+from reprokit.dataset_source import load_dataset
+from reprokit.stage_runner import run_main
+from reprokit.validation import embed, score, validation_inputs, write_validation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="validate", description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--model", default="runs/train/model.ckpt")
+    parser.add_argument("--out", default="runs/validate")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+
+    cfg = load_config(args.params)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True)
+    df, paths, _ = load_dataset(cfg)
+    model, _ = load_model(Path(args.model))
+    val_df, images = validation_inputs(cfg, df, paths)
+    res = score(cfg, val_df, embed(model, images, cfg.validate.batch_size))
+    # The raw-pixel baseline on the same split shows what the trained model adds.
+    baseline = score(cfg, val_df, images.flatten(1), show_progress=False)
+    write_validation(Path(args.out), res, val_df, baseline)
+
+
+if __name__ == "__main__":
+    run_main(main, "validate")
