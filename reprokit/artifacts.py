@@ -72,7 +72,8 @@ def warn_untracked_imports(project_dir: Path) -> list[str]:
     untracked = []
     for mod in list(sys.modules.values()):
         path = getattr(mod, "__file__", None)
-        if not path:
+        # Some extension/builtin modules carry a bare relative __file__: not project files.
+        if not path or not Path(path).is_absolute() or not Path(path).is_file():
             continue
         try:
             rel = Path(path).resolve().relative_to(project_dir)

@@ -44,6 +44,7 @@ class DigitsConfig:
     """The embedded default dataset: distorted views of scikit-learn's handwritten digits."""
 
     output: str = "data/digits"
+    n_source: int | None = None  # use only this many source images (a random subset); null = all 1,797
     views: int = 4
     image_size: int = 32
     rotation_deg: float = 20.0
@@ -55,6 +56,8 @@ class DigitsConfig:
     def check(self, key: str) -> None:
         if self.views < 2:
             raise ConfigError(f"{key}.views must be >= 2 (a label needs a query and a match); got {self.views}")
+        if self.n_source is not None and not 10 <= self.n_source <= 1797:
+            raise ConfigError(f"{key}.n_source must be null or between 10 and 1797; got {self.n_source}")
         if not 16 <= self.image_size <= 256:
             raise ConfigError(f"{key}.image_size must be between 16 and 256; got {self.image_size}")
         if not 0 < self.validation_fraction < 1:
@@ -100,12 +103,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 6
+    epochs: int = 8
     n_labels: int = 32  # labels per batch
     n_instances: int = 4  # instances of each label per batch
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
-    margin: float = 0.2
+    margin: float = 0.5
     miner: Literal["all", "hard"] = "all"
     num_workers: int = 0
     resume: bool = False

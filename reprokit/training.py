@@ -53,7 +53,7 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> di
     train_df = df[is_train].reset_index(drop=True)
     train_paths = [p for p, keep in zip(paths, is_train) if keep]
     images = load_images(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
-    labels = torch.as_tensor(train_df["label"].to_numpy(), dtype=torch.long)
+    labels = torch.tensor(train_df["label"].to_numpy(), dtype=torch.long)
 
     sampler = LabelBalancedBatchSampler(labels.numpy(), cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
     loader = torch.utils.data.DataLoader(

@@ -40,9 +40,9 @@ def score(cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_prog
     categories = val_df["category"].astype(str).tolist() if "category" in val_df.columns else None
     return retrieval_metrics(
         embeddings,
-        torch.as_tensor(val_df["label"].to_numpy(), dtype=torch.long),
-        torch.as_tensor(val_df["is_query"].to_numpy(dtype=bool)),
-        torch.as_tensor(val_df["is_gallery"].to_numpy(dtype=bool)),
+        torch.tensor(val_df["label"].to_numpy(), dtype=torch.long),
+        torch.tensor(val_df["is_query"].to_numpy(dtype=bool)),
+        torch.tensor(val_df["is_gallery"].to_numpy(dtype=bool)),
         categories=categories,
         cmc_top_k=v.cmc_top_k,
         precision_top_k=v.precision_top_k,
@@ -71,7 +71,7 @@ def write_per_query(path: Path, res, val_df: pd.DataFrame) -> None:
 
 def cmc_curve(res, val_df: pd.DataFrame, max_k: int) -> list[dict]:
     """CMC@k for k = 1..max_k from the retrieved lists (queries with ground truth only)."""
-    labels = torch.as_tensor(val_df["label"].to_numpy(), dtype=torch.long)
+    labels = torch.tensor(val_df["label"].to_numpy(), dtype=torch.long)
     pq = res.per_query
     has_gt = torch.as_tensor(pq["n_gt"].to_numpy() > 0)
     query_labels = labels[torch.as_tensor(pq["item"].to_numpy())]

@@ -66,6 +66,9 @@ def generate_digits(cfg: DigitsConfig, seed: int, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     images, digits = _source_images()
+    if cfg.n_source is not None:
+        keep = np.sort(rng.choice(len(images), size=cfg.n_source, replace=False))
+        images, digits = images[keep], digits[keep]
     n = len(images)
 
     order = rng.permutation(n)
@@ -74,6 +77,7 @@ def generate_digits(cfg: DigitsConfig, seed: int, out_dir: str | Path) -> Path:
 
     # Thousands of small files: write them into a staging folder and swap it in whole
     # (one rename) rather than fsync+rename each file.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     (staging / "images").mkdir()
     rows = []

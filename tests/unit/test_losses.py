@@ -16,7 +16,7 @@ def _reference_batch_all(emb, labels, margin):
             dan.append(d[a, q])
             losses.append(max(0.0, float(d[a, p] - d[a, q] + margin)))
     losses = torch.tensor(losses)
-    return losses.mean(), torch.stack(dap).mean(), torch.stack(dan).mean(), (losses > 0).double().mean()
+    return losses.sum() / max(1, int((losses > 0).sum())), torch.stack(dap).mean(), torch.stack(dan).mean(), (losses > 0).double().mean()
 
 
 def test_batch_all_matches_a_loop_reference():
@@ -42,8 +42,8 @@ def test_hand_computed_case_on_a_line():
     assert stats["neg_dist"].item() == pytest.approx(2.5, abs=1e-5)
     assert stats["active_tri"].item() == 0.0
     loss, stats = triplet_loss(emb, labels, margin=1.5, miner="all")
-    # (0,1,2): 1-3+1.5=-0.5 -> 0; (1,0,2): 1-2+1.5=0.5
-    assert loss.item() == pytest.approx(0.25, abs=1e-5)
+    # (0,1,2): 1-3+1.5=-0.5 -> 0; (1,0,2): 1-2+1.5=0.5 -> the mean over the one active triplet
+    assert loss.item() == pytest.approx(0.5, abs=1e-5)
     assert stats["active_tri"].item() == pytest.approx(0.5)
 
 
@@ -74,8 +74,8 @@ def test_gradient_is_finite_with_duplicate_embeddings():
 
 
 def test_pairwise_distances_match_cdist():
-    x = torch.randn(10, 4)
-    assert torch.allclose(pairwise_distances(x), torch.cdist(x, x), atol=1e-4)
+    x = torch.randn(10, 4, dtype=torch.float64)
+    assert torch.allclose(pairwise_distances(x), torch.cdist(x, x), atol=1e-5)
 
 
 def test_unknown_miner_is_rejected():

@@ -1,0 +1,191 @@
+"""``mirror_run``: replay a finished run folder into the configured logger, bounded in time.
+
+The replay runs in a worker thread with a deadline (``logger.timeout_s``); the backend's calls
+go through a driver that stops at the next call once the deadline has passed, so a late worker
+never publishes a run the report calls failed. Failures print one warning line and are
+recorded in ``runs/mirror/report.json``; ``logger.strict`` turns them into :class:`MirrorError`.
+A missing backend package (:class:`MissingBackendError`) and bad ``logger`` config
+(:class:`ConfigError`) always raise, before anything is read.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reprokit.config import LoggerConfig, redact
+from reprokit.errors import MirrorError
+from reprokit.fileio import write_json
+from reprokit.mirror import registry
+from reprokit.mirror.base import MirrorBackend, RunInfo
+from reprokit.mirror.paths import home_dir
+from reprokit.mirror.runfolder import RunData, read_run_folder
+
+__all__ = ["mirror_run", "REPORT_PATH"]
+
+REPORT_PATH = "mirror/report.json"  # relative to runs_dir
+PROG = "reprokit mirror"
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Driver:
+    """Counts what reached the backend; refuses further calls after the deadline."""
+
+    def __init__(self, backend: MirrorBackend) -> None:
+        self.backend = backend
+        self.cancel = threading.Event()
+        self.counts = {"scalars": 0, "images": 0, "texts": 0, "artifacts": 0, "params": 0, "tags": 0}
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.cancel.is_set():
+            raise _Cancelled("deadline passed")
+        return fn(*args)
+
+    def replay(self, data: RunData, info: RunInfo) -> dict[str, Any]:
+        b = self.backend
+        self.call(b.start, info)
+        try:
+            self.call(b.log_params, data.params)
+            self.counts["params"] = len(data.params)
+            self.call(b.log_tags, data.user_tags, data.auto_tags)
+            self.counts["tags"] = len(data.user_tags) + len(data.auto_tags)
+            self.call(b.log_scalars, data.scalars)
+            self.counts["scalars"] = len(data.scalars)
+            for image in data.images:
+                self.call(b.log_image, image)
+                self.counts["images"] += 1
+            for text in data.texts:
+                self.call(b.log_text, text)
+                self.counts["texts"] += 1
+            for art in data.artifacts:
+                self.call(b.log_artifact, art.name, art.path)
+                self.counts["artifacts"] += 1
+            return self.call(b.finish)
+        except BaseException:
+            try:
+                b.abort()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+
+
+def _run_with_deadline(driver: _Driver, data: RunData, info: RunInfo) -> dict[str, Any]:
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["where"] = driver.replay(data, info)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    # daemon: a backend stuck past the deadline must not keep the process alive at exit.
+    thread = threading.Thread(target=work, name=f"reprokit-mirror-{info.run_id[:8]}", daemon=True)
+    thread.start()
+    thread.join(info.timeout_s)
+    if thread.is_alive():
+        driver.cancel.set()
+        raise TimeoutError(f"no answer within logger.timeout_s={info.timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["where"]
+
+
+def _scrub(text: str, secrets: list[str], limit: int | None = None) -> str:
+    text = " ".join(str(text).split())
+    for value in secrets:
+        if value:
+            text = text.replace(value, "***")
+    if limit is not None and len(text) > limit:  # one readable line, even for verbose client errors
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def mirror_run(
+    runs_dir: str | Path = "runs",
+    logger: LoggerConfig | None = None,
+    tags: tuple[str, ...] | list[str] = (),
+    project_dir: str | Path = ".",
+) -> dict[str, Any]:
+    """Replay ``runs_dir`` (relative paths: against ``project_dir``) into ``logger``; return the report.
+
+    The report (also written atomically to ``<runs_dir>/mirror/report.json``) holds ``backend``,
+    ``run_id``/``run_name`` (the pipeline run), ``where`` (log dir / tracking URI and MLflow run
+    id / offline zip / W&B run dir), ``counts``, ``missing`` and ``skipped`` run-folder parts,
+    ``notes``, ``ok``, ``error`` and ``elapsed_s``.
+    """
+    logger = logger if logger is not None else LoggerConfig()
+    logger.check("logger")
+    cls = registry.backend_class(logger.name)  # MissingBackendError first: nothing read yet
+    registry.check_args(logger.name, logger.args, cls.allowed_args)
+    secret_keys = registry.secret_args(logger.args)
+    secret_values = [str(logger.args[k]) for k in secret_keys if logger.args[k] not in (None, "")]
+    if secret_keys:
+        _warn(
+            f"logger.args {', '.join(secret_keys)} ignored: API tokens are read from the environment only "
+            f"({registry.spec(logger.name).token_env or 'see the backend docs'}), never from params.yaml"
+        )
+    backend: MirrorBackend = cls({k: v for k, v in logger.args.items() if k not in secret_keys})
+    backend.check_config()
+
+    project = Path(project_dir)
+    runs = Path(runs_dir) if Path(runs_dir).is_absolute() else project / runs_dir
+    started = time.monotonic()
+    report: dict[str, Any] = {
+        "backend": logger.name,
+        "args": _redacted_args(logger.args),
+        "run_id": None,
+        "run_name": None,
+        "where": {},
+        "counts": {},
+        "missing": [],
+        "skipped": [],
+        "notes": [],
+        "ok": False,
+        "error": None,
+    }
+    driver = _Driver(backend)
+    try:
+        data = read_run_folder(runs, tags)
+        report.update(run_id=data.run_id, run_name=data.run_name, missing=data.missing, skipped=data.skipped)
+        if cls.media_as_files and (data.images or data.texts):
+            report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
+        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s)
+        report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secret_values)
+        report["ok"] = True
+    except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
+        what = exc.one_line() if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"
+        report["error"] = _scrub(what, secret_values, limit=500)
+    report["counts"] = dict(driver.counts)
+    report["elapsed_s"] = round(time.monotonic() - started, 3)
+    write_json(runs / REPORT_PATH, report)
+
+    if report["missing"]:
+        print(f"{PROG}: note: not in the run folder, not mirrored: {', '.join(report['missing'])}", file=sys.stderr)
+    if not report["ok"]:
+        message = (
+            f"mirroring run {report['run_name'] or runs} into {logger.name} failed: {report['error']}; "
+            f"every local file is intact, the failure is recorded in {runs / REPORT_PATH}"
+        )
+        if logger.strict:
+            raise MirrorError(message, hint="fix the logger and replay with `reprokit mirror`")
+        _warn(f"{message}; replay later with `reprokit mirror`")
+    return report
+
+
+def _redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if not isinstance(v, (bool, int, float, str, type(None))) else v) for k, v in redact(dict(args)).items()}
+
+
+def _scrub_dict(where: Mapping[str, Any], secrets: list[str]) -> dict[str, Any]:
+    return {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in where.items()}

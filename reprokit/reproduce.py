@@ -1,0 +1,225 @@
+"""``reprokit reproduce REV``: re-run a past commit or DVC experiment in isolation, compare metrics.
+
+1. REV is resolved to a commit: a commit/branch/tag through git, else a DVC experiment name
+   through its ``refs/exps/...`` ref.
+2. The metrics recorded at REV are read from git: every ``metrics`` file that REV's dvc.yaml
+   declares (they are committed, ``cache: false``).
+3. REV's tracked files are exported into a fresh folder outside the workspace (nothing of the
+   user's is touched: no checkout, no worktree entry, not even params.yaml) and made a git repo.
+   What DVC can restore is pulled from the project's DVC remote or, read-only, from the
+   project's local cache (added as a local remote: it has the same layout).
+4. ``dvc repro --force`` re-runs every stage there; each metric is compared with the record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reprokit.errors import ReproduceError
+
+__all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
+
+
+@dataclass
+class Row:
+    metric: str
+    recorded: float | None
+    reproduced: float | None
+
+    @property
+    def difference(self) -> float | None:
+        if self.recorded is None or self.reproduced is None:
+            return None
+        return self.reproduced - self.recorded
+
+
+@dataclass
+class ReproduceReport:
+    rev: str
+    commit: str
+    rows: list[Row] = field(default_factory=list)
+    tolerance: float = 0.0
+    workdir: Path | None = None
+
+    def agrees(self, row: Row) -> bool:
+        diff = row.difference
+        return diff is not None and math.isfinite(diff) and abs(diff) <= self.tolerance
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(self.agrees(r) for r in self.rows)
+
+    def table(self) -> str:
+        def fmt(x: float | None) -> str:
+            return "missing" if x is None else f"{x:.6g}"
+
+        header = ("metric", "recorded", "reproduced", "difference", "")
+        body = [
+            (r.metric, fmt(r.recorded), fmt(r.reproduced), fmt(r.difference), "ok" if self.agrees(r) else "DIFFERS")
+            for r in self.rows
+        ]
+        widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(5)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [header, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths[:4]))
+        return "\n".join(lines)
+
+
+def _git(args: list[str], repo: Path, binary: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=not binary)
+
+
+def resolve_rev(rev: str, repo: Path) -> str:
+    """A commit SHA for a commit/branch/tag, or for a DVC experiment name."""
+    if _git(["rev-parse", "--is-inside-work-tree"], repo).returncode != 0:
+        raise ReproduceError(f"{repo} is not a git repository", hint="run reprokit reproduce inside the project")
+    out = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo)
+    if out.returncode == 0:
+        return out.stdout.strip()
+    refs = _git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout.split("\n")
+    matches = [line.split()[1] for line in refs if line and line.split()[0].rsplit("/", 1)[-1] == rev]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ReproduceError(f"experiment name {rev!r} is ambiguous ({len(matches)} experiments)", hint="pass its commit SHA")
+    raise ReproduceError(
+        f"unknown revision {rev!r}: not a commit, branch, tag or DVC experiment",
+        hint="list them with `git log --oneline` or `dvc exp show -A`",
+    )
+
+
+def _metrics_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+    paths = []
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        for entry in stage.get("metrics") or []:
+            paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return paths
+
+
+def _numeric_leaves(data: Any, prefix: str) -> dict[str, float]:
+    if isinstance(data, dict):
+        out: dict[str, float] = {}
+        for k, v in data.items():
+            out.update(_numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return {prefix: float(data)}
+    return {}
+
+
+def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
+    """Every numeric metric committed at ``commit``, keyed ``<file>:<dotted.key>``."""
+    shown = _git(["show", f"{commit}:dvc.yaml"], repo)
+    if shown.returncode != 0:
+        raise ReproduceError(f"revision {commit[:12]} has no dvc.yaml", hint="pick a commit of a reprokit pipeline")
+    found: dict[str, float] = {}
+    for path in _metrics_paths(yaml.safe_load(shown.stdout) or {}):
+        blob = _git(["show", f"{commit}:{path}"], repo)
+        if blob.returncode == 0:
+            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(blob.stdout), "").items()})
+    if not found:
+        raise ReproduceError(
+            f"revision {commit[:12]} has no recorded metrics (no metrics file of its dvc.yaml is committed there)",
+            hint="commit the metrics files (git add runs/*/metrics.json) after `dvc repro`",
+        )
+    return found
+
+
+def current_metrics(workdir: Path) -> dict[str, float]:
+    dvc_yaml = yaml.safe_load((workdir / "dvc.yaml").read_text()) or {}
+    found: dict[str, float] = {}
+    for path in _metrics_paths(dvc_yaml):
+        file = workdir / path
+        if file.is_file():
+            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(file.read_text()), "").items()})
+    return found
+
+
+def compare(recorded: dict[str, float], reproduced: dict[str, float]) -> list[Row]:
+    return [Row(name, recorded[name], reproduced.get(name)) for name in sorted(recorded)]
+
+
+def _export(commit: str, repo: Path, dest: Path) -> None:
+    archive = _git(["archive", "--format=tar", commit], repo, binary=True)
+    if archive.returncode != 0:
+        raise ReproduceError(f"cannot export revision {commit[:12]}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+def _prepare_checkout(commit: str, repo: Path, workdir: Path) -> None:
+    _export(commit, repo, workdir)
+    # A git repo of its own, so the pipeline's code snapshot and DVC work as in the original.
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", f"reproduce {commit}", "--no-verify"]):
+        _run(cmd, workdir)
+    cache = repo / ".dvc" / "cache"
+    if cache.is_dir():
+        # The user's cache, read-only, as a local remote (same layout); our outputs go to our own cache.
+        _run(["dvc", "remote", "add", "--local", "reprokit_origin_cache", str(cache.resolve())], workdir)
+        _run(["dvc", "pull", "-q", "--allow-missing", "-r", "reprokit_origin_cache"], workdir)
+    _run(["dvc", "pull", "-q", "--allow-missing"], workdir)  # the project's default remote, if any
+
+
+def _repro(workdir: Path, log_path: Path) -> int:
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            ["dvc", "repro", "--force"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for line in proc.stdout or ():
+            log.write(line)
+            if line.startswith("Running stage"):
+                stage = line.split("'")[1] if "'" in line else line.strip()
+                print(f"[{time.monotonic() - start:7.1f}s] running stage {stage}", file=sys.stderr, flush=True)
+        return proc.wait()
+
+
+def reproduce(rev: str, repo: Path = Path("."), tolerance: float = 0.0, keep: bool = False) -> ReproduceReport:
+    repo = repo.resolve()
+    commit = resolve_rev(rev, repo)
+    recorded = recorded_metrics(commit, repo)
+    workdir = Path(tempfile.mkdtemp(prefix=f"reprokit-reproduce-{commit[:8]}-"))
+    report = ReproduceReport(rev=rev, commit=commit, tolerance=tolerance, workdir=workdir if keep else None)
+    print(f"reproducing {rev} ({commit[:12]}) in {workdir}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        _prepare_checkout(commit, repo, workdir)
+        log_path = workdir.parent / f"{workdir.name}.log"
+        code = _repro(workdir, log_path)
+        if code != 0:
+            tail = log_path.read_text().splitlines()[-30:]
+            print("\n".join(tail), file=sys.stderr)
+            raise ReproduceError(
+                f"the pipeline of {rev} ({commit[:12]}) failed with exit code {code}",
+                hint=f"full log: {log_path}",
+            )
+        log_path.unlink(missing_ok=True)
+        report.rows = compare(recorded, current_metrics(workdir))
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(report.table())
+    agreed = sum(report.agrees(r) for r in report.rows)
+    verdict = "reproduced" if report.ok else "NOT reproduced"
+    print(
+        f"{verdict}: {agreed}/{len(report.rows)} metrics agree within {tolerance:g} "
+        f"({time.monotonic() - started:.0f}s)" + (f"; outputs kept in {workdir}" if keep else ""),
+        file=sys.stderr,
+    )
+    return report
