@@ -27,14 +27,26 @@ from typing import Any
 
 import yaml
 
-from reprokit.config import Config, redact
+from reprokit.config import REDACTED, Config, redact, secret_values
 from reprokit.fileio import write_bytes, write_json, write_text
 from reprokit.gitinfo import GitState, git, git_state
 
 __all__ = ["write_run_artifacts", "code_snapshot", "auto_tags", "environment", "warn_untracked_imports"]
 
 
-def code_snapshot(project_dir: Path, out_dir: Path, state: GitState) -> None:
+def _scrub(data: bytes, secrets: list[str]) -> bytes:
+    for value in secrets:
+        data = data.replace(value.encode(), REDACTED.encode())
+    return data
+
+
+def code_snapshot(project_dir: Path, out_dir: Path, state: GitState, secrets: list[str] = ()) -> None:
+    """Archive the tracked files and the diff; literal secret values are replaced in both.
+
+    With no secret in a tracked file, ``git apply diff.patch`` onto ``git.json``'s commit gives
+    back exactly the archived files; a secret (say an API token in params.yaml) is the one
+    thing deliberately not reproduced.
+    """
     if not state.is_repo:
         warnings.warn(
             f"{project_dir} is not a git repository: no code snapshot recorded (run `git init` and commit)",
@@ -50,7 +62,7 @@ def code_snapshot(project_dir: Path, out_dir: Path, state: GitState) -> None:
             path = project_dir / rel
             if not path.is_file():  # deleted in the working tree
                 continue
-            data = path.read_bytes()
+            data = _scrub(path.read_bytes(), secrets)
             info = tarfile.TarInfo(rel)
             info.size = len(data)
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
@@ -58,7 +70,7 @@ def code_snapshot(project_dir: Path, out_dir: Path, state: GitState) -> None:
             tar.addfile(info, io.BytesIO(data))
     write_bytes(out_dir / "code.tar.gz", buf.getvalue())
     diff = git(["diff", "HEAD", "--binary"], project_dir, check=False) if state.commit else ""
-    write_text(out_dir / "diff.patch", diff)
+    write_bytes(out_dir / "diff.patch", _scrub(diff.encode(), secrets))
     write_json(out_dir / "git.json", state.to_dict())
 
 
@@ -127,7 +139,7 @@ def environment(seed: int) -> dict[str, Any]:
 
 def write_run_artifacts(cfg: Config, dataframe_csv: Path, project_dir: Path, out_dir: Path) -> dict[str, Any]:
     state = git_state(project_dir)
-    code_snapshot(project_dir, out_dir, state)
+    code_snapshot(project_dir, out_dir, state, secret_values(cfg.to_dict()))
     write_text(out_dir / "config.yaml", yaml.safe_dump(redact(cfg.to_dict()), sort_keys=True))
     data = dataframe_csv.read_bytes()
     write_bytes(out_dir / "dataframe.csv", data)

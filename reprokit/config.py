@@ -24,6 +24,7 @@ __all__ = [
     "config_from_dict",
     "flatten",
     "redact",
+    "secret_values",
     "SECRET_PATTERNS",
     "LOGGER_NAMES",
 ]
@@ -251,6 +252,21 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def is_secret_key(key: str) -> bool:
     name = str(key).lower()
     return any(fnmatch.fnmatch(name, pat) for pat in SECRET_PATTERNS)
+
+
+def secret_values(data: Any) -> list[str]:
+    """The non-empty values stored under secret-looking keys, for scrubbing them from any text."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if is_secret_key(k) and v not in (None, "") and not isinstance(v, (dict, list)):
+                found.append(str(v))
+            else:
+                found.extend(secret_values(v))
+    elif isinstance(data, list):
+        for v in data:
+            found.extend(secret_values(v))
+    return found
 
 
 def redact(data: Any) -> Any:

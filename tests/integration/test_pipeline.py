@@ -113,7 +113,8 @@ def test_exp_run_and_exp_show_list_params_and_metrics(pipeline_copy: Path):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], pipeline_copy).stdout)
     text = json.dumps(shown)
     assert "one-epoch" in text
-    exp = next(e for e in shown[0]["experiments"] if e["name"] == "one-epoch")
+    exps = [e for row in shown for e in (row.get("experiments") or [])]
+    exp = next(e for e in exps if e["name"] == "one-epoch")
     data = exp["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["train"]["epochs"] == 1
     overall = data["metrics"]["runs/validate/metrics.json"]["data"]["overall"]
