@@ -35,9 +35,11 @@ class EmbeddingModule(LightningModule):
                 hint=f"lower train.lr (now {self.train_cfg.lr}); nothing was recorded for this run",
             )
         batch_size = len(labels)
-        # Per step and averaged per epoch (Lightning suffixes the keys _step/_epoch).
-        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
-        self.log_dict(stats, on_step=True, on_epoch=True, batch_size=batch_size)
+        # Per step and averaged per epoch (Lightning suffixes the keys _step/_epoch); under DDP
+        # the values are averaged over the ranks so rank zero logs the global numbers once.
+        sync = self.trainer.world_size > 1
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=sync)
+        self.log_dict(stats, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=sync)
         return loss
 
     def configure_optimizers(self):

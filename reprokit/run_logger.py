@@ -15,7 +15,6 @@ end, so a killed run leaves complete (if shorter) files.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,18 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
 from reprokit.fileio import atomic_path, write_json, write_text
+from reprokit.tables import read_table, write_table
 
-__all__ = ["RunFolderLogger", "write_table"]
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # shortest round-trip repr: byte-identical for identical floats
-    return str(value)
-
-
-def write_table(path: Path, first: list[str], rows: list[dict[str, Any]]) -> None:
-    keys = sorted({k for row in rows for k in row} - set(first))
-    header = first + keys
-    lines = ["\t".join(header)]
-    lines += ["\t".join(_fmt(row.get(k)) for k in header) for row in rows]
-    write_text(path, "\n".join(lines) + "\n")
+__all__ = ["RunFolderLogger"]
 
 
 class RunFolderLogger(Logger):
-    def __init__(self, root: str | Path, epoch_keys: set[str] | None = None) -> None:
+    def __init__(self, root: str | Path, epoch_keys: set[str] | None = None, state_dir: str | Path | None = None) -> None:
         super().__init__()
         self.root = Path(root)
+        # With train.resume, the tables are also kept beside the resume checkpoint: DVC deletes
+        # the stage's outputs (runs/train/plots) before the re-run that resumes.
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self.epoch_keys = epoch_keys if epoch_keys is not None else set()
         self._step_rows: dict[int, dict[str, Any]] = {}
         self._epoch_rows: dict[int, dict[str, Any]] = {}
@@ -80,18 +67,23 @@ class RunFolderLogger(Logger):
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         step = int(step or 0)
         epoch = metrics.get("epoch")
+        epoch_level = False
         for key, value in metrics.items():
             if key == "epoch":
                 continue
             value = float(value)
             if key.endswith("_epoch"):
+                epoch_level = True
                 self._epoch_row(epoch, step)[key[: -len("_epoch")]] = value
             elif key.endswith("_step"):
                 self._step_row(step, epoch)[key[: -len("_step")]] = value
             elif key in self.epoch_keys:
+                epoch_level = True
                 self._epoch_row(epoch, step)[key] = value
             else:
                 self._step_row(step, epoch)[key] = value
+        if epoch_level:
+            self.save()  # an epoch ended: its complete rows reach the disk
 
     def log_image(self, key: str, image_hwc: np.ndarray, step: int) -> Path:
         path = self.root / "images" / key / f"{step}.png"
@@ -106,10 +98,23 @@ class RunFolderLogger(Logger):
 
     @rank_zero_only
     def save(self) -> None:
-        if self._step_rows:
-            write_table(self.root / "plots" / "step.tsv", ["step", "epoch"], list(self._step_rows.values()))
-        if self._epoch_rows:
-            write_table(self.root / "plots" / "epoch.tsv", ["epoch", "step"], list(self._epoch_rows.values()))
+        for base in (self.root, self.state_dir):
+            if base is None:
+                continue
+            if self._step_rows:
+                write_table(base / "plots" / "step.tsv", ["step", "epoch"], list(self._step_rows.values()))
+            if self._epoch_rows:
+                write_table(base / "plots" / "epoch.tsv", ["epoch", "step"], list(self._epoch_rows.values()))
+
+    def restore(self) -> None:
+        """Reload the tables kept in ``state_dir`` (resuming); rows re-logged later overwrite them."""
+        if self.state_dir is None:
+            return
+        for name, rows, key in (("step.tsv", self._step_rows, "step"), ("epoch.tsv", self._epoch_rows, "epoch")):
+            path = self.state_dir / "plots" / name
+            if path.exists():
+                for row in read_table(path):
+                    rows[int(row[key])] = row
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

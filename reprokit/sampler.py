@@ -17,7 +17,11 @@ __all__ = ["LabelBalancedBatchSampler"]
 
 
 class LabelBalancedBatchSampler:
-    """Yields lists of dataset indices. Each label appears in at most one batch per epoch."""
+    """Yields lists of dataset indices. Each label appears in at most one batch per epoch.
+
+    The batches are a pure function of (seed, epoch): call ``set_epoch`` before each epoch
+    (reprokit's training does it from a callback, so a resumed run sees the same batches).
+    """
 
     def __init__(self, labels: Sequence[int], n_labels: int, n_instances: int, seed: int) -> None:
         labels = np.asarray(labels)
@@ -40,22 +44,30 @@ class LabelBalancedBatchSampler:
         self.n_instances = n_instances
         self.seed = seed
         self.epoch = 0
+        self.rank, self.world_size = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    def set_distributed(self, rank: int, world_size: int) -> None:
+        """Under DDP each rank takes every world_size-th batch of the same epoch plan."""
+        self.rank, self.world_size = rank, world_size
+
+    def _n_batches(self) -> int:
         return len(self._members) // self.n_labels
+
+    def __len__(self) -> int:
+        return self._n_batches() // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         label_order = rng.permutation(len(self._members))
-        for b in range(len(self)):
+        for b in range(self._n_batches()):
             batch: list[int] = []
             for label_idx in label_order[b * self.n_labels : (b + 1) * self.n_labels]:
                 members = self._members[label_idx]
                 batch.extend(rng.choice(members, size=self.n_instances, replace=False).tolist())
-            yield batch
-        # Lightning does not call set_epoch on a batch sampler; advance ourselves so every
-        # epoch sees new batches while staying a pure function of (seed, epoch).
-        self.epoch += 1
+            # Every rank draws the whole plan (same RNG stream) and keeps its share; the
+            # remainder that would leave ranks out of step is dropped.
+            if b % self.world_size == self.rank and b < len(self) * self.world_size:
+                yield batch

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import sys
 import uuid
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pandas as pd
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from reprokit.checkpoint import save_model
 from reprokit.config import Config
-from reprokit.fileio import write_json
 from reprokit.images import ImageTensorDataset, collate_batch, load_images
 from reprokit.module import LOSS_STATS, EmbeddingModule
 from reprokit.run_logger import RunFolderLogger
@@ -26,7 +30,30 @@ def new_run_identity(exp_name: str | None) -> dict[str, str]:
     return {"run_id": run_id, "run_name": f"{exp_name or 'run'}-{run_id[:8]}"}
 
 
-def make_trainer(cfg: Config, logger: RunFolderLogger) -> pl.Trainer:
+class _SamplerEpoch(pl.Callback):
+    """Lightning calls set_epoch on samplers, not on batch samplers: do it for ours."""
+
+    def __init__(self, sampler: LabelBalancedBatchSampler) -> None:
+        self.sampler = sampler
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.sampler.set_distributed(trainer.global_rank, trainer.world_size)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.sampler.set_epoch(trainer.current_epoch)
+
+
+def resume_dir(cfg: Config) -> Path:
+    """Where ``train.resume`` keeps its last checkpoint: outside the DVC outputs (DVC deletes
+    those before a stage runs), one folder per training configuration, so a changed config
+    never resumes from a checkpoint of another."""
+    relevant = {k: cfg.to_dict()[k] for k in ("seed", "data", "model", "train", "trainer")}
+    relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "resume"}
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(".reprokit") / "resume" / digest
+
+
+def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callback]) -> pl.Trainer:
     t = cfg.trainer
     return pl.Trainer(
         max_epochs=cfg.train.epochs,
@@ -38,16 +65,20 @@ def make_trainer(cfg: Config, logger: RunFolderLogger) -> pl.Trainer:
         default_root_dir=t.default_root_dir,
         deterministic=True,
         logger=logger,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        callbacks=callbacks,
         enable_model_summary=False,
         log_every_n_steps=cfg.train.log_every_n_steps,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        # Our batch sampler shards itself across ranks (set_distributed): Lightning must not wrap it.
+        use_distributed_sampler=False,
     )
 
 
-def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> dict[str, float]:
-    """Fit the model; write plots/, model.ckpt and return the final-epoch loss statistics."""
+def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tuple[dict[str, float], bool]:
+    """Fit the model; write plots/ and model.ckpt (rank zero); return (final-epoch loss
+    statistics, whether this process is the global rank zero that writes the outputs)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     is_train = (df["split"] == "train").to_numpy()
     train_df = df[is_train].reset_index(drop=True)
@@ -64,11 +95,22 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> di
         persistent_workers=cfg.train.num_workers > 0,
     )
     module = EmbeddingModule(cfg.model, cfg.train, in_channels=images.shape[1])
-    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys)
-    trainer = make_trainer(cfg, logger)
-    trainer.fit(module, loader)
+    state_dir = resume_dir(cfg) if cfg.train.resume else None
+    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir)
+    callbacks: list[pl.Callback] = [_SamplerEpoch(sampler)]
+    ckpt_path = None
+    if state_dir is not None:
+        callbacks.append(ModelCheckpoint(dirpath=state_dir, save_last=True, save_top_k=0, every_n_epochs=1))
+        if (state_dir / "last.ckpt").exists():
+            ckpt_path = str(state_dir / "last.ckpt")
+            logger.restore()
+            print(f"train: resuming from {ckpt_path}", file=sys.stderr)
+    trainer = make_trainer(cfg, logger, callbacks)
+    trainer.fit(module, loader, ckpt_path=ckpt_path)
+    if cfg.train.resume and trainer.is_global_zero:
+        shutil.rmtree(resume_dir(cfg), ignore_errors=True)  # finished: nothing left to resume
 
     final = logger.last_epoch_values()
     if trainer.is_global_zero:
         save_model(out_dir / "model.ckpt", module.model, cfg, in_channels=images.shape[1])
-    return {k: final[k] for k in LOSS_STATS if k in final}
+    return {k: final[k] for k in LOSS_STATS if k in final}, trainer.is_global_zero

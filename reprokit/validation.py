@@ -8,15 +8,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 
-from reprokit.config import Config
+from reprokit.config import Config, TrainerConfig
+from reprokit.distributed import gather_for_metrics
 from reprokit.fileio import write_json, write_text
 from reprokit.images import load_images
 from reprokit.metrics import retrieval_metrics
 from reprokit.progress import progress
-from reprokit.run_logger import write_table
+from reprokit.tables import write_table
 
-__all__ = ["validation_inputs", "embed", "score", "write_per_query", "cmc_curve"]
+__all__ = ["validation_inputs", "embed", "embed_distributed", "wants_distributed", "score", "write_validation"]
 
 
 def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, torch.Tensor]:
@@ -27,12 +29,44 @@ def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple
 
 
 @torch.inference_mode()
+def _embed_batches(model: nn.Module, images: torch.Tensor, batch_size: int, batch_ids: list[int], show: bool):
+    idx, out = [], []
+    for b in progress(batch_ids, "embedding", enabled=show):
+        stop = min((b + 1) * batch_size, len(images))
+        idx.append(torch.arange(b * batch_size, stop))
+        out.append(model(images[b * batch_size : stop]))
+    return torch.cat(idx), torch.cat(out)
+
+
 def embed(model: nn.Module, images: torch.Tensor, batch_size: int, show_progress: bool = True) -> torch.Tensor:
-    chunks = []
-    starts = range(0, len(images), batch_size)
-    for start in progress(starts, "embedding", enabled=show_progress):
-        chunks.append(model(images[start : start + batch_size]))
-    return torch.cat(chunks)
+    """Embeddings of all images, in order."""
+    n_batches = -(-len(images) // batch_size)
+    return _embed_batches(model, images, batch_size, list(range(n_batches)), show_progress)[1]
+
+
+def wants_distributed(t: TrainerConfig) -> bool:
+    return t.devices > 1 or t.num_nodes > 1 or t.strategy.startswith("ddp")
+
+
+def embed_distributed(cfg: Config, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(all embeddings in order, is_global_zero) under Lightning Fabric with the ``trainer`` settings.
+
+    Ranks share out whole batches (a DistributedSampler over batch ids) so every image is
+    embedded in exactly the batch it would be in one process: bit-identical embeddings, hence
+    identical metrics. The sampler's padding repeats a batch on some rank; the gather drops
+    those repeats by item index.
+    """
+    from lightning.fabric import Fabric  # Lightning's launcher: only paid for when asked for
+
+    t = cfg.trainer
+    fabric = Fabric(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy)
+    fabric.launch()
+    bs = cfg.validate.batch_size
+    n_batches = -(-len(images) // bs)
+    shard = DistributedSampler(range(n_batches), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False)
+    idx, emb = _embed_batches(model, images, bs, list(shard), fabric.is_global_zero)
+    _, emb = gather_for_metrics(idx, emb)
+    return emb, fabric.is_global_zero
 
 
 def score(cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True):
@@ -73,8 +107,8 @@ def cmc_curve(res, val_df: pd.DataFrame, max_k: int) -> list[dict]:
     """CMC@k for k = 1..max_k from the retrieved lists (queries with ground truth only)."""
     labels = torch.tensor(val_df["label"].to_numpy(), dtype=torch.long)
     pq = res.per_query
-    has_gt = torch.as_tensor(pq["n_gt"].to_numpy() > 0)
-    query_labels = labels[torch.as_tensor(pq["item"].to_numpy())]
+    has_gt = torch.tensor(pq["n_gt"].to_numpy() > 0)
+    query_labels = labels[torch.tensor(pq["item"].to_numpy())]
     k = min(max_k, res.retrieved.shape[1])
     relevant = labels[res.retrieved[:, :k]] == query_labels[:, None]
     hit_by_k = relevant.cumsum(dim=1).clamp(max=1).float()[has_gt]

@@ -25,9 +25,9 @@ def main() -> None:
 
     cfg = load_config(args.params)
     df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
-    stats = train(cfg, df, paths, out)
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("RANK", "0") != "0":
-        return  # rank zero writes (DDP)
+    stats, is_global_zero = train(cfg, df, paths, out)
+    if not is_global_zero:
+        return  # under DDP, rank zero alone writes
     write_run_artifacts(cfg, csv_path, Path.cwd(), out / "artifacts")
     warn_untracked_imports(Path.cwd())
     write_json(out / "run.json", new_run_identity(os.environ.get("DVC_EXP_NAME")))

@@ -11,7 +11,7 @@ from reprokit.checkpoint import load_model
 from reprokit.config import load_config
 from reprokit.dataset_source import load_dataset
 from reprokit.stage_runner import run_main
-from reprokit.validation import embed, score, validation_inputs, write_validation
+from reprokit.validation import embed, embed_distributed, score, validation_inputs, wants_distributed, write_validation
 
 
 def main() -> None:
@@ -28,7 +28,13 @@ def main() -> None:
     df, paths, _ = load_dataset(cfg)
     model, _ = load_model(Path(args.model))
     val_df, images = validation_inputs(cfg, df, paths)
-    res = score(cfg, val_df, embed(model, images, cfg.validate.batch_size))
+    if wants_distributed(cfg.trainer):
+        embeddings, is_global_zero = embed_distributed(cfg, model, images)
+        if not is_global_zero:
+            return  # rank zero scores once and writes
+    else:
+        embeddings = embed(model, images, cfg.validate.batch_size)
+    res = score(cfg, val_df, embeddings)
     # The raw-pixel baseline on the same split shows what the trained model adds.
     baseline = score(cfg, val_df, images.flatten(1), show_progress=False)
     write_validation(Path(args.out), res, val_df, baseline)

@@ -36,6 +36,8 @@ def test_deterministic_per_seed_and_epoch_and_different_across_epochs():
     b = LabelBalancedBatchSampler(labels, 4, 3, seed=7)
     first_a, first_b = list(a), list(b)
     assert first_a == first_b
+    assert list(a) == first_a  # the same epoch again: the same batches
+    a.set_epoch(1)
     assert list(a) != first_a  # the next epoch draws new batches
     c = LabelBalancedBatchSampler(labels, 4, 3, seed=8)
     assert list(c) != first_a
@@ -50,3 +52,16 @@ def test_too_many_instances_per_label_is_a_config_error():
 def test_more_labels_per_batch_than_exist_is_a_config_error():
     with pytest.raises(ConfigError, match=r"train.n_labels must be <= the number of training labels \(20\); got 21"):
         LabelBalancedBatchSampler(_labels(), n_labels=21, n_instances=2, seed=0)
+
+
+def test_ranks_share_out_disjoint_batches_of_the_same_epoch_plan():
+    labels = _labels(n_labels=21, per_label=4)
+    single = LabelBalancedBatchSampler(labels, n_labels=4, n_instances=2, seed=3)
+    plan = list(single)  # 5 batches
+    shards = []
+    for rank in range(2):
+        s = LabelBalancedBatchSampler(labels, n_labels=4, n_instances=2, seed=3)
+        s.set_distributed(rank, 2)
+        shards.append(list(s))
+        assert len(s) == 2 == len(shards[-1])  # the odd batch is dropped: ranks stay in step
+    assert shards[0] == [plan[0], plan[2]] and shards[1] == [plan[1], plan[3]]

@@ -1,0 +1,58 @@
+"""Lightning DDP on 2 CPU processes (gloo): same metrics as one process, rank zero alone writes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.projects import run, subprocess_env, write_params
+
+pytestmark = pytest.mark.slow
+
+DDP = {"trainer": {"strategy": "ddp", "devices": 2}}
+
+
+def _stage(repo: Path, module: str, *args: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", module, "--params", "params.yaml", *args], repo, env=subprocess_env())
+
+
+def test_validate_under_ddp_gives_the_single_process_metrics(pipeline_copy: Path, pipeline_repo: Path):
+    write_params(pipeline_copy, {"validate": {"batch_size": 64}, **DDP})  # several batches per rank
+    proc = _stage(pipeline_copy, "stages.validate", "--out", "runs/validate")
+    assert proc.stderr.count("validate: cmc@1=") == 1  # scored once, by rank zero
+    ddp = json.loads((pipeline_copy / "runs/validate/metrics.json").read_text())
+
+    write_params(pipeline_copy, {"trainer": {"strategy": "auto", "devices": 1}})
+    _stage(pipeline_copy, "stages.validate", "--out", "runs/validate_single")
+    single = json.loads((pipeline_copy / "runs/validate_single/metrics.json").read_text())
+    assert ddp == single
+    assert (pipeline_copy / "runs/validate/per_query.tsv").read_bytes() == (
+        pipeline_copy / "runs/validate_single/per_query.tsv"
+    ).read_bytes()
+
+    # The logger holds each metric once.
+    _stage(pipeline_copy, "stages.mirror", "--runs", "runs")
+    report = json.loads((pipeline_copy / "runs/mirror/report.json").read_text())
+    acc = EventAccumulator(report["where"]["log_dir"], size_guidance={"scalars": 0})
+    acc.Reload()
+    val_tags = [t for t in acc.Tags()["scalars"] if t.startswith("validate")]
+    assert val_tags
+    assert all(len(acc.Scalars(t)) == 1 for t in val_tags)
+
+
+def test_one_epoch_of_ddp_training_completes_and_rank_zero_alone_writes(pipeline_copy: Path):
+    write_params(pipeline_copy, {"train": {"epochs": 1}, **DDP})
+    proc = _stage(pipeline_copy, "stages.train", "--out", "runs/train_ddp")
+    assert proc.stderr.count("train: loss=") == 1
+    out = pipeline_copy / "runs/train_ddp"
+    assert (out / "model.ckpt").is_file() and (out / "metrics.json").is_file()
+    steps = (out / "plots/step.tsv").read_text().splitlines()[1:]
+    single_steps = (pipeline_copy / "runs/train/plots/step.tsv").read_text().splitlines()[1:]
+    # Two ranks share the epoch's batches: half the steps of one process per epoch.
+    per_epoch_single = sum(1 for line in single_steps if line.split("\t")[1] == "0")
+    assert len(steps) == per_epoch_single // 2
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not leftovers  # no temp files from a second writer
