@@ -17,8 +17,9 @@ says so.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -34,6 +35,7 @@ from reprokit.media_sinks import send_image, send_text
 __all__ = ["LightningModule"]
 
 _BUILTIN_REDUCTIONS = {torch.mean, torch.max, torch.min, torch.sum}
+_NUMBERS = {float, int}
 # Hooks inside a training batch, where Lightning's default is on_step=True, on_epoch=False.
 _STEP_HOOKS = {
     "training_step",
@@ -58,7 +60,7 @@ class _ReduceWith(Metric):
         self.add_state("values", default=[], dist_reduce_fx="cat")
 
     def update(self, value: Any) -> None:
-        self.values.append(torch.as_tensor(value, dtype=torch.float32, device=self.device).reshape(-1))
+        self.values.append(torch.as_tensor(value, dtype=torch.float32, device=self.device).detach().reshape(-1))
 
     def compute(self) -> torch.Tensor:
         out = self.fx(dim_zero_cat(self.values))
@@ -73,49 +75,88 @@ class LightningModule(pl.LightningModule):
         self.epoch_level_keys: set[str] = set()  # read by reprokit's run-folder logger
 
     # -- logging ----------------------------------------------------------------------
-    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(value, str):
-            self._log_media(name, value, send_text)
-            return
-        if is_image_like(value):
-            self._log_media(name, to_image_hwc(name, value), send_image)
-            return
-        if isinstance(value, (torch.Tensor, np.ndarray)) and value.size != () and np.prod(tuple(value.shape)) != 1:
-            raise LogValueError(
-                f"self.log({name!r}, ...): got shape {tuple(value.shape)}, dtype {value.dtype}; a scalar must have "
-                "exactly one element, an image must be HW, CHW, HWC or NCHW with both sides >= 2"
-            )
-        on_step, on_epoch = self._levels(kwargs.get("on_step"), kwargs.get("on_epoch"))
-        if on_epoch and not on_step:
+    # Lightning's own signature, so positional and keyword calls mean what they mean there.
+    # ``log_dict`` is not overridden: Lightning's loops over the entries calling ``self.log``.
+    def log(
+        self,
+        name: str,
+        value: Any,
+        prog_bar: bool = False,
+        logger: bool | None = None,
+        on_step: bool | None = None,
+        on_epoch: bool | None = None,
+        reduce_fx: str | Callable[[Any], Any] = "mean",
+        enable_graph: bool = False,
+        sync_dist: bool = False,
+        sync_dist_group: Any | None = None,
+        add_dataloader_idx: bool = True,
+        batch_size: int | None = None,
+        metric_attribute: str | None = None,
+        rank_zero_only: bool = False,
+    ) -> None:
+        # Fast path: plain numbers and 0-d tensors (nearly every call) skip the media checks.
+        kind = type(value)
+        if not (kind in _NUMBERS or (kind is torch.Tensor and value.ndim == 0)):
+            if isinstance(value, str):
+                self._log_media(name, value, send_text)
+                return
+            if is_image_like(value):
+                self._log_media(name, to_image_hwc(name, value), send_image)
+                return
+            if isinstance(value, (torch.Tensor, np.ndarray)):
+                if math.prod(value.shape) != 1:
+                    raise LogValueError(
+                        f"self.log({name!r}, ...): got shape {tuple(value.shape)}, dtype {value.dtype}; a scalar "
+                        "must have exactly one element, an image must be HW, CHW, HWC or NCHW with both sides >= 2"
+                    )
+                if isinstance(value, np.ndarray):  # Lightning takes numbers and tensors, not arrays
+                    value = value.item()
+        step_level, epoch_level = self._levels(on_step, on_epoch)
+        if epoch_level and not step_level:
             self.epoch_level_keys.add(name)
-        reduce_fx = kwargs.get("reduce_fx", "mean")
         if callable(reduce_fx) and reduce_fx not in _BUILTIN_REDUCTIONS:
-            value, kwargs = self._custom_reduction(name, value, reduce_fx, kwargs)
-        super().log(name, value, *args, **kwargs)
-
-    def log_dict(self, dictionary: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
-        # Lightning's log_dict would reject images/text; route each entry through self.log.
-        for key, value in dictionary.items():
-            self.log(key, value, *args, **kwargs)
+            # Lightning accepts only min/max/mean/sum; a Metric it will compute and reset each epoch can do any.
+            value, metric_attribute = self._custom_reduction(name, value, reduce_fx, step_level)
+            reduce_fx = "mean"  # ignored by Lightning for a Metric
+        super().log(
+            name,
+            value,
+            prog_bar=prog_bar,
+            logger=logger,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            reduce_fx=reduce_fx,
+            enable_graph=enable_graph,
+            sync_dist=sync_dist,
+            sync_dist_group=sync_dist_group,
+            add_dataloader_idx=add_dataloader_idx,
+            batch_size=batch_size,
+            metric_attribute=metric_attribute,
+            rank_zero_only=rank_zero_only,
+        )
 
     # -- helpers ----------------------------------------------------------------------
     def _levels(self, on_step: bool | None, on_epoch: bool | None) -> tuple[bool, bool]:
+        """Lightning's defaults: per step inside a training batch, per epoch everywhere else."""
         in_step = getattr(self, "_current_fx_name", None) in _STEP_HOOKS
         return (in_step if on_step is None else on_step, (not in_step) if on_epoch is None else on_epoch)
 
-    def _custom_reduction(self, name: str, value: Any, fx: Callable, kwargs: dict) -> tuple[Metric, dict]:
+    def _custom_reduction(self, name: str, value: Any, fx: Callable, on_step: bool) -> tuple[Metric, str]:
+        """Feed ``value`` to a per-key Metric reducing with ``fx``; return it and its attribute path."""
         attr = re.sub(r"\W", "_", name)
         if attr not in self._reprokit_reducers:
             self._reprokit_reducers[attr] = _ReduceWith(fx).to(self.device)
         metric = self._reprokit_reducers[attr]
-        metric.update(value)
-        kwargs = {**kwargs, "metric_attribute": f"_reprokit_reducers.{attr}"}
-        kwargs.pop("reduce_fx", None)
-        return metric, kwargs
+        if on_step:
+            metric(value)  # forward: Lightning logs its per-step result (the value itself) as the step value
+        else:
+            metric.update(value)
+        return metric, f"_reprokit_reducers.{attr}"
 
     def _log_media(self, name: str, payload: Any, send: Callable) -> None:
         trainer = self._trainer
-        if trainer is None or not trainer.is_global_zero:
+        # Like Lightning's scalars: nothing is logged by the sanity check or off rank zero.
+        if trainer is None or not trainer.is_global_zero or trainer.sanity_checking:
             return
         step = trainer.global_step
         for logger in trainer.loggers:

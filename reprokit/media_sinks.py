@@ -8,6 +8,7 @@ with a single warning per logger, so nothing a user logs is lost silently.
 from __future__ import annotations
 
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from reprokit.fileio import atomic_path, write_text
 
 __all__ = ["send_image", "send_text"]
 
-_warned: set[int] = set()
+# Loggers already warned about. Weak, so that a new logger reusing a dead one's id() still gets its warning.
+_warned: weakref.WeakSet = weakref.WeakSet()
 
 
 def _pil(image_hwc: np.ndarray) -> Image.Image:
@@ -33,9 +35,9 @@ def _fallback_dir(logger: Any, fallback_dir: str) -> Path:
 
 
 def _warn_once(logger: Any, where: Path) -> None:
-    if id(logger) in _warned:
+    if logger in _warned:
         return
-    _warned.add(id(logger))
+    _warned.add(logger)
     warnings.warn(
         f"{type(logger).__name__} cannot store images or text; reprokit saves them as files under {where}",
         UserWarning,
