@@ -1,21 +1,21 @@
 """Checking a dataset dataframe in the open-metric-learning (OML) format before any compute.
 
-Columns: ``label`` (int), ``path``, ``split`` (``train`` / ``validation``), ``is_query``,
-``is_gallery`` are required; ``category``, ``sequence`` and the bounding box ``x_1, x_2, y_1, y_2``
-are optional. Train rows leave ``is_query``/``is_gallery`` empty (a boolean there is accepted and
-ignored); validation rows hold booleans (``True/False/true/false/1/0`` or real bools) and are a
-query, a gallery item, or both. Every query label must appear in the gallery.
+Required columns ``label`` (int), ``path``, ``split`` (train/validation), ``is_query``,
+``is_gallery``; optional ``category``, ``sequence``, box ``x_1, x_2, y_1, y_2``. Train rows leave
+the flags empty (a boolean there is accepted and ignored); validation rows hold booleans
+(True/False/true/false/1/0 or real bools) and are a query, a gallery item, or both; every query
+label appears in the gallery.
 
 Every failure raises :class:`~reprokit.errors.DataFrameError` with a one-line message naming the
-column, the first offending rows (at most 5, then "and N more") with their values, and a hint
-with the fix. The checks run cheapest and most fundamental first, so the first error is the
-root cause: CSV syntax, columns, rows, labels, splits, paths, query/gallery flags, query labels
-in the gallery, bounding boxes, categories, duplicated rows, paths leaving the root, image files.
+column, the first offending rows (5 at most, then "and N more") with their values, and a hint
+with the fix. The most fundamental and cheapest checks run first, so the first error is the root
+cause: CSV syntax, columns, rows, labels, splits, paths, query/gallery flags, query labels in the
+gallery, bounding boxes, categories, duplicated rows, paths leaving the root, image files.
 
-Row numbers: **row N is the N-th data row, the first row after the header being row 1**; blank
-(or whitespace-only) lines are skipped and not counted, so in a file without blank lines or multi-line quoted fields
-row N is on line N+1. For a DataFrame given to :func:`check_dataframe`, row N is its N-th row
-(position N-1) whatever its index.
+Row numbers: **row N is the N-th data row, the first row after the header being row 1**. Blank
+(or whitespace-only) lines are skipped and not counted: without them and without multi-line
+quoted fields, row N is line N+1 of the file. In a DataFrame, row N is the N-th row whatever
+its index.
 
 Definitions worth knowing:
 - "missing" is an empty cell (NaN/None in a DataFrame); for ``label``, ``split``, the flags and
@@ -47,17 +47,9 @@ from PIL import Image
 
 from reprokit.errors import DataFrameError
 
-__all__ = [
-    "load_dataframe",
-    "check_dataframe",
-    "resolve_image_paths",
-    "REQUIRED_COLUMNS",
-    "BBOX_COLUMNS",
-    "SPLITS",
-]
+__all__ = ["load_dataframe", "check_dataframe", "resolve_image_paths", "REQUIRED_COLUMNS", "BBOX_COLUMNS", "SPLITS"]
 
 REQUIRED_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
-OPTIONAL_COLUMNS = ("category", "sequence", "x_1", "x_2", "y_1", "y_2")
 BBOX_COLUMNS = ("x_1", "x_2", "y_1", "y_2")
 SPLITS = ("train", "validation")
 
@@ -110,10 +102,8 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise DataFrameError(f"{csv_path}: file not found", hint="check data.dataframe in params.yaml") from None
     except UnicodeDecodeError as exc:
-        raise DataFrameError(
-            f"{csv_path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})",
-            hint="save the dataframe as a UTF-8 CSV",
-        ) from None
+        msg = f"{csv_path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
+        raise DataFrameError(msg, hint="save the dataframe as a UTF-8 CSV") from None
     except (csv.Error, OSError) as exc:
         raise DataFrameError(
             f"{csv_path}: cannot be parsed as CSV: {_one_line(str(exc))}",
@@ -125,11 +115,11 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
     bad = [i for i, rec in enumerate(rows) if len(rec) != len(header)]
     if bad:
         raise DataFrameError(
-            f"{csv_path}: cannot be parsed as CSV: {len(bad)} rows do not have the header's "
+            f"{csv_path}: cannot be parsed as CSV: {_count(bad)} without the header's "
             f"{len(header)} fields: {_listing(bad, [f'{len(rows[i])} fields' for i in bad])}",
             hint="check the delimiters and quoting of those rows (a field containing a comma must be quoted)",
         )
-    return pd.DataFrame(rows, columns=header, dtype=object)
+    return pd.DataFrame(rows, columns=header)
 
 
 # --- value parsing -----------------------------------------------------------------------------
@@ -159,11 +149,11 @@ def _to_int(v: Any) -> Any:
     elif isinstance(v, str):
         s = v.strip()
         if _INT_RE.fullmatch(s):
-            if len(s) > 21:  # beyond int64 anyway; avoids int() on megabyte-long digit strings
+            if len(s) > 21:  # beyond int64 anyway; spares int() a megabyte-long digit string
                 return _INVALID
             x = int(s)
-        elif _NUMBER_RE.fullmatch(s):
-            try:
+        elif _NUMBER_RE.fullmatch(s):  # "3.0", "1e3": exact via Decimal (a float would round)
+            try:  # an exponent beyond Decimal's range raises InvalidOperation
                 d = Decimal(s)
                 if d.adjusted() > 19 or d != d.to_integral_value():
                     return _INVALID
@@ -209,9 +199,12 @@ def _listing(positions: Sequence[int], shown: Sequence[str]) -> str:
 
 def _fail(column: str, problem: str, positions: Sequence[int], shown: Sequence[str], hint: str) -> None:
     """Raise "column 'label': 2 rows with <problem>: row 3 = '1.5', row 7 = 'a'" (+ hint)."""
-    rows = "1 row" if len(positions) == 1 else f"{len(positions)} rows"
     subject = f"column {column}" if column.startswith("'") else column
-    raise DataFrameError(f"{subject}: {rows} {problem}: {_listing(positions, shown)}", hint=hint)
+    raise DataFrameError(f"{subject}: {_count(positions)} {problem}: {_listing(positions, shown)}", hint=hint)
+
+
+def _count(positions: Sequence[int]) -> str:
+    return "1 row" if len(positions) == 1 else f"{len(positions)} rows"
 
 
 # --- checking ----------------------------------------------------------------------------------
@@ -240,30 +233,26 @@ def check_dataframe(
     df = df.set_axis(columns, axis=1).reset_index(drop=True)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        raise DataFrameError(
-            f"missing required column(s) {', '.join(missing)}; found columns: {', '.join(map(repr, columns))}",
-            hint=f"{_FORMAT_HINT}; check the header's spelling",
-        )
+        msg = f"missing required column(s) {', '.join(missing)}; found columns: {', '.join(map(repr, columns))}"
+        raise DataFrameError(msg, hint=f"{_FORMAT_HINT}; check the header's spelling")
     if len(df) == 0:
         raise DataFrameError("no data rows (only a header)", hint="add one row per image")
 
-    out = df.copy()
-    out["label"] = _check_labels(df["label"].tolist())
-    split = _check_split(df["split"].tolist())
-    out["split"] = pd.Series(split, dtype=str)
-    out["path"] = _check_paths(df["path"].tolist())
-    is_val = np.asarray(split) == "validation"
-    is_query, is_gallery = _check_flags(df, is_val)
-    out["is_query"], out["is_gallery"] = is_query, is_gallery
-    _check_queries(out["label"].to_numpy(), is_val, is_query, is_gallery)
-    for col, values in _check_bbox(df).items():
-        out[col] = values
-    if "category" in columns:
-        out["category"] = _check_category(df["category"].tolist())
-    _check_duplicates(out)
-    _check_inside_root(out["path"].tolist(), Path(root), allow_outside_root)
+    # Plain lists, not pandas cells: per-cell pandas access costs far more than the checks.
+    raw = {c: df[c].tolist() for c in columns if c in REQUIRED_COLUMNS + BBOX_COLUMNS + ("category",)}
+    norm: dict[str, Any] = {"label": _check_labels(raw["label"]), "split": _check_split(raw["split"])}
+    norm["path"] = paths = _check_paths(raw["path"])
+    is_val = np.asarray(norm["split"]) == "validation"
+    norm["is_query"], norm["is_gallery"] = _check_flags(raw, is_val)
+    _check_queries(norm["label"], is_val, norm["is_query"], norm["is_gallery"])
+    norm.update(_check_bbox(raw))
+    if "category" in raw:
+        norm["category"] = _check_category(raw["category"])
+    out = pd.DataFrame({c: norm[c] if c in norm else df[c] for c in columns})
+    _check_duplicates(out, [norm[c] if c in norm else df[c].tolist() for c in columns])
+    _check_inside_root(paths, Path(root), allow_outside_root)
     if check_images:
-        _check_images(out["path"].tolist(), resolve_image_paths(out, root), Path(root))
+        _check_images(paths, resolve_image_paths(out, root), Path(root))
     return out
 
 
@@ -271,10 +260,8 @@ def _check_labels(values: list) -> np.ndarray:
     parsed = [None if _missing(v) else _to_int(v) for v in values]
     bad = [i for i, x in enumerate(parsed) if x is None or x is _INVALID]
     if bad:
-        _fail(
-            "'label'", "with a non-integer value", bad, [_show(values[i]) for i in bad],
-            hint="every row needs an integer label (the identity its image shows), e.g. 0, 17, 4021",
-        )
+        _fail("'label'", "with a non-integer value", bad, [_show(values[i]) for i in bad],
+              hint="every row needs an integer label (the identity its image shows), e.g. 0, 17, 4021")
     return np.asarray(parsed, dtype=np.int64)
 
 
@@ -282,58 +269,50 @@ def _check_split(values: list) -> list[str]:
     split = [v.strip() if isinstance(v, str) else v for v in values]
     bad = [i for i, s in enumerate(split) if s not in SPLITS]
     if bad:
-        _fail(
-            "'split'", "with a value other than 'train' or 'validation'", bad, [_show(values[i]) for i in bad],
-            hint="split must be exactly 'train' or 'validation' (lower case)",
-        )
+        _fail("'split'", "with a value other than 'train' or 'validation'", bad, [_show(values[i]) for i in bad],
+              hint="split must be exactly 'train' or 'validation' (lower case)")
     for name in SPLITS:
         if name not in split:
             counts = {s: split.count(s) for s in SPLITS}
             raise DataFrameError(
                 f"column 'split': the {name} split is empty "
-                f"({counts['train']} train rows, {counts['validation']} validation rows)",
+                f"({counts['train']} train and {counts['validation']} validation rows)",
                 hint="reprokit trains on the train rows and scores retrieval on the validation rows: both need rows",
             )
     return split
 
 
 def _check_paths(values: list) -> list[str]:
-    bad = [i for i, v in enumerate(values) if _missing(v, na_tokens=False) or not isinstance(v, (str, os.PathLike))]
+    def ok(v: Any) -> bool:
+        return isinstance(v, (str, os.PathLike)) and isinstance(os.fspath(v), str) and not _missing(v, False)
+
+    bad = [i for i, v in enumerate(values) if not ok(v)]
     if bad:
-        _fail(
-            "'path'", "without an image path", bad, [_show(values[i]) for i in bad],
-            hint="every row needs the path of its image, relative to the dataset root",
-        )
+        _fail("'path'", "without an image path", bad, [_show(values[i]) for i in bad],
+              hint="every row needs the path of its image, relative to the dataset root")
     return [os.fspath(v) for v in values]
 
 
-def _check_flags(df: pd.DataFrame, is_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_flags(raw: dict[str, list], is_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flags = []
     for col in ("is_query", "is_gallery"):
-        values = df[col].tolist()
+        values = raw[col]
         parsed = [None if _missing(v) else _to_bool(v) for v in values]
         bad = [i for i, x in enumerate(parsed) if is_val[i] and (x is None or x is _INVALID)]
         if bad:
-            _fail(
-                f"'{col}'", "in the validation split without a boolean value", bad, [_show(values[i]) for i in bad],
-                hint=f"validation rows need {col} True or False (accepted: True, False, true, false, 1, 0)",
-            )
+            _fail(f"'{col}'", "in the validation split without a boolean value", bad, [_show(values[i]) for i in bad],
+                  hint=f"validation rows need {col} True or False (accepted: True, False, true, false, 1, 0)")
         bad = [i for i, x in enumerate(parsed) if not is_val[i] and x is _INVALID]
         if bad:
-            _fail(
-                f"'{col}'", "in the train split with a value neither empty nor boolean", bad,
-                [_show(values[i]) for i in bad],
-                hint=f"leave {col} empty on train rows (the OML format ignores it there)",
-            )
+            _fail(f"'{col}'", "in the train split with a value neither empty nor boolean", bad,
+                  [_show(values[i]) for i in bad], hint=f"leave {col} empty on train rows (OML ignores it there)")
         flags.append(np.array([bool(x) if is_val[i] else False for i, x in enumerate(parsed)], dtype=bool))
     is_query, is_gallery = flags
     bad = np.flatnonzero(is_val & ~is_query & ~is_gallery).tolist()
     if bad:
-        _fail(
-            "columns 'is_query'/'is_gallery'", "in the validation split that are neither a query nor a gallery item", bad,
-            [f"({_show(df['is_query'][i])}, {_show(df['is_gallery'][i])})" for i in bad],
-            hint="set is_query and/or is_gallery to True on those rows, or remove them",
-        )
+        _fail("columns 'is_query'/'is_gallery'", "in the validation split that are neither a query nor a gallery item",
+              bad, [f"({_show(raw['is_query'][i])}, {_show(raw['is_gallery'][i])})" for i in bad],
+              hint="set is_query and/or is_gallery to True on those rows, or remove them")
     return is_query, is_gallery
 
 
@@ -346,31 +325,26 @@ def _check_queries(labels: np.ndarray, is_val: np.ndarray, is_query: np.ndarray,
     gallery_labels = set(labels[is_gallery].tolist())
     bad = [i for i in np.flatnonzero(is_query).tolist() if int(labels[i]) not in gallery_labels]
     if bad:
-        _fail(
-            "'label'", "that are queries whose label no gallery row (is_gallery True) has", bad,
-            [str(int(labels[i])) for i in bad],
-            hint="give each query label at least one validation row with is_gallery True, or drop those queries",
-        )
+        _fail("'label'", "that are queries whose label no gallery row (is_gallery True) has", bad,
+              [str(int(labels[i])) for i in bad],
+              hint="give each query label at least one validation row with is_gallery True, or drop those queries")
 
 
-def _check_bbox(df: pd.DataFrame) -> dict[str, pd.Series]:
-    present = [c for c in BBOX_COLUMNS if c in df.columns]
+def _check_bbox(raw: dict[str, list]) -> dict[str, Any]:
+    present = [c for c in BBOX_COLUMNS if c in raw]
     if not present:
         return {}
     if len(present) < len(BBOX_COLUMNS):
         absent = [c for c in BBOX_COLUMNS if c not in present]
-        raise DataFrameError(
-            f"bounding-box columns incomplete: found {', '.join(present)} but not {', '.join(absent)}",
-            hint="give all four of x_1, x_2, y_1, y_2 or none of them",
-        )
-    raw = {c: df[c].tolist() for c in BBOX_COLUMNS}
+        msg = f"bounding-box columns incomplete: found {', '.join(present)} but not {', '.join(absent)}"
+        raise DataFrameError(msg, hint="give all four of x_1, x_2, y_1, y_2 or none of them")
     boxes = {c: [None if _missing(v) else _to_int(v) for v in raw[c]] for c in BBOX_COLUMNS}
     for c in BBOX_COLUMNS:
         bad = [i for i, x in enumerate(boxes[c]) if x is _INVALID]
         if bad:
             _fail(f"'{c}'", "with a non-integer value", bad, [_show(raw[c][i]) for i in bad],
                   hint="bounding-box corners are integer pixel coordinates")
-    n = len(df)
+    n = len(raw["x_1"])
     given = [[boxes[c][i] is not None for c in BBOX_COLUMNS] for i in range(n)]
     bad = [i for i in range(n) if any(given[i]) and not all(given[i])]
     if bad:
@@ -385,7 +359,8 @@ def _check_bbox(df: pd.DataFrame) -> dict[str, pd.Series]:
     for lo, hi in (("x_1", "x_2"), ("y_1", "y_2")):
         bad = [i for i in range(n) if boxes[lo][i] is not None and boxes[lo][i] >= boxes[hi][i]]
         if bad:
-            _fail(f"columns '{lo}'/'{hi}'", f"with {lo} >= {hi}", bad, [f"({boxes[lo][i]}, {boxes[hi][i]})" for i in bad],
+            shown = [f"({boxes[lo][i]}, {boxes[hi][i]})" for i in bad]
+            _fail(f"columns '{lo}'/'{hi}'", f"with {lo} >= {hi}", bad, shown,
                   hint=f"{lo} is the left/top edge and must be smaller than {hi}")
     return {c: pd.array([pd.NA if x is None else x for x in boxes[c]], dtype="Int64") for c in BBOX_COLUMNS}
 
@@ -398,19 +373,15 @@ def _check_category(values: list) -> list[str]:
     return [v if isinstance(v, str) else str(v.item() if isinstance(v, np.generic) else v) for v in values]
 
 
-def _check_duplicates(out: pd.DataFrame) -> None:
-    # astype(str): compares normalised values and copes with unhashable cells in extra columns.
-    as_text = out.astype(str)
-    dup = np.flatnonzero(as_text.duplicated(keep="first").to_numpy()).tolist()
+def _check_duplicates(out: pd.DataFrame, values: list[Any]) -> None:
+    # Compared as text after normalisation: "1" and "1.0" are the same label, and cells of extra
+    # columns (possibly unhashable objects in a DataFrame) still compare.
+    keys = list(zip(*([str(v) for v in col] for col in values)))
+    first: dict[tuple, int] = {}
+    dup = [i for i, key in enumerate(keys) if first.setdefault(key, i) != i]
     if dup:
-        first = {}
-        for i, key in enumerate(map(tuple, as_text.itertuples(index=False))):
-            first.setdefault(key, i)
-        shown = [
-            f"row {first[tuple(as_text.iloc[i])] + 1} (path {_show(out['path'][i])}, label {out['label'][i]}, "
-            f"split {out['split'][i]!r})"
-            for i in dup
-        ]
+        path, label, split = (out[c].tolist() for c in ("path", "label", "split"))
+        shown = [f"row {first[keys[i]] + 1} (path {_show(path[i])}, label {label[i]}, split {split[i]!r})" for i in dup]
         _fail("duplicated rows", "repeating an earlier row (every column identical)", dup, shown,
               hint="remove the repeated rows: a repeated image counts twice in training and in the metrics")
 
