@@ -28,12 +28,13 @@ def _load_one(path: Path, size: int, mode: str, box: tuple[int, int, int, int] |
 
 def load_images(df: pd.DataFrame, paths: Sequence[Path], size: int, mode: str = "L") -> torch.Tensor:
     """[N, C, size, size] float32 in [0, 1], cropped to the bounding box where the frame has one."""
-    has_box = all(c in df.columns for c in BBOX_COLUMNS)
+    # Columns read once as arrays: per-cell pandas access costs more than decoding a small PNG.
+    boxes = [df[c].to_numpy() for c in BBOX_COLUMNS] if all(c in df.columns for c in BBOX_COLUMNS) else None
     out = np.empty((len(paths), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
     for i, path in enumerate(paths):
         box = None
-        if has_box and not pd.isna(df[BBOX_COLUMNS[0]].iloc[i]):
-            box = tuple(int(df[c].iloc[i]) for c in BBOX_COLUMNS)
+        if boxes is not None and not pd.isna(boxes[0][i]):
+            box = tuple(int(col[i]) for col in boxes)
         out[i] = _load_one(path, size, mode, box)
     return torch.from_numpy(out).float().div_(255.0)
 

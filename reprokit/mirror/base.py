@@ -38,6 +38,7 @@ class MirrorBackend(ABC):
 
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.args = dict(args)
+        self.notes: list[str] = []  # one-line remarks the replay copies into the report
 
     def check_config(self) -> None:  # noqa: B027 - optional hook
         """Raise ConfigError for arg values the backend can tell are wrong without connecting."""

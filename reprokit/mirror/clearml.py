@@ -45,6 +45,18 @@ class RngState:
             sys.modules["torch"].set_rng_state(self.torch)
 
 
+# Keys missing from this dict would default to True. detect_repository=False also matters for
+# liveness: its background `git`/`hg` subprocess can hang when forked from a threaded process
+# (seen under pytest on the second task of a process); the run folder already records git state.
+_NO_HOOKS = {
+    k: False
+    for k in (
+        "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit", "fastai", "lightgbm", "hydra",
+        "detect_repository", "tfdefines", "joblib", "megengine", "catboost", "gradio",
+    )
+}
+
+
 def _title_series(tag: str) -> tuple[str, str]:
     title, _, series = tag.rpartition("/")
     return (title, series) if title else (tag, tag)
@@ -73,7 +85,7 @@ class ClearMLBackend(MirrorBackend):
                 project_name=str(self.args.get("project_name", "reprokit")),
                 task_name=str(self.args.get("task_name", run.run_name)),
                 reuse_last_task_id=False,
-                auto_connect_frameworks=False,
+                auto_connect_frameworks=dict(_NO_HOOKS),
                 auto_connect_arg_parser=False,
                 auto_connect_streams=False,
                 auto_resource_monitoring=False,

@@ -8,7 +8,8 @@ from the environment only.
 
 A dead server must cost seconds: unless the user set them, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``
 and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (<= logger.timeout_s) are set while this backend runs.
-Replaying into an existing run skips metric points already there, so a replay after a partial
+MLflow keys cannot hold ``@``: ``validate/cmc@1`` is logged as ``validate/cmc_at_1`` (see
+``mlflow_key``; the report notes it). Replaying into an existing run skips metric points already there, so a replay after a partial
 one fills the run in without duplicates. Images and texts are artifacts under
 ``images/<tag>/<step>.png`` and ``text/<tag>/<step>.txt``; run files under their run-folder path.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,9 +34,15 @@ from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.runfolder import Media, Scalar
 from reprokit.mirror.tags import key_value_tags
 
-__all__ = ["MlflowBackend", "public_uri"]
+__all__ = ["MlflowBackend", "public_uri", "mlflow_key"]
 
-_KEY_OK = re.compile(r"^[\w\-. /]+$")  # MLflow's allowed characters for metric/param/tag keys
+_KEY_OK = re.compile(r"^[\w\-. /]+$")  # MLflow's allowed characters for keys (':' too, not on Windows)
+_KEY_BAD = re.compile(r"[^\w\-. /]")
+
+
+def mlflow_key(name: str) -> str:
+    """MLflow refuses '@' (and more) in keys: ``cmc@1`` -> ``cmc_at_1``; other bad characters -> ``_``."""
+    return _KEY_BAD.sub("_", name.replace("@", "_at_"))
 _MAX_PARAM = 6000
 _BATCH = 1000
 
@@ -111,7 +120,7 @@ class MlflowBackend(MirrorBackend):
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         have = self.mlflow_run.data.params
-        todo = [Param(k, str(v)[:_MAX_PARAM]) for k, v in params.items() if _KEY_OK.match(k) and k not in have]
+        todo = [Param(mlflow_key(k), str(v)[:_MAX_PARAM]) for k, v in params.items() if mlflow_key(k) not in have]
         for i in range(0, len(todo), 100):  # MLflow's per-call limit for params
             self.client.log_batch(self.run_id, params=todo[i : i + 100], synchronous=True)
 
@@ -128,18 +137,34 @@ class MlflowBackend(MirrorBackend):
             seen[key] = {(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)}
         now = int(time.time() * 1000)
         todo = [
-            Metric(s.tag, s.value, now, s.step)
+            Metric(mlflow_key(s.tag), s.value, now, s.step)
             for s in scalars
-            if _KEY_OK.match(s.tag) and (s.step, s.value) not in seen.get(s.tag, ())
+            if (s.step, s.value) not in seen.get(mlflow_key(s.tag), ())
         ]
+        renamed = sorted({s.tag for s in scalars if mlflow_key(s.tag) != s.tag})
+        if renamed:
+            self.notes.append(
+                f"MLflow refuses '@' in metric names: {len(renamed)} metric(s) renamed, e.g. "
+                f"{renamed[0]} -> {mlflow_key(renamed[0])}"
+            )
         for i in range(0, len(todo), _BATCH):
             self.client.log_batch(self.run_id, metrics=todo[i : i + _BATCH], synchronous=True)
 
+    def _log_as(self, src: Path, artifact_path: str, name: str) -> None:
+        """Upload ``src`` as ``artifact_path/name`` (MLflow keeps the local file name)."""
+        if src.name == name:
+            self.client.log_artifact(self.run_id, str(src), artifact_path)
+            return
+        with tempfile.TemporaryDirectory(prefix="reprokit-mlflow-") as tmp:
+            dst = Path(tmp) / name
+            shutil.copyfile(src, dst)
+            self.client.log_artifact(self.run_id, str(dst), artifact_path)
+
     def log_image(self, image: Media) -> None:
-        self.client.log_artifact(self.run_id, str(image.path), f"images/{image.tag}")
+        self._log_as(image.path, f"images/{image.tag}", f"{image.step}.png")
 
     def log_text(self, text: Media) -> None:
-        self.client.log_artifact(self.run_id, str(text.path), f"text/{text.tag}")
+        self._log_as(text.path, f"text/{text.tag}", f"{text.step}.txt")
 
     def log_artifact(self, name: str, path: Path) -> None:
         parent = Path(name).parent.as_posix()

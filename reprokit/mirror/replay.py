@@ -133,7 +133,7 @@ def mirror_run(
     if secret_keys:
         _warn(
             f"logger.args {', '.join(secret_keys)} ignored: API tokens are read from the environment only "
-            f"({registry.spec(logger.name).token_env or 'see the backend docs'}), never from params.yaml"
+            f"({registry.spec(logger.name).token_env or 'this backend needs none'}), never from params.yaml"
         )
     backend: MirrorBackend = cls({k: v for k, v in logger.args.items() if k not in secret_keys})
     backend.check_config()
@@ -166,6 +166,7 @@ def mirror_run(
     except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
         what = exc.one_line() if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"
         report["error"] = _scrub(what, secret_values, limit=500)
+    report["notes"] += [_scrub(n, secret_values) for n in backend.notes]
     report["counts"] = dict(driver.counts)
     report["elapsed_s"] = round(time.monotonic() - started, 3)
     write_json(runs / REPORT_PATH, report)

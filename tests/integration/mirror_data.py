@@ -1,0 +1,144 @@
+"""Builds a small, real run folder following the run-folder contract (for mirror tests and the benchmark).
+
+``build_run_folder`` returns the ``runs/`` path and an ``Expected`` record of what every
+backend must show after a mirror: scalars per tag and step, params, tags, images (size), texts
+and artifact names. The contract lives in ``reprokit/mirror/runfolder.py``; this builder writes it
+independently, by hand, so a misreading on either side shows up as a test failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from PIL import Image
+
+__all__ = ["Expected", "build_run_folder", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS"]
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+RUN_NAME = "run-01234567"
+USER_TAGS = ["baseline", "digits"]
+AUTO_TAGS = {"git_commit": "a" * 40, "git_branch": "main", "git_dirty": "false", "dvc_exp_name": "brisk-lamb"}
+CONFIG = {
+    "seed": 42,
+    "train": {"epochs": 2, "lr": 0.001, "miner": "all"},
+    "model": {"channels": [16, 32], "embedding_dim": 64},
+    "logger": {"name": "tensorboard", "args": {"api_token": "***REDACTED***"}},
+    "tags": USER_TAGS,
+}
+
+
+@dataclass
+class Expected:
+    scalars: dict[str, dict[int, float]] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    user_tags: list[str] = field(default_factory=list)
+    auto_tags: dict[str, str] = field(default_factory=dict)
+    images: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # tag -> step -> (w, h)
+    texts: dict[str, dict[int, str]] = field(default_factory=dict)
+    artifacts: set[str] = field(default_factory=set)
+    final_step: int = 0
+
+    def add(self, tag: str, step: int, value: float) -> None:
+        self.scalars.setdefault(tag, {})[step] = value
+
+
+def _png(path: Path, size: tuple[int, int], mode: str = "RGB", shade: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new(mode, size)
+    img.putdata([((x * 7 + y * 3 + shade) % 256,) * len(mode) if mode != "L" else (x + y + shade) % 256
+                 for y in range(size[1]) for x in range(size[0])])
+    img.save(path, format="PNG")
+
+
+def _write(path: Path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+def build_run_folder(
+    root: Path, epochs: int = 2, steps_per_epoch: int = 3, stages: tuple[str, ...] = ("train", "validate", "visualize")
+) -> tuple[Path, Expected]:
+    runs = root / "runs"
+    exp = Expected(user_tags=list(USER_TAGS), auto_tags=dict(AUTO_TAGS))
+    train = runs / "train"
+    _write(train / "run.json", json.dumps({"run_id": RUN_ID, "run_name": RUN_NAME}))
+    keys = ("loss", "pos_dist", "neg_dist", "active_tri")
+    rows, epoch_rows = [], []
+    step = 0
+    for epoch in range(epochs):
+        for i in range(steps_per_epoch):
+            step += 1
+            vals = {k: round(1.0 / (step + j + 1), 6) for j, k in enumerate(keys)}
+            lr = 0.001 * (0.5 ** epoch) if i == 0 else None  # user column, logged once per epoch
+            rows.append([step, epoch, *vals.values(), "" if lr is None else repr(lr)])
+            for k, v in vals.items():
+                exp.add(f"train/{k}", step, v)
+            if lr is not None:
+                exp.add("train/lr", step, lr)
+        evals = {k: round(0.5 / (epoch + j + 1), 6) for j, k in enumerate(keys)}
+        epoch_rows.append([epoch, step, *evals.values()])
+        for k, v in evals.items():
+            exp.add(f"train_epoch/{k}", step, v)
+    exp.final_step = step
+    _write(train / "plots" / "step.tsv", "\n".join(
+        ["\t".join(["step", "epoch", *keys, "lr"])] + ["\t".join(map(str, r)) for r in rows]) + "\n")
+    _write(train / "plots" / "epoch.tsv", "\n".join(
+        ["\t".join(["epoch", "step", *keys])] + ["\t".join(map(str, r)) for r in epoch_rows]) + "\n")
+    _write(train / "metrics.json", json.dumps(dict(zip(keys, epoch_rows[-1][2:]))))
+    _png(train / "images" / "debug" / "batch" / "2.png", (20, 12), "L")
+    exp.images["debug/batch"] = {2: (20, 12)}
+    _png(train / "images" / "sample" / f"{step}.png", (8, 10), "RGB", shade=9)
+    exp.images["sample"] = {step: (8, 10)}
+    _write(train / "text" / "notes" / "3.txt", "epoch one went fine\nsecond line")
+    exp.texts["notes"] = {3: "epoch one went fine\nsecond line"}
+    _write(train / "model.ckpt", b"\x00not-a-real-checkpoint")
+
+    art = train / "artifacts"
+    _write(art / "config.yaml", yaml.safe_dump(CONFIG, sort_keys=True))
+    exp.params = {
+        "seed": "42", "train.epochs": "2", "train.lr": "0.001", "train.miner": "all",
+        "model.embedding_dim": "64", "logger.name": "tensorboard", "logger.args.api_token": "***REDACTED***",
+    }
+    _write(art / "tags.json", json.dumps({"tags": USER_TAGS, "auto": AUTO_TAGS}))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"print('hello')\n"
+        info = tarfile.TarInfo("train.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    _write(art / "code.tar.gz", buf.getvalue())
+    _write(art / "dataframe.csv", "label,path,split,is_query,is_gallery\n0,a.png,train,,\n1,b.png,validation,True,True\n")
+    _write(art / "git.json", json.dumps({"commit": AUTO_TAGS["git_commit"], "dirty": False}))
+    _write(art / "env.json", json.dumps({"python": "3.11", "seed": 42}))
+    exp.artifacts |= {f"train/artifacts/{n}" for n in
+                      ("config.yaml", "tags.json", "code.tar.gz", "dataframe.csv", "git.json", "env.json")}
+    exp.artifacts |= {"train/run.json", "train/metrics.json"}
+
+    if "validate" in stages:
+        val = runs / "validate"
+        overall = {"cmc@1": 0.75, "cmc@5": 0.9, "precision@5": 0.6, "map@5": 0.55}
+        by_cat = {"0": {"cmc@1": 0.7, "cmc@5": 0.85, "precision@5": 0.5, "map@5": 0.45},
+                  "1": {"cmc@1": 0.8, "cmc@5": 0.95, "precision@5": 0.7, "map@5": 0.65}}
+        _write(val / "metrics.json", json.dumps(
+            {"overall": overall, "by_category": by_cat, "n_queries": 40, "n_queries_without_gt": 0}))
+        for k, v in overall.items():
+            exp.add(f"validate/{k}", step, v)
+        for cat, vals in by_cat.items():
+            for k, v in vals.items():
+                exp.add(f"validate/{cat}/{k}", step, v)
+        exp.add("validate/n_queries", step, 40.0)
+        exp.add("validate/n_queries_without_gt", step, 0.0)
+        _write(val / "per_query.csv", "query\tcmc@1\n0\t1.0\n1\t0.0\n")
+        _write(val / "plots" / "cmc.tsv", "k\tcmc\n1\t0.75\n5\t0.9\n")
+        exp.artifacts |= {"validate/metrics.json", "validate/per_query.csv", "validate/plots/cmc.tsv"}
+    if "visualize" in stages:
+        _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
+        exp.images["visualize/worst_queries"] = {step: (64, 48)}
+    assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
+    return runs, exp
