@@ -32,43 +32,59 @@ def mirror_project(tmp_path) -> tuple[Path, object]:
     return project, expected
 
 
-@pytest.fixture(scope="session")
-def mirror_mlflow_server(tmp_path_factory) -> str:
-    """A real `mlflow server` on 127.0.0.1 (sqlite store, artifacts in tmp); yields its URI."""
-    if shutil.which("mlflow", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("mlflow server: the `mlflow` command is not installed beside this Python")
-    root = tmp_path_factory.mktemp("mlflow_server")
-    port = mirror_free_port()
-    cmd = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 (sqlite store, artifacts under ``root``); start/stop."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or mirror_free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> str:
+        exe = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+        if exe is None:
+            pytest.skip("mlflow server: the `mlflow` command is not installed beside this Python")
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            exe, "server",
+            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]
+        log = open(self.root / "server.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
         while True:
-            if proc.poll() is not None:
-                pytest.skip(f"mlflow server exited with {proc.returncode}: {(root / 'server.log').read_text()[-500:]}")
+            if self.proc.poll() is not None:
+                pytest.skip(f"mlflow server exited with {self.proc.returncode}: {(self.root / 'server.log').read_text()[-500:]}")
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
                     if resp.status == 200:
-                        break
+                        return self.uri
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.skip("mlflow server did not answer /health within 90 s")
+                self.stop()
+                pytest.skip(f"mlflow server did not answer /health within {timeout:.0f} s")
             time.sleep(0.5)
-        yield uri
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group only
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the server's own process group only
             try:
-                proc.wait(timeout=15)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mirror_mlflow_server(tmp_path_factory) -> str:
+    """A real `mlflow server` on 127.0.0.1 for the session; yields its URI."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow_server"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
