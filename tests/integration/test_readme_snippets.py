@@ -1,8 +1,8 @@
 """The "Track and visualize" snippets run as written.
 
-The ```python blocks of README.md's "## Track and visualize" section (or, before that section is
-pasted into the README, of docs/track_and_visualize.md) are joined in order into one script, as a
-reader would run them one after the other, and run in a fresh interpreter in an empty directory.
+The ```python blocks of README.md's "## Track and visualize" section are joined in order into one
+script, as a reader would run them one after the other, and run in a fresh interpreter in an
+empty directory.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ SECTION = "## Track and visualize"
 
 
 def section_text() -> str:
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    if SECTION not in text:
-        text = (ROOT / "docs" / "track_and_visualize.md").read_text(encoding="utf-8")
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     start = text.index(SECTION)
     following = re.search(r"^## ", text[start + len(SECTION):], flags=re.MULTILINE)
     return text[start : start + len(SECTION) + following.start()] if following else text[start:]
