@@ -61,6 +61,11 @@ def staging_dir(final: Path) -> Path:
 
 def publish(staging: Path, final: Path, run_id: str, run_name: str) -> Path:
     write_json(staging / MARKER, {"run_id": run_id, "run_name": run_name})
+    # mkdtemp makes the folder owner-only; a published run is as readable as any folder the
+    # user creates (a team may serve one logs/ folder to several people).
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     return replace_dir(staging, final)
 
 
