@@ -29,13 +29,13 @@ __all__ = ["DISTANCES", "query_chunk_rows", "chunked_knn"]
 DISTANCES = ("euclidean", "cosine")
 
 # Rows per chunk are capped: past a few hundred rows the GEMM is already at full speed, and a
-# smaller block stays closer to the caches for the topk pass that reads it right after.
+# smaller block stays closer to the caches for the segment-minimum pass that reads it right after.
 MAX_CHUNK_ROWS = 512
 # Columns per segment of the row-minimum prefilter in _smallest.
 SEGMENT = 64
 # Working memory per block element: the block itself (4 bytes) plus, for the rare rows that need a
-# full stable sort, a copy of those rows with their sorted values and int64 positions, done in
-# sub-batches of at most a quarter of the chunk (16 bytes x 1/4). Hence 2 x 4 bytes.
+# full stable sort, their sorted values and int64 positions, done in sub-batches of at most a
+# quarter of the chunk (12 bytes x 1/4 < 4). Hence 2 x 4 bytes.
 _BYTES_PER_ELEMENT = 8
 
 
@@ -49,10 +49,20 @@ def query_chunk_rows(n_gallery: int, memory_budget_mb: float, itemsize: int = 4)
     return int(max(1, min(MAX_CHUNK_ROWS, budget // per_row)))
 
 
-def _tqdm(total: int, enabled: bool):
-    from tqdm.auto import tqdm  # lazy: only needed when a bar is shown
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
 
-    return tqdm(total=total, desc="retrieval", unit="query", file=sys.stderr, disable=not enabled)
+    def close(self) -> None:
+        pass
+
+
+def _tqdm(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm  # lazy: only needed when a bar is shown (installed with Lightning)
+
+    return tqdm(total=total, desc="retrieval", unit="query", file=sys.stderr)
 
 
 @torch.no_grad()
@@ -81,16 +91,13 @@ def chunked_knn(
         query is itself in the gallery) gets position -1 and distance inf in its last slot.
     """
     n_q, n_g = queries.shape[0], gallery.shape[0]
-    positions = torch.full((n_q, k), -1, dtype=torch.long)
-    dists = torch.full((n_q, k), float("inf"), dtype=queries.dtype)
     if k == 0 or n_q == 0:
-        return positions, dists
+        return torch.full((n_q, k), -1, dtype=torch.long), torch.full((n_q, k), float("inf"))
 
     # key = bias + alpha * q.g, smallest = nearest (see the module docstring).
     if distance == "euclidean":
         bias = (gallery * gallery).sum(dim=1)
         alpha = -2.0
-        query_sq = (queries * queries).sum(dim=1)
     elif distance == "cosine":
         queries = F.normalize(queries, dim=1)
         gallery = F.normalize(gallery, dim=1)
@@ -100,48 +107,59 @@ def chunked_knn(
         raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
     gallery_t = gallery.T  # a view: BLAS reads the transposed layout directly
 
-    rows = query_chunk_rows(n_g, memory_budget_mb, queries.element_size())
+    def keys(buf: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
+        """Ranking keys of the query ``rows`` in ``buf`` (reused), own item masked with +inf."""
+        q = queries[rows]
+        block = buf[: q.shape[0]]
+        torch.addmm(bias[None, :], q, gallery_t, beta=1, alpha=alpha, out=block[:, :n_g])
+        own = self_pos[rows]
+        has_own = own >= 0
+        block[torch.nonzero(has_own).squeeze(1), own[has_own]] = float("inf")
+        return block
+
+    n_rows = query_chunk_rows(n_g, memory_budget_mb, queries.element_size())
     kk = min(k + 1, n_g)  # one extra value reveals a tie across the k-th place
     # One block buffer for every chunk, its width rounded up to whole segments; the extra columns
     # stay +inf so they are never selected.
     n_seg = -(-n_g // SEGMENT)
     use_segments = n_seg >= 4 * kk
     width = n_seg * SEGMENT if use_segments else n_g
-    buf = torch.full((min(rows, n_q), width), float("inf"), dtype=queries.dtype)
+    buf = torch.full((min(n_rows, n_q), width), float("inf"), dtype=queries.dtype)
+    # Per chunk only the search itself; everything on the small [Q, k] result is done once at the
+    # end (fewer small operations per chunk: they cost most when the cores are shared).
+    top_vals = torch.empty((n_q, kk), dtype=queries.dtype)
+    top_pos = torch.empty((n_q, kk), dtype=torch.long)
     bar = _tqdm(n_q, progress)
     try:
-        for start in range(0, n_q, rows):
-            stop = min(start + rows, n_q)
-            block = buf[: stop - start]
-            torch.addmm(bias[None, :], queries[start:stop], gallery_t, beta=1, alpha=alpha, out=block[:, :n_g])
-            own = self_pos[start:stop]
-            has_own = own >= 0
-            block[torch.nonzero(has_own).squeeze(1), own[has_own]] = float("inf")
-
-            vals, pos = _smallest(block, kk, n_seg if use_segments else 0)
-            boundary_tie = torch.zeros(stop - start, dtype=torch.bool)
-            if kk > k:
-                boundary_tie = (vals[:, k] == vals[:, k - 1]) & torch.isfinite(vals[:, k - 1])
-            vals, pos = _order_ties_by_position(vals[:, :k], pos[:, :k])
-            if bool(boundary_tie.any()):
-                _stable_full_sort(block, torch.nonzero(boundary_tie).squeeze(1), vals, pos, k)
-
-            if distance == "euclidean":
-                vals = (vals + query_sq[start:stop, None]).clamp_(min=0).sqrt_()
-            else:
-                vals = vals + 1.0
-            positions[start:stop] = pos
-            dists[start:stop] = vals
+        for start in range(0, n_q, n_rows):
+            stop = min(start + n_rows, n_q)
+            block = keys(buf, slice(start, stop))
+            top_vals[start:stop], top_pos[start:stop] = _smallest(block, kk, n_seg if use_segments else 0)
             bar.update(stop - start)
     finally:
         bar.close()
 
+    vals, pos = _order_ties_by_position(top_vals[:, :k], top_pos[:, :k])
+    if kk > k:
+        boundary_tie = (top_vals[:, k] == top_vals[:, k - 1]) & torch.isfinite(top_vals[:, k - 1])
+        tied = torch.nonzero(boundary_tie).squeeze(1)
+        # Rare with real embeddings: recompute those rows' keys and sort them whole, stably.
+        sub_rows = max(1, buf.shape[0] // 4)
+        for i in range(0, len(tied), sub_rows):
+            sub = tied[i : i + sub_rows]
+            sorted_vals, sorted_pos = torch.sort(keys(buf, sub), dim=1, stable=True)
+            vals[sub], pos[sub] = sorted_vals[:, :k], sorted_pos[:, :k]
+
+    if distance == "euclidean":
+        dists = (vals + (queries * queries).sum(dim=1)[:, None]).clamp_(min=0).sqrt_()
+    else:
+        dists = vals + 1.0
     # Slots past a query's retrievable items hold its own masked entry: mark them as padding.
     n_retrievable = n_g - (self_pos >= 0).long()
     pad = torch.arange(k)[None, :] >= n_retrievable[:, None]
-    positions[pad] = -1
+    pos[pad] = -1
     dists[pad] = float("inf")
-    return positions, dists
+    return pos, dists
 
 
 def _smallest(block: torch.Tensor, kk: int, n_seg: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,16 +187,3 @@ def _order_ties_by_position(vals: torch.Tensor, pos: torch.Tensor) -> tuple[torc
     vals, pos = vals.gather(1, by_pos), pos.gather(1, by_pos)
     by_val = vals.argsort(dim=1, stable=True)
     return vals.gather(1, by_val), pos.gather(1, by_val)
-
-
-def _stable_full_sort(block: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor, pos: torch.Tensor, k: int) -> None:
-    """Fill ``vals``/``pos`` of ``rows`` from a stable sort of the whole row (ties -> lower position).
-
-    Sub-batches of a quarter of the chunk keep the extra memory within the planned budget.
-    """
-    step = max(1, block.shape[0] // 4)
-    for i in range(0, len(rows), step):
-        sub = rows[i : i + step]
-        sorted_vals, sorted_pos = torch.sort(block[sub], dim=1, stable=True)
-        vals[sub] = sorted_vals[:, :k]
-        pos[sub] = sorted_pos[:, :k]

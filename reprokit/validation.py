@@ -110,7 +110,9 @@ def cmc_curve(res, val_df: pd.DataFrame, max_k: int) -> list[dict]:
     has_gt = torch.tensor(pq["n_gt"].to_numpy() > 0)
     query_labels = labels[torch.tensor(pq["item"].to_numpy())]
     k = min(max_k, res.retrieved.shape[1])
-    relevant = labels[res.retrieved[:, :k]] == query_labels[:, None]
+    retrieved = res.retrieved[:, :k]
+    # -1 pads rows that retrieved fewer than k items: never relevant.
+    relevant = (labels[retrieved.clamp_min(0)] == query_labels[:, None]) & (retrieved >= 0)
     hit_by_k = relevant.cumsum(dim=1).clamp(max=1).float()[has_gt]
     curve = hit_by_k.mean(dim=0) if len(hit_by_k) else torch.zeros(k)
     return [{"k": i + 1, "cmc": float(curve[i])} for i in range(k)]
