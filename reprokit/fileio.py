@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "read_json", "replace_dir"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "read_json", "replace_dir", "remove_outputs"]
 
 
 @contextlib.contextmanager
@@ -80,3 +80,17 @@ def replace_dir(src: str | Path, dst: str | Path) -> Path:
     if old is not None:
         shutil.rmtree(old)
     return dst
+
+
+def remove_outputs(*paths: str | Path) -> None:
+    """Delete a stage's previous outputs before it starts.
+
+    DVC leaves outputs declared with ``cache: false`` in place while a stage re-runs; removing
+    them first means a stage killed half-way never leaves the last run's ``metrics.json``
+    beside this run's partial files.
+    """
+    for path in map(Path, paths):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

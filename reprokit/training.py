@@ -100,7 +100,10 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
     callbacks: list[pl.Callback] = [_SamplerEpoch(sampler)]
     ckpt_path = None
     if state_dir is not None:
-        callbacks.append(ModelCheckpoint(dirpath=state_dir, save_last=True, save_top_k=0, every_n_epochs=1))
+        # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end.
+        callbacks.append(
+            ModelCheckpoint(dirpath=state_dir, filename="last", every_n_epochs=1, save_top_k=1, enable_version_counter=False)
+        )
         if (state_dir / "last.ckpt").exists():
             ckpt_path = str(state_dir / "last.ckpt")
             logger.restore()

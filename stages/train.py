@@ -10,7 +10,7 @@ from pathlib import Path
 from reprokit.artifacts import warn_untracked_imports, write_run_artifacts
 from reprokit.config import load_config
 from reprokit.dataset_source import load_dataset
-from reprokit.fileio import write_json
+from reprokit.fileio import remove_outputs, write_json
 from reprokit.stage_runner import run_main
 from reprokit.training import new_run_identity, train
 
@@ -25,6 +25,7 @@ def main() -> None:
 
     cfg = load_config(args.params)
     df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
+    remove_outputs(out / "metrics.json", out / "run.json", out / "plots", out / "images", out / "text")
     stats, is_global_zero = train(cfg, df, paths, out)
     if not is_global_zero:
         return  # under DDP, rank zero alone writes

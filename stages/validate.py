@@ -10,6 +10,7 @@ import torch
 from reprokit.checkpoint import load_model
 from reprokit.config import load_config
 from reprokit.dataset_source import load_dataset
+from reprokit.fileio import remove_outputs
 from reprokit.stage_runner import run_main
 from reprokit.validation import embed, embed_distributed, score, validation_inputs, wants_distributed, write_validation
 
@@ -26,6 +27,8 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
     df, paths, _ = load_dataset(cfg)
+    out = Path(args.out)
+    remove_outputs(out / "metrics.json", out / "baseline.json", out / "plots")
     model, _ = load_model(Path(args.model))
     val_df, images = validation_inputs(cfg, df, paths)
     if wants_distributed(cfg.trainer):
@@ -37,7 +40,7 @@ def main() -> None:
     res = score(cfg, val_df, embeddings)
     # The raw-pixel baseline on the same split shows what the trained model adds.
     baseline = score(cfg, val_df, images.flatten(1), show_progress=False)
-    write_validation(Path(args.out), res, val_df, baseline)
+    write_validation(out, res, val_df, baseline)
 
 
 if __name__ == "__main__":

@@ -139,11 +139,12 @@ def test_nan_loss_fails_train_and_dvc_does_not_record_it(pipeline_copy: Path):
 
 def test_killed_training_leaves_nothing_dvc_takes_as_complete(pipeline_copy: Path, pipeline_repo: Path):
     write_params(pipeline_copy, {"train": {"epochs": 3}})
+    step_tsv = pipeline_copy / "runs/train/plots/step.tsv"
+    step_tsv.unlink()  # so that its reappearance marks this run's first epoch end
     env = subprocess_env()
     proc = subprocess.Popen(["dvc", "repro", "train"], cwd=pipeline_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     # Wait until the first epoch has been written (mid-training), then SIGKILL the whole group.
     deadline = time.monotonic() + 300
-    step_tsv = pipeline_copy / "runs/train/plots/step.tsv"
     while time.monotonic() < deadline and not step_tsv.exists():
         time.sleep(0.2)
     assert step_tsv.exists(), "training never reached its first epoch end"
