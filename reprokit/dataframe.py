@@ -33,11 +33,8 @@ Definitions worth knowing:
 from __future__ import annotations
 
 import csv
-import math
 import os
-import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +42,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from reprokit.cells import INVALID as _INVALID
+from reprokit.cells import is_missing as _missing
+from reprokit.cells import show as _show
+from reprokit.cells import to_bool as _to_bool
+from reprokit.cells import to_int as _to_int
 from reprokit.errors import DataFrameError
 
 __all__ = ["load_dataframe", "check_dataframe", "resolve_image_paths", "REQUIRED_COLUMNS", "BBOX_COLUMNS", "SPLITS"]
@@ -54,11 +56,6 @@ BBOX_COLUMNS = ("x_1", "x_2", "y_1", "y_2")
 SPLITS = ("train", "validation")
 
 _SHOWN = 5  # offending rows quoted in a message
-_NA_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>"})
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_NUMBER_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_INVALID = object()  # a parser's "not a valid value" (None means missing)
 _FORMAT_HINT = (
     "the OML format needs columns label, path, split, is_query, is_gallery "
     "(optional: category, sequence, x_1, x_2, y_1, y_2)"
@@ -120,70 +117,6 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
             hint="check the delimiters and quoting of those rows (a field containing a comma must be quoted)",
         )
     return pd.DataFrame(rows, columns=header)
-
-
-# --- value parsing -----------------------------------------------------------------------------
-
-
-def _missing(v: Any, na_tokens: bool = True) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, (float, np.floating)):
-        return math.isnan(v)
-    if isinstance(v, str):
-        s = v.strip()
-        return s == "" or (na_tokens and s.lower() in _NA_TOKENS)
-    return False
-
-
-def _to_int(v: Any) -> Any:
-    """The int64 value of ``v``, or ``_INVALID``; callers handle missing values first."""
-    if isinstance(v, (bool, np.bool_)):
-        return _INVALID  # True is not a label
-    if isinstance(v, (int, np.integer)):
-        x = int(v)
-    elif isinstance(v, (float, np.floating)):
-        if not (math.isfinite(v) and float(v).is_integer()):
-            return _INVALID
-        x = int(v)
-    elif isinstance(v, str):
-        s = v.strip()
-        if _INT_RE.fullmatch(s):
-            if len(s) > 21:  # beyond int64 anyway; spares int() a megabyte-long digit string
-                return _INVALID
-            x = int(s)
-        elif _NUMBER_RE.fullmatch(s):  # "3.0", "1e3": exact via Decimal (a float would round)
-            try:  # an exponent beyond Decimal's range raises InvalidOperation
-                d = Decimal(s)
-                if d.adjusted() > 19 or d != d.to_integral_value():
-                    return _INVALID
-            except InvalidOperation:
-                return _INVALID
-            x = int(d)
-        else:
-            return _INVALID
-    else:
-        return _INVALID
-    return x if _INT64_MIN <= x <= _INT64_MAX else _INVALID
-
-
-def _to_bool(v: Any) -> Any:
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
-        return v.strip().lower() == "true"
-    x = _to_int(v)
-    return bool(x) if x is not _INVALID and x in (0, 1) else _INVALID
-
-
-def _show(v: Any) -> str:
-    """A value as it appears in a one-line message: quoted, escaped, short."""
-    if _missing(v, na_tokens=False):
-        return "(empty)"
-    if isinstance(v, np.generic):
-        v = v.item()
-    text = repr(v)  # repr escapes newlines, so the message stays on one line
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _one_line(text: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.projects import REDUCED_PARAMS, run, subprocess_env, write_params
+from tests.projects import run, subprocess_env, write_params
 
 pytestmark = pytest.mark.slow
 
