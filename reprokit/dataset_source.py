@@ -10,7 +10,7 @@ from reprokit.config import Config
 from reprokit.dataframe import load_dataframe, resolve_image_paths
 from reprokit.errors import DataFrameError
 
-__all__ = ["load_dataset"]
+__all__ = ["load_dataset", "split_rows"]
 
 
 def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, list[Path], Path]:
@@ -28,3 +28,9 @@ def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, 
         csv_path, root=root, allow_outside_root=cfg.data.allow_outside_root, check_images=check_images
     )
     return df, resolve_image_paths(df, root), csv_path
+
+
+def split_rows(df: pd.DataFrame, paths: list[Path], split: str) -> tuple[pd.DataFrame, list[Path]]:
+    """The rows of one split (re-indexed 0..n-1) and their image paths, in the same order."""
+    keep = (df["split"] == split).to_numpy()
+    return df[keep].reset_index(drop=True), [p for p, k in zip(paths, keep) if k]

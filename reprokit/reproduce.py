@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from reprokit.config import flatten
 from reprokit.errors import ReproduceError
 
 __all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
@@ -108,15 +109,11 @@ def _metrics_paths(dvc_yaml: dict[str, Any]) -> list[str]:
     return paths
 
 
-def _numeric_leaves(data: Any, prefix: str) -> dict[str, float]:
-    if isinstance(data, dict):
-        out: dict[str, float] = {}
-        for k, v in data.items():
-            out.update(_numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(data, (int, float)) and not isinstance(data, bool):
-        return {prefix: float(data)}
-    return {}
+def _numeric_leaves(data: Any) -> dict[str, float]:
+    """Every number of a metrics file, keyed by its dotted path (as `dvc exp show` names it)."""
+    return {
+        k: float(v) for k, v in flatten(data).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
@@ -128,7 +125,7 @@ def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
     for path in _metrics_paths(yaml.safe_load(shown.stdout) or {}):
         blob = _git(["show", f"{commit}:{path}"], repo)
         if blob.returncode == 0:
-            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(blob.stdout), "").items()})
+            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(blob.stdout)).items()})
     if not found:
         raise ReproduceError(
             f"revision {commit[:12]} has no recorded metrics (no metrics file of its dvc.yaml is committed there)",
@@ -143,7 +140,7 @@ def current_metrics(workdir: Path) -> dict[str, float]:
     for path in _metrics_paths(dvc_yaml):
         file = workdir / path
         if file.is_file():
-            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(file.read_text()), "").items()})
+            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(file.read_text())).items()})
     return found
 
 

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from reprokit.checkpoint import save_model
 from reprokit.config import Config
+from reprokit.dataset_source import split_rows
 from reprokit.images import ImageTensorDataset, collate_batch, load_images
 from reprokit.module import LOSS_STATS, EmbeddingModule
 from reprokit.run_logger import RunFolderLogger
@@ -80,9 +81,7 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
     """Fit the model; write plots/ and model.ckpt (rank zero); return (final-epoch loss
     statistics, whether this process is the global rank zero that writes the outputs)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    is_train = (df["split"] == "train").to_numpy()
-    train_df = df[is_train].reset_index(drop=True)
-    train_paths = [p for p, keep in zip(paths, is_train) if keep]
+    train_df, train_paths = split_rows(df, paths, "train")
     images = load_images(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
     labels = torch.tensor(train_df["label"].to_numpy(), dtype=torch.long)
 

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from reprokit.config import Config, TrainerConfig
+from reprokit.dataset_source import split_rows
 from reprokit.distributed import gather_for_metrics
 from reprokit.fileio import write_json, write_text
 from reprokit.images import load_images
@@ -22,9 +23,7 @@ __all__ = ["validation_inputs", "embed", "embed_distributed", "wants_distributed
 
 
 def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, torch.Tensor]:
-    is_val = (df["split"] == "validation").to_numpy()
-    val_df = df[is_val].reset_index(drop=True)
-    val_paths = [p for p, keep in zip(paths, is_val) if keep]
+    val_df, val_paths = split_rows(df, paths, "validation")
     return val_df, load_images(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from reprokit.config import load_config
-from reprokit.dataset_source import load_dataset
+from reprokit.dataset_source import load_dataset, split_rows
 from reprokit.stage_runner import run_main
 from reprokit.viz import draw_worst_queries, read_per_query
 
@@ -22,9 +22,7 @@ def main() -> None:
 
     cfg = load_config(args.params)
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
-    is_val = (df["split"] == "validation").to_numpy()
-    val_df = df[is_val].reset_index(drop=True)
-    val_paths = [p for p, keep in zip(paths, is_val) if keep]
+    val_df, val_paths = split_rows(df, paths, "validation")
     n = draw_worst_queries(read_per_query(Path(args.per_query)), val_df, val_paths, cfg.visualize, Path(args.out))
     print(f"visualize: {n} worst queries by {cfg.visualize.metric} -> {args.out}", file=sys.stderr)
 
