@@ -1,4 +1,4 @@
-"""Benchmark of reprokit.metrics.retrieval_metrics against its physical limit.
+"""Benchmark of reprokit.evaluate.metrics.retrieval_metrics against its physical limit.
 
 For each size N (all items both query and gallery, D-dimensional random embeddings, about 10
 items per label, 7 categories) it times, in one process:
@@ -38,8 +38,8 @@ def _measure(n: int, dim: int, budget_mb: float, repeats: int, skip_matmul: bool
     import psutil
     import torch
 
-    from reprokit.knn import query_chunk_rows
-    from reprokit.metrics import retrieval_metrics
+    from reprokit.evaluate.knn import query_chunk_rows
+    from reprokit.evaluate.metrics import retrieval_metrics
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, dim, generator=gen)

@@ -28,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reprokit.config import LoggerConfig  # noqa: E402
+from reprokit.core.config import LoggerConfig  # noqa: E402
 from reprokit.mirror import mirror_run  # noqa: E402
 from tests.integration.mirror_data import build_run_folder  # noqa: E402
 
@@ -66,7 +66,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
                 assert report["ok"], report["error"]
             code = (
-                "from reprokit.config import LoggerConfig; from reprokit.mirror import mirror_run; "
+                "from reprokit.core.config import LoggerConfig; from reprokit.mirror import mirror_run; "
                 f"assert mirror_run(logger=LoggerConfig(name={name!r}), project_dir={str(project)!r})['ok']"
             )
             t0 = time.perf_counter()

@@ -14,15 +14,15 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "LightningModule":
-        from reprokit.lightning import LightningModule
+        from reprokit.log.lightning_module import LightningModule
 
         return LightningModule
     if name == "retrieval_metrics":
-        from reprokit.metrics import retrieval_metrics
+        from reprokit.evaluate.metrics import retrieval_metrics
 
         return retrieval_metrics
     if name == "load_config":
-        from reprokit.config import load_config
+        from reprokit.core.config import load_config
 
         return load_config
     raise AttributeError(f"module 'reprokit' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from reprokit.stage_runner import run_main
+from reprokit.core.stage_runner import run_main
 
 __all__ = ["main"]
 
@@ -45,14 +45,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from reprokit.reproduce import reproduce
+    from reprokit.provenance.reproduce import reproduce
 
     report = reproduce(args.rev, repo=Path(args.repo), tolerance=args.tolerance, keep=args.keep)
     return 0 if report.ok else 1
 
 
 def _mirror(args: argparse.Namespace) -> int:
-    from reprokit.config import load_config
+    from reprokit.core.config import load_config
     from reprokit.mirror import mirror_run
 
     cfg = load_config(args.params)
@@ -65,8 +65,8 @@ def _mirror(args: argparse.Namespace) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    from reprokit.config import load_config
-    from reprokit.dataset_source import load_dataset
+    from reprokit.core.config import load_config
+    from reprokit.data.source import load_dataset
 
     df, _, csv_path = load_dataset(load_config(args.params))
     counts = df["split"].value_counts().to_dict()

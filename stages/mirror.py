@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from reprokit.config import load_config
+from reprokit.core.config import load_config
+from reprokit.core.stage_runner import run_main
 from reprokit.mirror import mirror_run
-from reprokit.stage_runner import run_main
 
 
 def main() -> None:

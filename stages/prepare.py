@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reprokit.config import load_config
-from reprokit.datasets import generate_digits
-from reprokit.stage_runner import run_main
+from reprokit.core.config import load_config
+from reprokit.core.stage_runner import run_main
+from reprokit.data.digits import generate_digits
 
 
 def main() -> None:

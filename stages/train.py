@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from reprokit.artifacts import warn_untracked_imports, write_run_artifacts
-from reprokit.config import load_config
-from reprokit.dataset_source import load_dataset
-from reprokit.fileio import remove_outputs, write_json
-from reprokit.stage_runner import run_main
-from reprokit.training import new_run_identity, train
+from reprokit.core.config import load_config
+from reprokit.core.fileio import remove_outputs, write_json
+from reprokit.core.stage_runner import run_main
+from reprokit.data.source import load_dataset
+from reprokit.provenance.artifacts import warn_untracked_imports, write_run_artifacts
+from reprokit.train.loop import new_run_identity, train
 
 
 def main() -> None:

@@ -7,12 +7,19 @@ from pathlib import Path
 
 import torch
 
-from reprokit.checkpoint import load_model
-from reprokit.config import load_config
-from reprokit.dataset_source import load_dataset
-from reprokit.fileio import remove_outputs
-from reprokit.stage_runner import run_main
-from reprokit.validation import embed, embed_distributed, score, validation_inputs, wants_distributed, write_validation
+from reprokit.core.config import load_config
+from reprokit.core.fileio import remove_outputs
+from reprokit.core.stage_runner import run_main
+from reprokit.data.source import load_dataset
+from reprokit.evaluate.validation import (
+    embed,
+    embed_distributed,
+    score,
+    validation_inputs,
+    wants_distributed,
+    write_validation,
+)
+from reprokit.train.checkpoint import load_model
 
 
 def main() -> None:

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from reprokit.config import load_config
-from reprokit.dataset_source import load_dataset, split_rows
-from reprokit.stage_runner import run_main
-from reprokit.viz import draw_worst_queries, read_per_query
+from reprokit.core.config import load_config
+from reprokit.core.stage_runner import run_main
+from reprokit.data.source import load_dataset, split_rows
+from reprokit.visualize.worst_queries import draw_worst_queries, read_per_query
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reprokit.fileio import write_json, write_text
+from reprokit.core.fileio import write_json, write_text
 from reprokit.mirror._files import RunFolder
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from reprokit.errors import ConfigError
+from reprokit.core.errors import ConfigError
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.runfolder import Media, Scalar
 from reprokit.mirror.tags import key_value_tags

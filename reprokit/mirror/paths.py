@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from reprokit.fileio import read_json, replace_dir, write_json
+from reprokit.core.fileio import read_json, replace_dir, write_json
 
 __all__ = ["home_dir", "resolve", "run_folder", "staging_dir", "publish", "discard"]
 

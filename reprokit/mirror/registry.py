@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reprokit.config import is_secret_key
-from reprokit.errors import ConfigError, MissingBackendError
+from reprokit.core.config import is_secret_key
+from reprokit.core.errors import ConfigError, MissingBackendError
 
 __all__ = ["BackendSpec", "BACKENDS", "spec", "backend_class", "check_args", "secret_args"]
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reprokit.config import LoggerConfig, redact
-from reprokit.errors import MirrorError
-from reprokit.fileio import write_json
+from reprokit.core.config import LoggerConfig, redact
+from reprokit.core.errors import MirrorError
+from reprokit.core.fileio import write_json
 from reprokit.mirror import registry
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import home_dir

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from reprokit.config import flatten, redact
-from reprokit.errors import MirrorError
-from reprokit.fileio import read_json
+from reprokit.core.config import flatten, redact
+from reprokit.core.errors import MirrorError
+from reprokit.core.fileio import read_json
 
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
 

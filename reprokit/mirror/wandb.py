@@ -20,7 +20,7 @@ from typing import Any
 
 import wandb
 
-from reprokit.errors import ConfigError
+from reprokit.core.errors import ConfigError
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
 from reprokit.mirror.runfolder import Media, Scalar

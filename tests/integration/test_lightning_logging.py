@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import reprokit
-from reprokit.media import LogValueError
+from reprokit.log.media import LogValueError
 
 IMAGE_H, IMAGE_W = 12, 20
 N_TRAIN, N_VAL, BATCH = 24, 20, 4  # 6 training steps and 5 validation batches per epoch

@@ -12,8 +12,8 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from reprokit.distributed import gather_for_metrics
-from reprokit.metrics import retrieval_metrics
+from reprokit.evaluate.gather import gather_for_metrics
+from reprokit.evaluate.metrics import retrieval_metrics
 
 N_ITEMS = 101  # odd: DistributedSampler pads one item, which then appears on both ranks
 WORLD = 2

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reprokit.config import LoggerConfig
-from reprokit.errors import MirrorError
-from reprokit.fileio import read_json
+from reprokit.core.config import LoggerConfig
+from reprokit.core.errors import MirrorError
+from reprokit.core.fileio import read_json
 from reprokit.mirror import mirror_run
 from tests.integration import mirror_readers as readers
 from tests.integration.conftest import mirror_free_port

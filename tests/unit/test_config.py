@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from reprokit.config import Config, config_from_dict, flatten, load_config, redact
-from reprokit.errors import ConfigError
+from reprokit.core.config import Config, config_from_dict, flatten, load_config, redact
+from reprokit.core.errors import ConfigError
 
 
 def test_project_params_yaml_loads_with_every_section():

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from reprokit.dataframe import check_dataframe, load_dataframe, resolve_image_paths
-from reprokit.errors import DataFrameError
+from reprokit.core.errors import DataFrameError
+from reprokit.data.dataframe import check_dataframe, load_dataframe, resolve_image_paths
 
 HEADER = ["label", "path", "split", "is_query", "is_gallery", "category", "x_1", "x_2", "y_1", "y_2"]
 # Row numbers in messages: data row 1 = the first row after the header.

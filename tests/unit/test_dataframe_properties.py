@@ -3,7 +3,7 @@
 Random small dataframes mix valid and invalid values in every column (labels, paths to good,
 corrupt, truncated, missing, outside-root files, splits, flags, categories, bounding boxes) and
 are written as real CSV files beside real PNGs. Whenever the checker accepts one, every row must
-load with Pillow exactly as the data loader does it (``reprokit.images.load_images``).
+load with Pillow exactly as the data loader does it (``reprokit.data.images.load_images``).
 """
 
 import csv
@@ -18,8 +18,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from reprokit.dataframe import BBOX_COLUMNS, REQUIRED_COLUMNS, check_dataframe, load_dataframe, resolve_image_paths
-from reprokit.errors import DataFrameError
+from reprokit.core.errors import DataFrameError
+from reprokit.data.dataframe import (
+    BBOX_COLUMNS,
+    REQUIRED_COLUMNS,
+    check_dataframe,
+    load_dataframe,
+    resolve_image_paths,
+)
 
 SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -130,7 +136,9 @@ def _write(dataset: Path, header, rows) -> Path:
 
 def _assert_accepted_frame_loads(df: pd.DataFrame, dataset: Path, mode: str) -> None:
     """What the rest of reprokit relies on, for a frame the checker accepted."""
-    from reprokit.images import load_images  # the real data loader (imports torch: only when needed)
+    from reprokit.data.images import (
+        load_images,  # the real data loader (imports torch: only when needed)
+    )
 
     assert list(df.index) == list(range(len(df)))
     assert df["label"].dtype == np.int64

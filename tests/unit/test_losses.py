@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from reprokit.losses import pairwise_distances, triplet_loss
+from reprokit.train.losses import pairwise_distances, triplet_loss
 
 
 def _reference_batch_all(emb, labels, margin):

@@ -1,4 +1,4 @@
-"""reprokit.media: which values are images, how they are normalised, and the errors for bad ones."""
+"""reprokit.log.media: which values are images, how they are normalised, and the errors for bad ones."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from reprokit.errors import ReprokitError
-from reprokit.media import LogValueError, is_image_like, to_image_hwc
+from reprokit.core.errors import ReprokitError
+from reprokit.log.media import LogValueError, is_image_like, to_image_hwc
 
 
 @pytest.mark.parametrize(

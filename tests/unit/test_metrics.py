@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from reprokit.distributed import gather_for_metrics
-from reprokit.knn import SEGMENT, chunked_knn, query_chunk_rows
-from reprokit.metrics import metrics_from_relevance, retrieval_metrics
+from reprokit.evaluate.gather import gather_for_metrics
+from reprokit.evaluate.knn import SEGMENT, chunked_knn, query_chunk_rows
+from reprokit.evaluate.metrics import metrics_from_relevance, retrieval_metrics
 
 KS = dict(cmc_top_k=(1, 3), precision_top_k=(2, 5), map_top_k=(3, 5))
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reprokit.config import LOGGER_NAMES, LoggerConfig
-from reprokit.errors import ConfigError, MirrorError, MissingBackendError
-from reprokit.fileio import write_json
+from reprokit.core.config import LOGGER_NAMES, LoggerConfig
+from reprokit.core.errors import ConfigError, MirrorError, MissingBackendError
+from reprokit.core.fileio import write_json
 from reprokit.mirror import BACKENDS, mirror_run
 from reprokit.mirror.base import MirrorBackend
 from reprokit.mirror.paths import MARKER, home_dir, run_folder

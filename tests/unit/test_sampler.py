@@ -3,8 +3,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from reprokit.errors import ConfigError
-from reprokit.sampler import LabelBalancedBatchSampler
+from reprokit.core.errors import ConfigError
+from reprokit.data.sampler import LabelBalancedBatchSampler
 
 
 def _labels(n_labels=20, per_label=5):

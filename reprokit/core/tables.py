@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from reprokit.fileio import write_text
+from reprokit.core.fileio import write_text
 
 __all__ = ["write_table", "read_table"]
 

@@ -6,7 +6,7 @@ the flags empty (a boolean there is accepted and ignored); validation rows hold 
 (True/False/true/false/1/0 or real bools) and are a query, a gallery item, or both; every query
 label appears in the gallery.
 
-Every failure raises :class:`~reprokit.errors.DataFrameError` with a one-line message naming the
+Every failure raises :class:`~reprokit.core.errors.DataFrameError` with a one-line message naming the
 column, the first offending rows (5 at most, then "and N more") with their values, and a hint
 with the fix. The most fundamental and cheapest checks run first, so the first error is the root
 cause: CSV syntax, columns, rows, labels, splits, paths, query/gallery flags, query labels in the
@@ -27,7 +27,7 @@ Definitions worth knowing:
 - A path leaves the dataset root when it is absolute or when ``..`` takes it above the root,
   judged on the text (a symlink inside the root is followed, not judged).
 - An image file is accepted when Pillow opens and fully decodes it and can convert it to both
-  ``L`` and ``RGB`` (what :mod:`reprokit.images` does with it).
+  ``L`` and ``RGB`` (what :mod:`reprokit.data.images` does with it).
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from reprokit.cells import INVALID as _INVALID
-from reprokit.cells import is_missing as _missing
-from reprokit.cells import show as _show
-from reprokit.cells import to_bool as _to_bool
-from reprokit.cells import to_int as _to_int
-from reprokit.errors import DataFrameError
+from reprokit.core.errors import DataFrameError
+from reprokit.data.cells import INVALID as _INVALID
+from reprokit.data.cells import is_missing as _missing
+from reprokit.data.cells import show as _show
+from reprokit.data.cells import to_bool as _to_bool
+from reprokit.data.cells import to_int as _to_int
 
 __all__ = ["load_dataframe", "check_dataframe", "resolve_image_paths", "REQUIRED_COLUMNS", "BBOX_COLUMNS", "SPLITS"]
 

@@ -60,7 +60,9 @@ class _NoBar:
 def _tqdm(total: int, enabled: bool):
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm  # lazy: only needed when a bar is shown (installed with Lightning)
+    from tqdm import (
+        tqdm,  # lazy: only needed when a bar is shown (installed with Lightning)
+    )
 
     return tqdm(total=total, desc="retrieval", unit="query", file=sys.stderr)
 

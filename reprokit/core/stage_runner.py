@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from reprokit.errors import ReprokitError
+from reprokit.core.errors import ReprokitError
 
 __all__ = ["run_main", "debug_enabled"]
 
@@ -18,16 +18,13 @@ def debug_enabled(argv: list[str] | None = None) -> bool:
 
 
 def run_main(main: Callable[[], int | None], prog: str) -> None:
-    """Call ``main``; turn reprokit errors (and bad log values) into one line on stderr, exit 1."""
-    from reprokit.media import LogValueError
-
+    """Call ``main``; turn reprokit errors into one line on stderr, exit 1."""
     try:
         code = main()
-    except (ReprokitError, LogValueError) as exc:
+    except ReprokitError as exc:
         if debug_enabled():
             traceback.print_exc()
-        text = exc.one_line() if isinstance(exc, ReprokitError) else " ".join(str(exc).split())
-        print(f"{prog}: error: {text}", file=sys.stderr)
+        print(f"{prog}: error: {exc.one_line()}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

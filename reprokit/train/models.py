@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reprokit.config import ModelConfig
+from reprokit.core.config import ModelConfig
 
 __all__ = ["SimpleCNN", "build_model", "MODELS"]
 

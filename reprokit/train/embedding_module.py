@@ -6,11 +6,11 @@ import math
 
 import torch
 
-from reprokit.config import ModelConfig, TrainConfig
-from reprokit.errors import TrainingDivergedError
-from reprokit.lightning import LightningModule
-from reprokit.losses import triplet_loss
-from reprokit.models import build_model
+from reprokit.core.config import ModelConfig, TrainConfig
+from reprokit.core.errors import TrainingDivergedError
+from reprokit.log.lightning_module import LightningModule
+from reprokit.train.losses import triplet_loss
+from reprokit.train.models import build_model
 
 __all__ = ["EmbeddingModule", "LOSS_STATS"]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from reprokit.errors import ConfigError
+from reprokit.core.errors import ConfigError
 
 __all__ = ["LabelBalancedBatchSampler"]
 

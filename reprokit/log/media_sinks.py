@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from reprokit.fileio import atomic_path, write_text
+from reprokit.core.fileio import atomic_path, write_text
 
 __all__ = ["send_image", "send_text"]
 

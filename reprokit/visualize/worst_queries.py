@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from reprokit.config import VisualizeConfig
-from reprokit.fileio import atomic_path
+from reprokit.core.config import VisualizeConfig
+from reprokit.core.fileio import atomic_path
 
 __all__ = ["worst_queries", "draw_worst_queries", "read_per_query"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reprokit.config import Config, ModelConfig
-from reprokit.fileio import atomic_path
-from reprokit.models import build_model
-from reprokit.schema import load_dataclass, to_plain
+from reprokit.core.config import Config, ModelConfig
+from reprokit.core.fileio import atomic_path
+from reprokit.core.schema import load_dataclass, to_plain
+from reprokit.train.models import build_model
 
 __all__ = ["save_model", "load_model"]
 

@@ -14,13 +14,13 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from reprokit.checkpoint import save_model
-from reprokit.config import Config
-from reprokit.dataset_source import split_rows
-from reprokit.images import ImageTensorDataset, collate_batch, load_images
-from reprokit.module import LOSS_STATS, EmbeddingModule
-from reprokit.run_logger import RunFolderLogger
-from reprokit.sampler import LabelBalancedBatchSampler
+from reprokit.core.config import Config
+from reprokit.data.images import ImageTensorDataset, collate_batch, load_images
+from reprokit.data.sampler import LabelBalancedBatchSampler
+from reprokit.data.source import split_rows
+from reprokit.log.run_logger import RunFolderLogger
+from reprokit.train.checkpoint import save_model
+from reprokit.train.embedding_module import LOSS_STATS, EmbeddingModule
 
 __all__ = ["train", "new_run_identity"]
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from reprokit.config import REDACTED, Config, redact, secret_values
-from reprokit.fileio import write_bytes, write_json, write_text
-from reprokit.gitinfo import GitState, git, git_state
+from reprokit.core.config import REDACTED, Config, redact, secret_values
+from reprokit.core.fileio import write_bytes, write_json, write_text
+from reprokit.core.git import GitState, git, git_state
 
 __all__ = ["write_run_artifacts", "code_snapshot", "auto_tags", "environment", "warn_untracked_imports"]
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
-from reprokit.errors import ConfigError
-from reprokit.schema import load_dataclass, to_plain
+from reprokit.core.errors import ConfigError
+from reprokit.core.schema import load_dataclass, to_plain
 
 __all__ = [
     "Config",

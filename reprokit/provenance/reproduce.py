@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from reprokit.config import flatten
-from reprokit.errors import ReproduceError
+from reprokit.core.config import flatten
+from reprokit.core.errors import ReproduceError
 
 __all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
 

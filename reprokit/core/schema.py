@@ -11,7 +11,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from reprokit.errors import ConfigError
+from reprokit.core.errors import ConfigError
 
 __all__ = ["load_dataclass", "to_plain"]
 

@@ -15,6 +15,7 @@ __all__ = [
     "MirrorError",
     "TrainingDivergedError",
     "ReproduceError",
+    "LogValueError",
 ]
 
 
@@ -52,3 +53,10 @@ class TrainingDivergedError(ReprokitError):
 
 class ReproduceError(ReprokitError):
     """`reprokit reproduce` could not check out, run or compare a past revision."""
+
+
+class LogValueError(ReprokitError, ValueError):
+    """A value passed to ``self.log`` is neither a scalar, an image nor a text.
+
+    Also a ``ValueError``: Lightning raises that for a value it cannot log, so code catching it still works.
+    """

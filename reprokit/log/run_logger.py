@@ -24,8 +24,8 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
-from reprokit.fileio import atomic_path, write_json, write_text
-from reprokit.tables import read_table, write_table
+from reprokit.core.fileio import atomic_path, write_json, write_text
+from reprokit.core.tables import read_table, write_table
 
 __all__ = ["RunFolderLogger"]
 

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from reprokit.config import Config, TrainerConfig
-from reprokit.dataset_source import split_rows
-from reprokit.distributed import gather_for_metrics
-from reprokit.fileio import write_json, write_text
-from reprokit.images import load_images
-from reprokit.metrics import retrieval_metrics
-from reprokit.progress import progress
-from reprokit.tables import write_table
+from reprokit.core.config import Config, TrainerConfig
+from reprokit.core.fileio import write_json, write_text
+from reprokit.core.progress import progress
+from reprokit.core.tables import write_table
+from reprokit.data.images import load_images
+from reprokit.data.source import split_rows
+from reprokit.evaluate.gather import gather_for_metrics
+from reprokit.evaluate.metrics import retrieval_metrics
 
 __all__ = ["validation_inputs", "embed", "embed_distributed", "wants_distributed", "score", "write_validation"]
 
@@ -55,7 +55,9 @@ def embed_distributed(cfg: Config, model: nn.Module, images: torch.Tensor) -> tu
     identical metrics. The sampler's padding repeats a batch on some rank; the gather drops
     those repeats by item index.
     """
-    from lightning.fabric import Fabric  # Lightning's launcher: only paid for when asked for
+    from lightning.fabric import (
+        Fabric,  # Lightning's launcher: only paid for when asked for
+    )
 
     t = cfg.trainer
     fabric = Fabric(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy)

@@ -8,16 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprokit.errors import ReprokitError
+from reprokit.core.errors import LogValueError
 
 __all__ = ["is_image_like", "to_image_hwc", "LogValueError"]
-
-
-class LogValueError(ReprokitError, ValueError):
-    """A value passed to ``self.log`` is neither a scalar, an image nor a text.
-
-    Also a ``ValueError``: Lightning raises that for a value it cannot log, so code catching it still works.
-    """
 
 
 def is_image_like(value: Any) -> bool:

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from reprokit.config import DigitsConfig
-from reprokit.fileio import replace_dir, write_text
+from reprokit.core.config import DigitsConfig
+from reprokit.core.fileio import replace_dir, write_text
 
 __all__ = ["generate_digits", "distort"]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reprokit.config import Config
-from reprokit.dataframe import load_dataframe, resolve_image_paths
-from reprokit.errors import DataFrameError
+from reprokit.core.config import Config
+from reprokit.core.errors import DataFrameError
+from reprokit.data.dataframe import load_dataframe, resolve_image_paths
 
 __all__ = ["load_dataset", "split_rows"]
 

@@ -10,7 +10,7 @@ and nothing else. ``self.log`` / ``self.log_dict`` then accept
   integers in [0, 255];
 - text: a ``str``.
 
-Images and texts go to every attached logger that can hold them (see ``reprokit.media_sinks``);
+Images and texts go to every attached logger that can hold them (see ``reprokit.log.media_sinks``);
 for a logger that cannot (CSV), they are saved as files under the run folder and one warning
 says so.
 """
@@ -29,8 +29,8 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from reprokit.media import LogValueError, is_image_like, to_image_hwc
-from reprokit.media_sinks import send_image, send_text
+from reprokit.log.media import LogValueError, is_image_like, to_image_hwc
+from reprokit.log.media_sinks import send_image, send_text
 
 __all__ = ["LightningModule"]
 

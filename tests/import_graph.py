@@ -1,0 +1,81 @@
+"""The project's import graph, read from the source with ``ast`` (lazy imports inside functions included).
+
+Walking the source rather than ``sys.modules`` after an import means an import that only runs on
+some path (a backend chosen at run time, an error branch) is still seen.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("reprokit", "stages")
+
+
+def module_file(module: str) -> Path | None:
+    """The file of a project module (``reprokit.core.config`` -> reprokit/core/config.py), or None."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _package_inits(module: str) -> list[Path]:
+    """``import a.b.c`` also runs a/__init__.py and a/b/__init__.py."""
+    parts = module.split(".")
+    inits = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+    return [p for p in inits if p.is_file()]
+
+
+def direct_imports(path: Path) -> set[Path]:
+    """Project files that ``path`` imports anywhere in its body."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    found: set[Path] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        for name in names:
+            f = module_file(name)
+            if f is not None:
+                found.add(f)
+                found.update(_package_inits(name))
+    found.discard(path)
+    return found
+
+
+def imported_closure(module: str) -> set[Path]:
+    """Every project file that running ``python -m module`` can import."""
+    start = module_file(module)
+    assert start is not None, module
+    seen = {start, *_package_inits(module)}
+    todo = list(seen)
+    while todo:
+        current = todo.pop()
+        if current == ROOT / "reprokit" / "__init__.py":
+            continue  # its imports run only when user code asks for reprokit.LightningModule & co.
+        for dep in direct_imports(current):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def layer_of(path: Path) -> str:
+    """reprokit/core/config.py -> 'reprokit/core'; reprokit/cli.py, stages/x.py -> themselves."""
+    rel = path.relative_to(ROOT)
+    if rel.parts[0] == "reprokit" and len(rel.parts) > 2:
+        return "/".join(rel.parts[:2])
+    return rel.as_posix()
