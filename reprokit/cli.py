@@ -58,7 +58,10 @@ def _mirror(args: argparse.Namespace) -> int:
     cfg = load_config(args.params)
     logger = cfg.logger
     if args.logger or args.strict:
-        logger = dataclasses.replace(logger, name=args.logger or logger.name, strict=args.strict or logger.strict)
+        name = args.logger or logger.name
+        # params.yaml's logger.args belong to its logger: another one chosen here starts from its defaults.
+        backend_args = logger.args if name == logger.name else {}
+        logger = dataclasses.replace(logger, name=name, args=backend_args, strict=args.strict or logger.strict)
         logger.check("logger")
     report = mirror_run(runs_dir=args.runs, logger=logger, tags=cfg.tags, project_dir=".")
     return 0 if report.get("ok") else 1

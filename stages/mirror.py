@@ -6,22 +6,19 @@ stage fails only with ``logger.strict: true`` (or when the backend package is no
 
 from __future__ import annotations
 
-import argparse
-
 from reprokit.core.config import load_config
-from reprokit.core.stage_runner import run_main
-from reprokit.mirror import mirror_run
+from reprokit.core.stage_runner import run_main, stage_parser
+from reprokit.mirror import mirror_run, reproduction_logger
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="mirror", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser("mirror", __doc__)
     parser.add_argument("--runs", default="runs")
-    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
 
     cfg = load_config(args.params)
-    mirror_run(runs_dir=args.runs, logger=cfg.logger, tags=cfg.tags, project_dir=".")
+    logger = reproduction_logger(cfg.logger)
+    mirror_run(runs_dir=args.runs, logger=logger, tags=cfg.tags, project_dir=".")
 
 
 if __name__ == "__main__":

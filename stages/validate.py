@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from reprokit.core.config import load_config
 from reprokit.core.fileio import remove_outputs
-from reprokit.core.stage_runner import run_main
+from reprokit.core.layout import ValidateDir
+from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.source import load_dataset
 from reprokit.evaluate.validation import (
     embed,
@@ -21,21 +21,22 @@ from reprokit.evaluate.validation import (
 )
 from reprokit.train.checkpoint import load_model
 
+# The params.yaml entries this stage reads: the same list as its `params` in dvc.yaml.
+PARAMS = ("seed", "data", "validate", "visualize.top_k", "trainer")
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="validate", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser("validate", __doc__)
     parser.add_argument("--model", default="runs/train/model.ckpt")
     parser.add_argument("--out", default="runs/validate")
-    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
 
     cfg = load_config(args.params)
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
     df, paths, _ = load_dataset(cfg)
-    out = Path(args.out)
-    remove_outputs(out / "metrics.json", out / "baseline.json", out / "plots")
+    out = ValidateDir(args.out)
+    remove_outputs(out.metrics, out.baseline, out.plots, out.params)
     model, _ = load_model(Path(args.model))
     val_df, images = validation_inputs(cfg, df, paths)
     if wants_distributed(cfg.trainer):
@@ -47,7 +48,8 @@ def main() -> None:
     res = score(cfg, val_df, embeddings)
     # The raw-pixel baseline on the same split shows what the trained model adds.
     baseline = score(cfg, val_df, images.flatten(1), show_progress=False)
-    write_validation(out, res, val_df, baseline)
+    write_validation(out.root, res, val_df, baseline)
+    record_params(out.params, cfg, PARAMS)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "read_json", "replace_dir", "remove_outputs"]
+__all__ = [
+    "atomic_path", "write_bytes", "write_text", "write_json", "read_json", "replace_dir", "remove_outputs", "staging_dir_in",
+]
 
 
 @contextlib.contextmanager
@@ -30,14 +32,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it owner-only; outputs are ordinary files
+        tmp.chmod(0o666 & ~_current_umask())  # mkstemp makes it owner-only; outputs are ordinary files
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _umask() -> int:
+def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -60,6 +62,18 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def staging_dir_in(parent: str | Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` to fill and then :func:`replace_dir` into place.
+
+    Made with the permissions of an ordinary folder: mkdtemp's owner-only 0700 would outlive the rename.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    folder.chmod(0o777 & ~_current_umask())
+    return folder
 
 
 def replace_dir(src: str | Path, dst: str | Path) -> Path:

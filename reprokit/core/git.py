@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["GitState", "git_state", "git"]
+__all__ = ["GitState", "git_state", "git", "excluded"]
 
 
 def git(args: list[str], cwd: str | Path, check: bool = True) -> str:
@@ -14,6 +14,11 @@ def git(args: list[str], cwd: str | Path, check: bool = True) -> str:
     if check and out.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout
+
+
+def excluded(paths: tuple[str, ...]) -> list[str]:
+    """git pathspecs that leave ``paths`` out."""
+    return [f":(exclude){p}" for p in paths]
 
 
 @dataclass(frozen=True)
@@ -27,12 +32,17 @@ class GitState:
         return asdict(self)
 
 
-def git_state(cwd: str | Path = ".") -> GitState:
+def git_state(cwd: str | Path = ".", exclude: tuple[str, ...] = ()) -> GitState:
+    """The commit, branch and dirty flag of the repository at ``cwd``.
+
+    ``exclude``: paths whose changes do not make the code dirty, e.g. ``runs`` — the pipeline's
+    own outputs, which DVC deletes before a stage runs even when git tracks them (metrics files).
+    """
     probe = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=cwd, capture_output=True, text=True)
     if probe.returncode != 0:
         return GitState(commit=None, branch=None, dirty=False, is_repo=False)
     commit = git(["rev-parse", "HEAD"], cwd, check=False).strip() or None
     branch = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd, check=False).strip() or None
     # Dirty = a tracked file differs from HEAD (untracked files never enter a snapshot).
-    dirty = bool(git(["status", "--porcelain", "--untracked-files=no"], cwd, check=False).strip())
+    dirty = bool(git(["status", "--porcelain", "--untracked-files=no", "--", ".", *excluded(exclude)], cwd, check=False).strip())
     return GitState(commit=commit, branch=branch if branch != "HEAD" else None, dirty=dirty, is_repo=True)

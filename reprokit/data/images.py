@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
-__all__ = ["load_images", "ImageTensorDataset", "collate_batch", "BBOX_COLUMNS"]
+from reprokit.data.dataframe import BBOX_COLUMNS
 
-BBOX_COLUMNS = ("x_1", "y_1", "x_2", "y_2")
+__all__ = ["load_images", "ImageTensorDataset", "collate_batch"]
 
 
 def _load_one(path: Path, size: int, mode: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
@@ -29,7 +29,9 @@ def _load_one(path: Path, size: int, mode: str, box: tuple[int, int, int, int] |
 def load_images(df: pd.DataFrame, paths: Sequence[Path], size: int, mode: str = "L") -> torch.Tensor:
     """[N, C, size, size] float32 in [0, 1], cropped to the bounding box where the frame has one."""
     # Columns read once as arrays: per-cell pandas access costs more than decoding a small PNG.
-    boxes = [df[c].to_numpy() for c in BBOX_COLUMNS] if all(c in df.columns for c in BBOX_COLUMNS) else None
+    has_boxes = all(c in df.columns for c in BBOX_COLUMNS)
+    # PIL crops by (left, upper, right, lower) = (x_1, y_1, x_2, y_2).
+    boxes = [df[c].to_numpy() for c in ("x_1", "y_1", "x_2", "y_2")] if has_boxes else None
     out = np.empty((len(paths), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
     for i, path in enumerate(paths):
         box = None

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import weakref
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from reprokit.core.errors import LogValueError
 
-__all__ = ["is_image_like", "to_image_hwc", "LogValueError"]
+__all__ = ["is_image_like", "to_image_hwc", "to_pil", "Occurrences", "LogValueError"]
 
 
 def is_image_like(value: Any) -> bool:
@@ -74,3 +77,28 @@ def to_image_hwc(key: str, value: Any) -> np.ndarray:
     else:
         raise LogValueError(f"{where}; images must be HW, CHW, HWC or NCHW")
     return np.ascontiguousarray(chw.transpose(1, 2, 0))
+
+
+def to_pil(image_hwc: np.ndarray) -> Image.Image:
+    """A uint8 HWC array (1, 3 or 4 channels, as :func:`to_image_hwc` returns) as a PIL image."""
+    channels = image_hwc.shape[-1]
+    if channels == 1:
+        return Image.fromarray(image_hwc[..., 0], mode="L")
+    return Image.fromarray(image_hwc, mode={3: "RGB", 4: "RGBA"}[channels])
+
+
+class Occurrences:
+    """How many media each logger has already received under one (kind, key, step).
+
+    Several images with one key and step (one per validation batch) get file names of their own
+    instead of overwriting each other. Weak keys: a finished logger takes its counts with it.
+    """
+
+    def __init__(self) -> None:
+        self._seen: weakref.WeakKeyDictionary[Any, Counter] = weakref.WeakKeyDictionary()
+
+    def next(self, logger: Any, kind: str, key: str, step: int) -> int:
+        counts = self._seen.setdefault(logger, Counter())
+        n = counts[(kind, key, step)]
+        counts[(kind, key, step)] += 1
+        return n

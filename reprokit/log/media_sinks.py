@@ -13,20 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from reprokit.core.fileio import atomic_path, write_text
+from reprokit.core.layout import media_name
+from reprokit.log.media import Occurrences, to_pil
 
 __all__ = ["send_image", "send_text"]
 
+_occurrences = Occurrences()
+
 # Loggers already warned about. Weak, so that a new logger reusing a dead one's id() still gets its warning.
 _warned: weakref.WeakSet = weakref.WeakSet()
-
-
-def _pil(image_hwc: np.ndarray) -> Image.Image:
-    if image_hwc.shape[-1] == 1:
-        return Image.fromarray(image_hwc[..., 0], mode="L")
-    return Image.fromarray(image_hwc, mode={3: "RGB", 4: "RGBA"}[image_hwc.shape[-1]])
 
 
 def _fallback_dir(logger: Any, fallback_dir: str) -> Path:
@@ -52,13 +49,14 @@ def send_image(logger: Any, key: str, image_hwc: np.ndarray, step: int, fallback
     elif kind == "TensorBoardLogger":
         logger.experiment.add_image(key, image_hwc, step, dataformats="HWC")
     elif kind == "MLFlowLogger":
-        logger.experiment.log_image(logger.run_id, _pil(image_hwc), key=key.replace("/", "_"), step=step)
+        logger.experiment.log_image(logger.run_id, to_pil(image_hwc), key=key.replace("/", "_"), step=step)
     elif kind == "WandbLogger":
         logger.log_image(key=key, images=[image_hwc], step=step)
     else:
         where = _fallback_dir(logger, fallback_dir)
-        with atomic_path(where / "images" / key / f"{step}.png") as tmp:
-            _pil(image_hwc).save(tmp, format="PNG")
+        name = media_name(step, _occurrences.next(logger, "image", key, step), ".png")
+        with atomic_path(where / "images" / key / name) as tmp:
+            to_pil(image_hwc).save(tmp, format="PNG")
         _warn_once(logger, where)
 
 
@@ -69,10 +67,11 @@ def send_text(logger: Any, key: str, text: str, step: int, fallback_dir: str) ->
     elif kind == "TensorBoardLogger":
         logger.experiment.add_text(key, text, step)
     elif kind == "MLFlowLogger":
-        logger.experiment.log_text(logger.run_id, text, f"text/{key}/{step}.txt")
+        name = media_name(step, _occurrences.next(logger, "text", key, step), ".txt")
+        logger.experiment.log_text(logger.run_id, text, f"text/{key}/{name}")
     elif kind == "WandbLogger":
         logger.log_text(key=key, columns=["step", "text"], data=[[step, text]], step=step)
     else:
         where = _fallback_dir(logger, fallback_dir)
-        write_text(where / "text" / key / f"{step}.txt", text)
+        write_text(where / "text" / key / media_name(step, _occurrences.next(logger, "text", key, step), ".txt"), text)
         _warn_once(logger, where)

@@ -4,7 +4,8 @@ Layout under ``root`` (see the artifact contract in the README):
 
 - ``plots/step.tsv``  one row per logged step: ``step  epoch  <key>...`` (empty cell: not logged)
 - ``plots/epoch.tsv`` one row per epoch: ``epoch  step  <key>...`` (epoch-level values)
-- ``images/<key>/<step>.png`` and ``text/<key>/<step>.txt`` for images and texts
+- ``images/<key>/<step>.png`` and ``text/<key>/<step>.txt`` for images and texts (``<step>-<n>`` for
+  the n-th further one logged under the same key and step)
 - ``hparams.json``
 
 Keys ending in ``_step``/``_epoch`` (Lightning's names for ``on_step=True, on_epoch=True``) go to
@@ -22,10 +23,11 @@ from typing import Any
 import numpy as np
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
-from PIL import Image
 
 from reprokit.core.fileio import atomic_path, write_json, write_text
+from reprokit.core.layout import TrainDir, media_name
 from reprokit.core.tables import read_table, write_table
+from reprokit.log.media import Occurrences, to_pil
 
 __all__ = ["RunFolderLogger"]
 
@@ -34,6 +36,8 @@ class RunFolderLogger(Logger):
     def __init__(self, root: str | Path, epoch_keys: set[str] | None = None, state_dir: str | Path | None = None) -> None:
         super().__init__()
         self.root = Path(root)
+        self.layout = TrainDir(self.root)
+        self._media = Occurrences()
         # With train.resume, the tables are also kept beside the resume checkpoint: DVC deletes
         # the stage's outputs (runs/train/plots) before the re-run that resumes.
         self.state_dir = Path(state_dir) if state_dir is not None else None
@@ -86,32 +90,32 @@ class RunFolderLogger(Logger):
             self.save()  # an epoch ended: its complete rows reach the disk
 
     def log_image(self, key: str, image_hwc: np.ndarray, step: int) -> Path:
-        path = self.root / "images" / key / f"{step}.png"
-        mode = {1: "L", 3: "RGB", 4: "RGBA"}[image_hwc.shape[-1]]
-        img = Image.fromarray(image_hwc[..., 0] if mode == "L" else image_hwc, mode=mode)
+        path = self.layout.images / key / media_name(step, self._media.next(self, "image", key, step), ".png")
         with atomic_path(path) as tmp:
-            img.save(tmp, format="PNG")
+            to_pil(image_hwc).save(tmp, format="PNG")
         return path
 
     def log_text(self, key: str, text: str, step: int) -> Path:
-        return write_text(self.root / "text" / key / f"{step}.txt", text)
+        name = media_name(step, self._media.next(self, "text", key, step), ".txt")
+        return write_text(self.layout.texts / key / name, text)
 
     @rank_zero_only
     def save(self) -> None:
         for base in (self.root, self.state_dir):
             if base is None:
                 continue
+            layout = TrainDir(base)
             if self._step_rows:
-                write_table(base / "plots" / "step.tsv", ["step", "epoch"], list(self._step_rows.values()))
+                write_table(layout.step_table, ["step", "epoch"], list(self._step_rows.values()))
             if self._epoch_rows:
-                write_table(base / "plots" / "epoch.tsv", ["epoch", "step"], list(self._epoch_rows.values()))
+                write_table(layout.epoch_table, ["epoch", "step"], list(self._epoch_rows.values()))
 
     def restore(self) -> None:
         """Reload the tables kept in ``state_dir`` (resuming); rows re-logged later overwrite them."""
         if self.state_dir is None:
             return
-        for name, rows, key in (("step.tsv", self._step_rows, "step"), ("epoch.tsv", self._epoch_rows, "epoch")):
-            path = self.state_dir / "plots" / name
+        state = TrainDir(self.state_dir)
+        for path, rows, key in ((state.step_table, self._step_rows, "step"), (state.epoch_table, self._epoch_rows, "epoch")):
             if path.exists():
                 for row in read_table(path):
                     rows[int(row[key])] = row

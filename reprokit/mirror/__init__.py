@@ -12,6 +12,6 @@ logger that was down can be filled in later. Backends are imported only when cho
 from __future__ import annotations
 
 from reprokit.mirror.registry import BACKENDS
-from reprokit.mirror.replay import REPORT_PATH, mirror_run
+from reprokit.mirror.replay import mirror_run, reproduction_logger
 
-__all__ = ["mirror_run", "BACKENDS", "REPORT_PATH"]
+__all__ = ["mirror_run", "reproduction_logger", "BACKENDS"]

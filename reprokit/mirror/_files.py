@@ -20,7 +20,7 @@ __all__ = ["RunFolder"]
 class RunFolder:
     def __init__(self, root: Path, run: RunInfo) -> None:
         self.final = paths.run_folder(root, run.run_name, run.run_id)
-        self.staging = paths.staging_dir(self.final)
+        self.staging = paths.staging_dir(self.final, run.home_dir)
         self.run = run
 
     def copy_in(self, rel: str, src: Path) -> Path:

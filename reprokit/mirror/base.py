@@ -9,6 +9,7 @@ failure. One instance mirrors one run, in one thread.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,22 @@ class MirrorBackend(ABC):
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.args = dict(args)
         self.notes: list[str] = []  # one-line remarks the replay copies into the report
+        self._env_set: list[str] = []
+
+    def set_env_default(self, key: str, value: str) -> None:
+        """Set ``key`` for the backend's library unless the user already did; the replay restores it.
+
+        The replay calls :meth:`restore_env` itself, whatever happened (a timeout included), so a
+        variable set for one backend never leaks into the rest of the process.
+        """
+        if key not in os.environ:
+            os.environ[key] = value
+            self._env_set.append(key)
+
+    def restore_env(self) -> None:
+        for key in self._env_set:
+            os.environ.pop(key, None)
+        self._env_set = []
 
     def check_config(self) -> None:  # noqa: B027 - optional hook
         """Raise ConfigError for arg values the backend can tell are wrong without connecting."""

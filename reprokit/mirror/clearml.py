@@ -13,7 +13,6 @@ resource hooks, and still restore the three RNG states after ``init`` and ``clos
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from collections.abc import Mapping
@@ -71,9 +70,7 @@ class ClearMLBackend(MirrorBackend):
     }
 
     def start(self, run: RunInfo) -> None:
-        self._env_set = "CLEARML_CACHE_DIR" not in os.environ
-        if self._env_set:
-            os.environ["CLEARML_CACHE_DIR"] = str(run.home_dir / "logs" / "clearml")
+        self.set_env_default("CLEARML_CACHE_DIR", str(run.home_dir / "logs" / "clearml"))
         self.rng = RngState()
         from clearml import Task  # imported here: it reads CLEARML_CACHE_DIR
 
@@ -110,12 +107,12 @@ class ClearMLBackend(MirrorBackend):
             self.logger.report_scalar(title, series, s.value, iteration=s.step)
 
     def log_image(self, image: Media) -> None:
-        title, series = _title_series(image.tag)
+        title, series = _title_series(image.unique_tag())
         self.logger.report_image(title, series, iteration=image.step, local_path=str(image.path))
 
     def log_text(self, text: Media) -> None:
         # report_media keeps the file as a debug sample; report_text would print it to stdout.
-        title, series = _title_series(text.tag)
+        title, series = _title_series(text.unique_tag())
         self.logger.report_media(title, series, iteration=text.step, local_path=str(text.path), file_extension=".txt")
 
     def log_artifact(self, name: str, path: Path) -> None:
@@ -136,9 +133,6 @@ class ClearMLBackend(MirrorBackend):
     def _cleanup(self) -> None:
         if hasattr(self, "rng"):
             self.rng.restore()
-        if getattr(self, "_env_set", False):
-            os.environ.pop("CLEARML_CACHE_DIR", None)
-            self._env_set = False
 
     def abort(self) -> None:
         try:

@@ -46,10 +46,10 @@ class CsvBackend(MirrorBackend):
         self._rows += [(s.tag, s.step, s.value) for s in scalars]
 
     def log_image(self, image: Media) -> None:
-        self.folder.copy_in(f"images/{image.tag}/{image.step}.png", image.path)
+        self.folder.copy_in(f"images/{image.tag}/{image.file_name('.png')}", image.path)
 
     def log_text(self, text: Media) -> None:
-        self.folder.copy_in(f"text/{text.tag}/{text.step}.txt", text.path)
+        self.folder.copy_in(f"text/{text.tag}/{text.file_name('.txt')}", text.path)
 
     def log_artifact(self, name: str, path: Path) -> None:
         self.folder.copy_in(f"artifacts/{name}", path)

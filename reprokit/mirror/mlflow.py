@@ -16,7 +16,6 @@ one fills the run in without duplicates. Images and texts are artifacts under
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -65,19 +64,6 @@ class MlflowBackend(MirrorBackend):
         "artifact_location": "artifact root of a newly created experiment",
     }
 
-    def _set_env(self, timeout_s: float) -> None:
-        self._old_env: dict[str, str | None] = {}
-        wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(min(timeout_s, 30))))}
-        for key, value in wanted.items():
-            if key not in os.environ:
-                self._old_env[key] = None
-                os.environ[key] = value
-
-    def _restore_env(self) -> None:
-        for key in getattr(self, "_old_env", {}):
-            os.environ.pop(key, None)
-        self._old_env = {}
-
     def check_config(self) -> None:
         uri = self.args.get("tracking_uri")
         if uri is not None and urlsplit(str(uri)).scheme in ("", "file"):
@@ -93,7 +79,9 @@ class MlflowBackend(MirrorBackend):
         if scheme == "sqlite":
             logs.mkdir(parents=True, exist_ok=True)
         self.uri = uri
-        self._set_env(run.timeout_s)
+        # Fail fast against a dead server (default retries block for minutes), within the deadline.
+        self.set_env_default("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        self.set_env_default("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(min(run.timeout_s, 30)))))
         self.client = MlflowClient(tracking_uri=uri)
         name = str(self.args.get("experiment_name", "reprokit"))
         exp = self.client.get_experiment_by_name(name)
@@ -161,27 +149,21 @@ class MlflowBackend(MirrorBackend):
             self.client.log_artifact(self.run_id, str(dst), artifact_path)
 
     def log_image(self, image: Media) -> None:
-        self._log_as(image.path, f"images/{image.tag}", f"{image.step}.png")
+        self._log_as(image.path, f"images/{image.tag}", image.file_name(".png"))
 
     def log_text(self, text: Media) -> None:
-        self._log_as(text.path, f"text/{text.tag}", f"{text.step}.txt")
+        self._log_as(text.path, f"text/{text.tag}", text.file_name(".txt"))
 
     def log_artifact(self, name: str, path: Path) -> None:
         parent = Path(name).parent.as_posix()
         self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
 
     def finish(self) -> dict[str, Any]:
-        try:
-            self.client.set_terminated(self.run_id, "FINISHED")
-            return {
-                "logger_run_id": self.run_id,
-                "run_name": self.run.run_name,
-                "tracking_uri": public_uri(self.uri),
-                "experiment_name": self.experiment,
-                "artifact_uri": public_uri(self.mlflow_run.info.artifact_uri or ""),
-            }
-        finally:
-            self._restore_env()
-
-    def abort(self) -> None:
-        self._restore_env()
+        self.client.set_terminated(self.run_id, "FINISHED")
+        return {
+            "logger_run_id": self.run_id,
+            "run_name": self.run.run_name,
+            "tracking_uri": public_uri(self.uri),
+            "experiment_name": self.experiment,
+            "artifact_uri": public_uri(self.mlflow_run.info.artifact_uri or ""),
+        }

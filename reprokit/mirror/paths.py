@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import time
 from pathlib import Path
 
-from reprokit.core.fileio import read_json, replace_dir, write_json
+from reprokit.core.fileio import read_json, replace_dir, staging_dir_in, write_json
 
 __all__ = ["home_dir", "resolve", "run_folder", "staging_dir", "publish", "discard"]
 
@@ -49,23 +49,39 @@ def run_folder(root: Path, run_name: str, run_id: str) -> Path:
     return folder
 
 
-def staging_dir(final: Path) -> Path:
-    """An empty folder on the same filesystem as ``final`` but outside its parent.
+STAGING = ".reprokit/staging"  # under the home dir; git-ignored
+STALE_S = 24 * 3600
 
-    Outside, so that ``tensorboard --logdir <parent>`` never shows a half-written run.
+
+def staging_dir(final: Path, home: Path) -> Path:
+    """An empty folder on the same filesystem as ``final``, outside the logger's folder.
+
+    Outside, so that ``tensorboard --logdir logs/...`` never shows a half-written run, and a
+    replay abandoned at a timeout leaves nothing under ``logs/``: staging lives in
+    ``<home>/.reprokit/staging/`` (beside ``final``'s parent only when that is another filesystem,
+    where a rename could not move it). Staging folders older than a day are removed here.
     """
-    base = final.parent.parent
+    base = home / STAGING
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.parent.name}-staging-", dir=base))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if os.stat(base).st_dev != os.stat(final.parent).st_dev:
+        base = final.parent.parent
+    _remove_stale(base)
+    return staging_dir_in(base, f".{final.parent.name}-staging-")
+
+
+def _remove_stale(base: Path) -> None:
+    now = time.time()
+    for old in base.glob(".*-staging-*"):
+        try:
+            if now - old.stat().st_mtime > STALE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def publish(staging: Path, final: Path, run_id: str, run_name: str) -> Path:
     write_json(staging / MARKER, {"run_id": run_id, "run_name": run_name})
-    # mkdtemp makes the folder owner-only; a published run is as readable as any folder the
-    # user creates (a team may serve one logs/ folder to several people).
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
     return replace_dir(staging, final)
 
 

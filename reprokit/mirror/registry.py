@@ -27,11 +27,12 @@ class BackendSpec:
     package: str  # import name of the third-party package it needs
     extra: str | None  # pip extra; None = a core dependency of reprokit
     token_env: str | None = None  # where that backend takes an API token from
+    local: bool = False  # reprokit's own code writing local files: any error in it is a bug, not a warning
 
 
 BACKENDS: dict[str, BackendSpec] = {
-    "tensorboard": BackendSpec("tensorboard", "tensorboard", "TensorBoardBackend", "tensorboard", None),
-    "csv": BackendSpec("csv", "csv_backend", "CsvBackend", "yaml", None),
+    "tensorboard": BackendSpec("tensorboard", "tensorboard", "TensorBoardBackend", "tensorboard", None, local=True),
+    "csv": BackendSpec("csv", "csv_backend", "CsvBackend", "yaml", None, local=True),
     "mlflow": BackendSpec("mlflow", "mlflow", "MlflowBackend", "mlflow", "mlflow", "MLFLOW_TRACKING_TOKEN"),
     "clearml": BackendSpec(
         "clearml", "clearml", "ClearMLBackend", "clearml", "clearml", "CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY"

@@ -20,14 +20,16 @@ from typing import Any
 from reprokit.core.config import LoggerConfig, redact
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import write_json
+from reprokit.core.layout import RunsDir
+from reprokit.core.secrets import one_line
+from reprokit.core.stage_runner import reproducing
 from reprokit.mirror import registry
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import home_dir
 from reprokit.mirror.runfolder import RunData, read_run_folder
 
-__all__ = ["mirror_run", "REPORT_PATH"]
+__all__ = ["mirror_run", "reproduction_logger"]
 
-REPORT_PATH = "mirror/report.json"  # relative to runs_dir
 PROG = "reprokit mirror"
 
 
@@ -42,10 +44,12 @@ class _Driver:
         self.backend = backend
         self.cancel = threading.Event()
         self.counts = {"scalars": 0, "images": 0, "texts": 0, "artifacts": 0, "params": 0, "tags": 0}
+        self.phase = "start"  # the backend call in progress: a timeout inside "finish" may have published
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.cancel.is_set():
             raise _Cancelled("deadline passed")
+        self.phase = fn.__name__
         return fn(*args)
 
     def replay(self, data: RunData, info: RunInfo) -> dict[str, Any]:
@@ -97,18 +101,80 @@ def _run_with_deadline(driver: _Driver, data: RunData, info: RunInfo) -> dict[st
     return box["where"]
 
 
-def _scrub(text: str, secrets: list[str], limit: int | None = None) -> str:
-    text = " ".join(str(text).split())
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    if limit is not None and len(text) > limit:  # one readable line, even for verbose client errors
-        text = text[: limit - 3] + "..."
-    return text
-
-
 def _warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def reproduction_logger(logger: LoggerConfig) -> LoggerConfig:
+    """``logger``, except under ``reprokit reproduce``: then a throwaway CSV logger inside the
+    temporary copy, so that a reproduction never publishes a run to the team's tracker and a
+    tracker that is down cannot turn a reproduction into a failure."""
+    if not reproducing():
+        return logger
+    print(
+        f"mirror: reproducing: mirroring into a throwaway csv logger in this temporary copy, not into {logger.name}",
+        file=sys.stderr,
+    )
+    return LoggerConfig(name="csv", args={}, strict=False, timeout_s=logger.timeout_s)
+
+
+def _build_backend(logger: LoggerConfig) -> tuple[MirrorBackend, list[str]]:
+    """The configured backend (MissingBackendError/ConfigError before anything is read) and the
+    literal secret values found in ``logger.args``, which are dropped and scrubbed from the report."""
+    logger.check("logger")
+    cls = registry.backend_class(logger.name)
+    registry.check_args(logger.name, logger.args, cls.allowed_args)
+    secret_keys = registry.secret_args(logger.args)
+    secrets = [str(logger.args[k]) for k in secret_keys if logger.args[k] not in (None, "")]
+    if secret_keys:
+        _warn(
+            f"logger.args {', '.join(secret_keys)} ignored: API tokens are read from the environment only "
+            f"({registry.spec(logger.name).token_env or 'this backend needs none'}), never from params.yaml"
+        )
+    backend: MirrorBackend = cls({k: v for k, v in logger.args.items() if k not in secret_keys})
+    backend.check_config()
+    return backend, secrets
+
+
+def _new_report(logger: LoggerConfig) -> dict[str, Any]:
+    return {
+        "backend": logger.name,
+        "args": _redacted_args(logger.args),
+        "run_id": None,
+        "run_name": None,
+        "where": {},
+        "counts": {},
+        "missing": [],
+        "skipped": [],
+        "notes": [],
+        "ok": False,
+        "published": "no",  # yes | no | unknown (a timeout while the backend was finishing)
+        "error": None,
+    }
+
+
+def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, logger: LoggerConfig,
+            tags: tuple[str, ...] | list[str], report: dict[str, Any], secrets: list[str]) -> None:
+    """Read the run folder and drive the backend; fill ``report``. Raises only for a bug in a local backend."""
+    try:
+        data = read_run_folder(runs, tags)
+        report.update(run_id=data.run_id, run_name=data.run_name, missing=data.missing, skipped=data.skipped)
+        if type(backend).media_as_files and (data.images or data.texts):
+            report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
+        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s)
+        report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secrets)
+        report.update(ok=True, published="yes")
+    except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
+        what = exc.one_line() if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TimeoutError) and driver.phase == "finish":
+            report["published"] = "unknown"
+            what += f"; {logger.name} was finishing the run: it is unknown, may be partially published"
+        report["error"] = one_line(what, secrets, limit=500)
+        if registry.spec(logger.name).local and not isinstance(exc, (OSError, TimeoutError, MirrorError)):
+            # TensorBoard and CSV are reprokit's own code writing local files: an error there is a bug.
+            raise MirrorError(f"{logger.name} backend failed: {report['error']}") from exc
+    finally:
+        backend.restore_env()  # also after a timeout: the worker thread may still be inside the backend
 
 
 def mirror_run(
@@ -122,66 +188,39 @@ def mirror_run(
     The report (also written atomically to ``<runs_dir>/mirror/report.json``) holds ``backend``,
     ``run_id``/``run_name`` (the pipeline run), ``where`` (log dir / tracking URI and MLflow run
     id / offline zip / W&B run dir), ``counts``, ``missing`` and ``skipped`` run-folder parts,
-    ``notes``, ``ok``, ``error`` and ``elapsed_s``.
+    ``notes``, ``ok``, ``published`` (yes, no or unknown), ``error`` and ``elapsed_s``.
     """
     logger = logger if logger is not None else LoggerConfig()
-    logger.check("logger")
-    cls = registry.backend_class(logger.name)  # MissingBackendError first: nothing read yet
-    registry.check_args(logger.name, logger.args, cls.allowed_args)
-    secret_keys = registry.secret_args(logger.args)
-    secret_values = [str(logger.args[k]) for k in secret_keys if logger.args[k] not in (None, "")]
-    if secret_keys:
-        _warn(
-            f"logger.args {', '.join(secret_keys)} ignored: API tokens are read from the environment only "
-            f"({registry.spec(logger.name).token_env or 'this backend needs none'}), never from params.yaml"
-        )
-    backend: MirrorBackend = cls({k: v for k, v in logger.args.items() if k not in secret_keys})
-    backend.check_config()
-
+    backend, secrets = _build_backend(logger)
     project = Path(project_dir)
     runs = Path(runs_dir) if Path(runs_dir).is_absolute() else project / runs_dir
+    report_path = RunsDir(runs).mirror.report
     started = time.monotonic()
-    report: dict[str, Any] = {
-        "backend": logger.name,
-        "args": _redacted_args(logger.args),
-        "run_id": None,
-        "run_name": None,
-        "where": {},
-        "counts": {},
-        "missing": [],
-        "skipped": [],
-        "notes": [],
-        "ok": False,
-        "error": None,
-    }
+    report = _new_report(logger)
     driver = _Driver(backend)
     try:
-        data = read_run_folder(runs, tags)
-        report.update(run_id=data.run_id, run_name=data.run_name, missing=data.missing, skipped=data.skipped)
-        if cls.media_as_files and (data.images or data.texts):
-            report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
-        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s)
-        report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secret_values)
-        report["ok"] = True
-    except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
-        what = exc.one_line() if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"
-        report["error"] = _scrub(what, secret_values, limit=500)
-    report["notes"] += [_scrub(n, secret_values) for n in backend.notes]
-    report["counts"] = dict(driver.counts)
-    report["elapsed_s"] = round(time.monotonic() - started, 3)
-    write_json(runs / REPORT_PATH, report)
+        _replay(backend, driver, runs, project, logger, tags, report, secrets)
+    finally:
+        report["notes"] += [one_line(n, secrets) for n in backend.notes]
+        report["counts"] = dict(driver.counts)
+        report["elapsed_s"] = round(time.monotonic() - started, 3)
+        write_json(report_path, report)
+    _tell(report, runs, report_path, logger)
+    return report
 
+
+def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig) -> None:
     if report["missing"]:
         print(f"{PROG}: note: not in the run folder, not mirrored: {', '.join(report['missing'])}", file=sys.stderr)
-    if not report["ok"]:
-        message = (
-            f"mirroring run {report['run_name'] or runs} into {logger.name} failed: {report['error']}; "
-            f"every local file is intact, the failure is recorded in {runs / REPORT_PATH}"
-        )
-        if logger.strict:
-            raise MirrorError(message, hint="fix the logger and replay with `reprokit mirror`")
-        _warn(f"{message}; replay later with `reprokit mirror`")
-    return report
+    if report["ok"]:
+        return
+    message = (
+        f"mirroring run {report['run_name'] or runs} into {logger.name} failed: {report['error']}; "
+        f"every local file is intact, the failure is recorded in {report_path}"
+    )
+    if logger.strict:
+        raise MirrorError(message, hint="fix the logger and replay with `reprokit mirror`")
+    _warn(f"{message}; replay later with `reprokit mirror`")
 
 
 def _redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,4 +228,4 @@ def _redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _scrub_dict(where: Mapping[str, Any], secrets: list[str]) -> dict[str, Any]:
-    return {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in where.items()}
+    return {k: one_line(v, secrets) if isinstance(v, str) else v for k, v in where.items()}

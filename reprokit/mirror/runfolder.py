@@ -16,6 +16,7 @@ Step axis (the same for every backend):
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,10 @@ import yaml
 from reprokit.core.config import flatten, redact
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import read_json
+from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
 
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
 
-STAGES = ("train", "validate", "visualize")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class Media:
     step: int
     path: Path
     text: str | None = None
+    occurrence: int = 0  # the n-th further medium under the same tag and step (0: the first)
+
+    def file_name(self, suffix: str) -> str:
+        return media_name(self.step, self.occurrence, suffix)
+
+    def unique_tag(self) -> str:
+        """``tag``, or ``tag-<n>`` for a further medium at the same step: for backends that keep one per (tag, step)."""
+        return self.tag if self.occurrence == 0 else f"{self.tag}-{self.occurrence}"
 
 
 @dataclass(frozen=True)
@@ -105,18 +114,19 @@ def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: st
     return out
 
 
-def _media(root: Path, suffix: str, skipped: list[str]) -> list[tuple[str, int, Path]]:
-    """``root/<tag...>/<step><suffix>`` files, tag may contain '/'; sorted by (step, tag)."""
+def _media(root: Path, suffix: str, skipped: list[str]) -> list[tuple[str, int, int, Path]]:
+    """``root/<tag...>/<step>[-<n>]<suffix>`` files, tag may contain '/'; sorted by (step, tag, n)."""
     found = []
     if not root.is_dir():
         return found
     for path in root.rglob(f"*{suffix}"):
         tag = path.parent.relative_to(root).as_posix()
-        if not path.stem.isdigit() or tag == ".":
+        parsed = parse_media_name(path.stem)
+        if parsed is None or tag == ".":
             skipped.append(path.as_posix())
             continue
-        found.append((tag, int(path.stem), path))
-    return sorted(found, key=lambda t: (t[1], t[0]))
+        found.append((tag, *parsed, path))
+    return sorted(found, key=lambda t: (t[1], t[0], t[2]))
 
 
 def _validate_scalars(metrics: dict[str, Any], step: int) -> list[Scalar]:
@@ -132,68 +142,120 @@ def _validate_scalars(metrics: dict[str, Any], step: int) -> list[Scalar]:
     return out
 
 
-def _params(config_yaml: Path) -> dict[str, Any]:
+def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(config_yaml.read_text()) or {}
+        data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise MirrorError(f"cannot read {config_yaml}: {' '.join(str(exc).split())}") from None
-    # The train stage already redacts; redacting again costs nothing and guards old runs.
-    return flatten(redact(data)) if isinstance(data, dict) else {}
+        raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    return data if isinstance(data, dict) else {}
 
 
-def read_run_folder(runs_dir: str | Path, extra_tags: tuple[str, ...] | list[str] = ()) -> RunData:
-    runs = Path(runs_dir)
-    identity = runs / "train" / "run.json"
+def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
+    """The pipeline run's id: the training run's id combined with what the later stages used and produced.
+
+    Re-running validate alone with other params (``dvc exp run -S validate.distance=cosine``)
+    changes its params record and its metrics, hence the id: a new logger run, the earlier one
+    untouched. Replaying the same finished run again gives the same id: the same logger run.
+    """
+    parts = [f"train/run_id={train_run_id}"]
+    for path in (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png"))):
+        if path.is_file():
+            parts.append(f"{path.relative_to(runs.root).as_posix()}={_digest(path)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _read_identity(runs: RunsDir) -> RunData:
+    identity = runs.train.identity
     if not identity.is_file():
         raise MirrorError(f"{identity} not found: nothing to mirror", hint="run the train stage first (dvc repro)")
     ident = _load_json(identity)
-    run_id, run_name = str(ident.get("run_id", "")), str(ident.get("run_name", ""))
-    if len(run_id) != 32 or any(c not in "0123456789abcdef" for c in run_id):
-        raise MirrorError(f"{identity}: run_id must be 32 lowercase hex characters; got {run_id!r}")
-    data = RunData(run_id=run_id, run_name=run_name or f"run-{run_id[:8]}")
-    data.missing = [f"{s}/" for s in STAGES if not (runs / s).is_dir()]
+    train_id, train_name = str(ident.get("run_id", "")), str(ident.get("run_name", ""))
+    if len(train_id) != 32 or any(c not in "0123456789abcdef" for c in train_id):
+        raise MirrorError(f"{identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
+    run_id = pipeline_run_id(runs, train_id)
+    # "<experiment that trained>-<pipeline id[:8]>": the same name whenever this run is replayed.
+    prefix = train_name.rsplit("-", 1)[0] if "-" in train_name else "run"
+    data = RunData(run_id=run_id, run_name=f"{prefix}-{run_id[:8]}")
+    data.auto_tags["train_run_id"] = train_id
+    data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
+    return data
 
-    train = runs / "train"
-    for name, step_col, index, prefix in (
-        ("step.tsv", "step", ("step", "epoch"), "train"),
-        ("epoch.tsv", "step", ("step", "epoch"), "train_epoch"),
-    ):
-        tsv = train / "plots" / name
+
+def _read_scalars(runs: RunsDir, data: RunData) -> None:
+    train = runs.train
+    for tsv, prefix in ((train.step_table, "train"), (train.epoch_table, "train_epoch")):
         if tsv.is_file():
-            data.scalars += _read_tsv(tsv, step_col, index, prefix)
-        elif train.is_dir():
-            data.missing.append(f"train/plots/{name}")
-    final = data.final_step
-
-    val_metrics = runs / "validate" / "metrics.json"
-    if val_metrics.is_file():
-        data.scalars += _validate_scalars(_load_json(val_metrics), final)
-    elif (runs / "validate").is_dir():
+            data.scalars += _read_tsv(tsv, "step", ("step", "epoch"), prefix)
+        elif train.root.is_dir():
+            data.missing.append(tsv.relative_to(runs.root).as_posix())
+    if runs.validate.metrics.is_file():
+        data.scalars += _validate_scalars(_load_json(runs.validate.metrics), data.final_step)
+    elif runs.validate.root.is_dir():
         data.missing.append("validate/metrics.json")
     data.scalars.sort(key=lambda s: (s.step, s.tag))
 
-    for tag, step, path in _media(train / "images", ".png", data.skipped):
-        data.images.append(Media(tag, step, path))
-    if (runs / "visualize").is_dir():
-        for path in sorted((runs / "visualize").glob("*.png")):
-            data.images.append(Media(f"visualize/{path.stem}", final, path))
-    for tag, step, path in _media(train / "text", ".txt", data.skipped):
-        data.texts.append(Media(tag, step, path, path.read_text(encoding="utf-8", errors="replace")))
 
-    art_dir = train / "artifacts"
-    if (art_dir / "config.yaml").is_file():
-        data.params = _params(art_dir / "config.yaml")
-    elif train.is_dir():
+def _read_media(runs: RunsDir, data: RunData) -> None:
+    final = data.final_step
+    for tag, step, n, path in _media(runs.train.images, ".png", data.skipped):
+        data.images.append(Media(tag, step, path, occurrence=n))
+    if runs.visualize.root.is_dir():
+        for path in sorted(runs.visualize.root.glob("*.png")):
+            data.images.append(Media(f"visualize/{path.stem}", final, path))
+    for tag, step, n, path in _media(runs.train.texts, ".txt", data.skipped):
+        data.texts.append(Media(tag, step, path, path.read_text(encoding="utf-8", errors="replace"), occurrence=n))
+
+
+def _read_params_and_tags(runs: RunsDir, data: RunData, extra_tags: tuple[str, ...] | list[str]) -> None:
+    """Params: the config train resolved, with the sections later stages record replacing its own."""
+    config_yaml = runs.train.artifacts / "config.yaml"
+    params: dict[str, Any] = {}
+    if config_yaml.is_file():
+        params = _load_yaml(config_yaml)
+    elif runs.train.root.is_dir():
         data.missing.append("train/artifacts/config.yaml")
-    tags_file = art_dir / "tags.json"
+    for record in (runs.validate.params, runs.visualize.params):
+        if record.is_file():
+            _deep_update(params, _load_yaml(record))
+    # The stages already redact; redacting again costs nothing and guards old runs.
+    data.params = flatten(redact(params))
+    tags_file = runs.train.artifacts / "tags.json"
     tags = _load_json(tags_file) if tags_file.is_file() else {}
     user = [str(t) for t in tags.get("tags", [])] + [str(t) for t in extra_tags]
     data.user_tags = list(dict.fromkeys(user))  # order-preserving de-duplication
-    data.auto_tags = {str(k): str(v) for k, v in sorted((tags.get("auto") or {}).items())}
+    data.auto_tags.update({str(k): str(v) for k, v in sorted((tags.get("auto") or {}).items())})
 
-    # Artifacts: reproducibility files and every validate output; not the model (size).
+
+def _read_artifacts(runs: RunsDir, data: RunData) -> None:
+    """Reproducibility files and every validate/visualize record; not the model (size)."""
+    art_dir, train, validate = runs.train.artifacts, runs.train.root, runs.validate.root
     files = sorted(p for p in art_dir.rglob("*") if p.is_file()) if art_dir.is_dir() else []
     files += sorted(p for p in train.glob("*.json")) if train.is_dir() else []
-    files += sorted(p for p in (runs / "validate").rglob("*") if p.is_file()) if (runs / "validate").is_dir() else []
-    data.artifacts = [Artifact(p.relative_to(runs).as_posix(), p) for p in files if not p.name.startswith(".")]
+    files += sorted(p for p in validate.rglob("*") if p.is_file()) if validate.is_dir() else []
+    if runs.visualize.params.is_file():
+        files.append(runs.visualize.params)
+    data.artifacts = [Artifact(p.relative_to(runs.root).as_posix(), p) for p in files if not p.name.startswith(".")]
+
+
+def read_run_folder(runs_dir: str | Path, extra_tags: tuple[str, ...] | list[str] = ()) -> RunData:
+    """Everything a logger receives for the pipeline run in ``runs_dir``."""
+    runs = RunsDir(runs_dir)
+    data = _read_identity(runs)
+    _read_scalars(runs, data)
+    _read_media(runs, data)
+    _read_params_and_tags(runs, data, extra_tags)
+    _read_artifacts(runs, data)
     return data

@@ -85,7 +85,13 @@ class WandbBackend(MirrorBackend):
             self.rows[s.step][s.tag] = s.value
 
     def log_image(self, image: Media) -> None:
-        self.rows[image.step][image.tag] = wandb.Image(str(image.path))
+        # W&B keeps one value per key and step: several images at one step travel as a list.
+        row = self.rows[image.step]
+        img = wandb.Image(str(image.path))
+        if image.occurrence == 0 or image.tag not in row:
+            row[image.tag] = img
+        else:
+            row[image.tag] = [*(row[image.tag] if isinstance(row[image.tag], list) else [row[image.tag]]), img]
 
     def log_text(self, text: Media) -> None:
         self.texts[text.tag].append([text.step, text.text or ""])

@@ -27,21 +27,20 @@ from typing import Any
 
 import yaml
 
-from reprokit.core.config import REDACTED, Config, redact, secret_values
+from reprokit.core.config import Config, redact, secret_values
 from reprokit.core.fileio import write_bytes, write_json, write_text
-from reprokit.core.git import GitState, git, git_state
+from reprokit.core.git import GitState, excluded, git, git_state
+from reprokit.core.layout import RUNS_ROOT
+from reprokit.core.secrets import scrub
 
 __all__ = ["write_run_artifacts", "code_snapshot", "auto_tags", "environment", "warn_untracked_imports"]
 
 
-def _scrub(data: bytes, secrets: list[str]) -> bytes:
-    for value in secrets:
-        data = data.replace(value.encode(), REDACTED.encode())
-    return data
-
-
-def code_snapshot(project_dir: Path, out_dir: Path, state: GitState, secrets: list[str] = ()) -> None:
-    """Archive the tracked files and the diff; literal secret values are replaced in both.
+def code_snapshot(
+    project_dir: Path, out_dir: Path, state: GitState, secrets: list[str] = (), exclude: tuple[str, ...] = (RUNS_ROOT,)
+) -> None:
+    """Archive the tracked files and the diff, but for ``exclude`` (the run folder: outputs, not
+    code); literal secret values are replaced in both.
 
     With no secret in a tracked file, ``git apply diff.patch`` onto ``git.json``'s commit gives
     back exactly the archived files; a secret (say an API token in params.yaml) is the one
@@ -54,7 +53,7 @@ def code_snapshot(project_dir: Path, out_dir: Path, state: GitState, secrets: li
             stacklevel=2,
         )
         return
-    files = [f for f in git(["ls-files", "-z"], project_dir).split("\0") if f]
+    files = [f for f in git(["ls-files", "-z", "--", ".", *excluded(exclude)], project_dir).split("\0") if f]
     buf = io.BytesIO()
     # Fixed mtime/owner and sorted order: the same files give the same archive bytes.
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
@@ -62,15 +61,15 @@ def code_snapshot(project_dir: Path, out_dir: Path, state: GitState, secrets: li
             path = project_dir / rel
             if not path.is_file():  # deleted in the working tree
                 continue
-            data = _scrub(path.read_bytes(), secrets)
+            data = scrub(path.read_bytes(), secrets)
             info = tarfile.TarInfo(rel)
             info.size = len(data)
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     write_bytes(out_dir / "code.tar.gz", buf.getvalue())
-    diff = git(["diff", "HEAD", "--binary"], project_dir, check=False) if state.commit else ""
-    write_bytes(out_dir / "diff.patch", _scrub(diff.encode(), secrets))
+    diff = git(["diff", "HEAD", "--binary", "--", ".", *excluded(exclude)], project_dir, check=False) if state.commit else ""
+    write_bytes(out_dir / "diff.patch", scrub(diff.encode(), secrets))
     write_json(out_dir / "git.json", state.to_dict())
 
 
@@ -138,7 +137,7 @@ def environment(seed: int) -> dict[str, Any]:
 
 
 def write_run_artifacts(cfg: Config, dataframe_csv: Path, project_dir: Path, out_dir: Path) -> dict[str, Any]:
-    state = git_state(project_dir)
+    state = git_state(project_dir, exclude=(RUNS_ROOT,))
     code_snapshot(project_dir, out_dir, state, secret_values(cfg.to_dict()))
     write_text(out_dir / "config.yaml", yaml.safe_dump(redact(cfg.to_dict()), sort_keys=True))
     data = dataframe_csv.read_bytes()

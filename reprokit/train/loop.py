@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import uuid
@@ -15,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from reprokit.core.config import Config
+from reprokit.core.layout import TrainDir
 from reprokit.data.images import ImageTensorDataset, collate_batch, load_images
 from reprokit.data.sampler import LabelBalancedBatchSampler
 from reprokit.data.source import split_rows
@@ -23,6 +25,11 @@ from reprokit.train.checkpoint import save_model
 from reprokit.train.embedding_module import LOSS_STATS, EmbeddingModule
 
 __all__ = ["train", "new_run_identity"]
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is the global rank zero, also before a Trainer exists (launchers set these)."""
+    return all(int(os.environ.get(k) or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def new_run_identity(exp_name: str | None) -> dict[str, str]:
@@ -114,5 +121,5 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
 
     final = logger.last_epoch_values()
     if trainer.is_global_zero:
-        save_model(out_dir / "model.ckpt", module.model, cfg, in_channels=images.shape[1])
+        save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=images.shape[1])
     return {k: final[k] for k in LOSS_STATS if k in final}, trainer.is_global_zero

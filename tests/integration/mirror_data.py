@@ -18,6 +18,9 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
+from reprokit.core.layout import RunsDir
+from reprokit.mirror.runfolder import pipeline_run_id
+
 __all__ = ["Expected", "build_run_folder", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS"]
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
@@ -43,6 +46,8 @@ class Expected:
     texts: dict[str, dict[int, str]] = field(default_factory=dict)
     artifacts: set[str] = field(default_factory=set)
     final_step: int = 0
+    run_id: str = ""  # the pipeline run's id (train's id combined with the later stages' records)
+    run_name: str = ""
 
     def add(self, tag: str, step: int, value: float) -> None:
         self.scalars.setdefault(tag, {})[step] = value
@@ -141,4 +146,6 @@ def build_run_folder(
         _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
         exp.images["visualize/worst_queries"] = {step: (64, 48)}
     assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
+    exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
+    exp.run_name = f"run-{exp.run_id[:8]}"
     return runs, exp

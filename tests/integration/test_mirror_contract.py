@@ -23,7 +23,7 @@ from reprokit.core.fileio import read_json
 from reprokit.mirror import mirror_run
 from tests.integration import mirror_readers as readers
 from tests.integration.conftest import mirror_free_port
-from tests.integration.mirror_data import RUN_ID, RUN_NAME, build_run_folder
+from tests.integration.mirror_data import RUN_ID, build_run_folder
 
 PACKAGES = {"tensorboard": "tensorboard", "csv": "yaml", "mlflow": "mlflow", "clearml": "clearml", "wandb": "wandb"}
 SLOW = {"mlflow", "clearml"}  # a server start-up / ClearML's ~10 s close
@@ -73,7 +73,8 @@ def assert_contract(view: readers.View, exp) -> None:
     assert set(exp.user_tags) <= view.user_tags, view.user_tags
     for key, value in exp.auto_tags.items():
         assert view.key_values.get(key) == value, (key, view.key_values)
-    assert view.key_values.get("reprokit.run_id") == RUN_ID
+    assert view.key_values.get("reprokit.run_id") == exp.run_id
+    assert view.key_values.get("train_run_id") == RUN_ID
     for tag, sizes in exp.images.items():
         assert view.images.get(tag) == sizes, (tag, view.images)
     for tag, texts in exp.texts.items():
@@ -90,7 +91,7 @@ def test_contract(backend, mirror_project, request, tmp_path):
 
     assert report["ok"], report["error"]
     assert report == read_json(project / "runs" / "mirror" / "report.json")
-    assert (report["run_id"], report["run_name"], report["missing"]) == (RUN_ID, RUN_NAME, [])
+    assert (report["run_id"], report["run_name"], report["missing"]) == (exp.run_id, exp.run_name, [])
     n_scalars = sum(len(p) for p in exp.scalars.values())
     assert report["counts"]["scalars"] == n_scalars
     assert report["counts"]["images"] == sum(len(v) for v in exp.images.values())
