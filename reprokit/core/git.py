@@ -6,11 +6,17 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["GitState", "git_state", "git", "excluded"]
+__all__ = ["GitState", "git_state", "git", "run_git", "excluded"]
+
+
+def run_git(args: list[str], cwd: str | Path, binary: bool = False) -> subprocess.CompletedProcess:
+    """``git ARGS`` in ``cwd``, output captured (bytes with ``binary``); the caller reads the exit code."""
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=not binary)
 
 
 def git(args: list[str], cwd: str | Path, check: bool = True) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    """The stdout of ``git ARGS``; RuntimeError on a non-zero exit unless ``check`` is false."""
+    out = run_git(args, cwd)
     if check and out.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout
@@ -38,7 +44,7 @@ def git_state(cwd: str | Path = ".", exclude: tuple[str, ...] = ()) -> GitState:
     ``exclude``: paths whose changes do not make the code dirty, e.g. ``runs`` — the pipeline's
     own outputs, which DVC deletes before a stage runs even when git tracks them (metrics files).
     """
-    probe = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=cwd, capture_output=True, text=True)
+    probe = run_git(["rev-parse", "--is-inside-work-tree"], cwd)
     if probe.returncode != 0:
         return GitState(commit=None, branch=None, dirty=False, is_repo=False)
     commit = git(["rev-parse", "HEAD"], cwd, check=False).strip() or None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,8 @@ import yaml
 
 from reprokit.core.config import flatten
 from reprokit.core.errors import ReproduceError
+from reprokit.core.git import run_git
+from reprokit.core.stage_runner import REPRODUCING_ENV
 
 __all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
 
@@ -54,6 +57,7 @@ class ReproduceReport:
     rows: list[Row] = field(default_factory=list)
     tolerance: float = 0.0
     workdir: Path | None = None
+    data_differences: list[str] = field(default_factory=list)
 
     def agrees(self, row: Row) -> bool:
         diff = row.difference
@@ -78,18 +82,14 @@ class ReproduceReport:
         return "\n".join(lines)
 
 
-def _git(args: list[str], repo: Path, binary: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=not binary)
-
-
 def resolve_rev(rev: str, repo: Path) -> str:
     """A commit SHA for a commit/branch/tag, or for a DVC experiment name."""
-    if _git(["rev-parse", "--is-inside-work-tree"], repo).returncode != 0:
+    if run_git(["rev-parse", "--is-inside-work-tree"], repo).returncode != 0:
         raise ReproduceError(f"{repo} is not a git repository", hint="run reprokit reproduce inside the project")
-    out = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo)
+    out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo)
     if out.returncode == 0:
         return out.stdout.strip()
-    refs = _git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout.split("\n")
+    refs = run_git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout.split("\n")
     matches = [line.split()[1] for line in refs if line and line.split()[0].rsplit("/", 1)[-1] == rev]
     if len(matches) == 1:
         return matches[0]
@@ -118,12 +118,12 @@ def _numeric_leaves(data: Any) -> dict[str, float]:
 
 def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
     """Every numeric metric committed at ``commit``, keyed ``<file>:<dotted.key>``."""
-    shown = _git(["show", f"{commit}:dvc.yaml"], repo)
+    shown = run_git(["show", f"{commit}:dvc.yaml"], repo)
     if shown.returncode != 0:
         raise ReproduceError(f"revision {commit[:12]} has no dvc.yaml", hint="pick a commit of a reprokit pipeline")
     found: dict[str, float] = {}
     for path in _metrics_paths(yaml.safe_load(shown.stdout) or {}):
-        blob = _git(["show", f"{commit}:{path}"], repo)
+        blob = run_git(["show", f"{commit}:{path}"], repo)
         if blob.returncode == 0:
             found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(blob.stdout)).items()})
     if not found:
@@ -149,7 +149,7 @@ def compare(recorded: dict[str, float], reproduced: dict[str, float]) -> list[Ro
 
 
 def _export(commit: str, repo: Path, dest: Path) -> None:
-    archive = _git(["archive", "--format=tar", commit], repo, binary=True)
+    archive = run_git(["archive", "--format=tar", commit], repo, binary=True)
     if archive.returncode != 0:
         raise ReproduceError(f"cannot export revision {commit[:12]}: {archive.stderr.decode().strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
@@ -160,24 +160,61 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
 
+def _checked(cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
+    """Run ``cmd``; a non-zero exit stops the reproduction with one line saying what failed."""
+    proc = _run(cmd, cwd)
+    if proc.returncode != 0:
+        detail = " ".join((proc.stderr or proc.stdout or "").split())[-400:] or "no output"
+        raise ReproduceError(f"{what} failed: `{' '.join(cmd)}` exited {proc.returncode}: {detail}")
+    return proc
+
+
 def _prepare_checkout(commit: str, repo: Path, workdir: Path) -> None:
     _export(commit, repo, workdir)
     # A git repo of its own, so the pipeline's code snapshot and DVC work as in the original.
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", f"reproduce {commit}", "--no-verify"]):
-        _run(cmd, workdir)
+    identity = ["-c", "user.name=reprokit reproduce", "-c", "user.email=reproduce@reprokit.invalid"]
+    _checked(["git", "init", "-q"], workdir, "making the reproduction a git repository")
+    _checked(["git", "add", "-A"], workdir, "staging the exported files")
+    _checked(["git", *identity, "commit", "-qm", f"reproduce {commit}", "--no-verify"], workdir, "committing the exported files")
     cache = repo / ".dvc" / "cache"
     if cache.is_dir():
         # The user's cache, read-only, as a local remote (same layout); our outputs go to our own cache.
-        _run(["dvc", "remote", "add", "--local", "reprokit_origin_cache", str(cache.resolve())], workdir)
-        _run(["dvc", "pull", "-q", "--allow-missing", "-r", "reprokit_origin_cache"], workdir)
-    _run(["dvc", "pull", "-q", "--allow-missing"], workdir)  # the project's default remote, if any
+        _checked(["dvc", "remote", "add", "--local", "reprokit_origin_cache", str(cache.resolve())], workdir,
+                 "adding your DVC cache as a read-only remote")
+        _checked(["dvc", "pull", "-q", "--allow-missing", "-r", "reprokit_origin_cache"], workdir,
+                 "restoring the recorded inputs from your DVC cache")
+    if _run(["dvc", "remote", "default"], workdir).returncode == 0:  # the project's default remote, if it has one
+        _checked(["dvc", "pull", "-q", "--allow-missing"], workdir, "restoring the recorded inputs from the default DVC remote")
+
+
+def data_differences(workdir: Path) -> list[str]:
+    """Inputs whose content differs from what REV's dvc.lock recorded, as ``path (how)``.
+
+    Only data: code and params are REV's own (exported from git), and outputs of a stage are
+    re-made by it; what is left are the files a stage reads that no stage writes — the
+    dataframe and images, wherever they live.
+    """
+    proc = _checked(["dvc", "status", "--json"], workdir, "comparing the data with what the revision recorded")
+    status = json.loads(proc.stdout or "{}")
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text()) if (workdir / "dvc.lock").is_file() else {}
+    produced = {o["path"] for s in (lock or {}).get("stages", {}).values() for o in s.get("outs", []) or []}
+    found: dict[str, str] = {}
+    for entries in status.values():
+        for entry in entries if isinstance(entries, list) else []:
+            for path, how in (entry.get("changed deps") or {}).items() if isinstance(entry, dict) else ():
+                if path in produced or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
+                    continue
+                found[path] = how
+    return [f"{path} ({how})" for path, how in sorted(found.items())]
 
 
 def _repro(workdir: Path, log_path: Path) -> int:
     start = time.monotonic()
     with open(log_path, "w") as log:
+        # The mirror stage sees REPRODUCING_ENV and writes to a throwaway local logger, never the team's tracker.
+        env = {**os.environ, REPRODUCING_ENV: "1"}
         proc = subprocess.Popen(
-            ["dvc", "repro", "--force"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ["dvc", "repro", "--force"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         for line in proc.stdout or ():
             log.write(line)
@@ -194,9 +231,14 @@ def reproduce(rev: str, repo: Path = Path("."), tolerance: float = 0.0, keep: bo
     workdir = Path(tempfile.mkdtemp(prefix=f"reprokit-reproduce-{commit[:8]}-"))
     report = ReproduceReport(rev=rev, commit=commit, tolerance=tolerance, workdir=workdir if keep else None)
     print(f"reproducing {rev} ({commit[:12]}) in {workdir}", file=sys.stderr, flush=True)
+    print("reproduce: the mirror stage writes to a throwaway csv logger in that copy, never to your tracker",
+          file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
         _prepare_checkout(commit, repo, workdir)
+        report.data_differences = data_differences(workdir)
+        for line in report.data_differences:
+            print(f"reproduce: warning: input data differs from what {rev} recorded: {line}", file=sys.stderr, flush=True)
         log_path = workdir.parent / f"{workdir.name}.log"
         code = _repro(workdir, log_path)
         if code != 0:
