@@ -10,7 +10,9 @@ from reprokit.data.digits import generate_digits
 
 
 def main() -> None:
-    args = stage_parser("prepare", __doc__).parse_args()
+    parser = stage_parser("prepare", __doc__)
+    parser.add_argument("--dataset", choices=["digits"], default="digits", help="the embedded dataset to generate")
+    args = parser.parse_args()
     cfg = load_config(args.params)
     csv = generate_digits(cfg.data.digits, cfg.seed, cfg.data.digits.output)
     print(f"prepare: wrote {csv}", file=sys.stderr)

@@ -8,7 +8,8 @@ from reprokit.core.config import config_from_dict, flatten
 from tests.import_graph import ROOT, direct_imports, imported_closure, layer_of
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-STAGES = DVC_YAML["stages"]
+# A `foreach` stage (prepare@<dataset>) is checked through its `do` template.
+STAGES = {name: spec.get("do", spec) for name, spec in DVC_YAML["stages"].items()}
 
 # Which layers each layer may import: imports flow one way, down this list.
 ALLOWED_LAYERS = {
@@ -80,3 +81,18 @@ def test_every_metrics_file_is_uncached_and_in_runs():
 def test_model_is_declared_as_a_registry_artifact():
     art = DVC_YAML["artifacts"]["embedding-model"]
     assert art["type"] == "model" and art["path"] == STAGES["train"]["outs"][0]
+
+
+@pytest.mark.parametrize("stage", ["validate", "visualize"])
+def test_recorded_params_are_the_stage_params(stage):
+    """What a stage records for the pipeline run's identity is exactly what DVC tracks for it."""
+    import importlib
+
+    module = importlib.import_module(f"stages.{stage}")
+    assert list(module.PARAMS) == STAGES[stage]["params"]
+
+
+@pytest.mark.parametrize("stage", ["train", "validate", "visualize"])
+def test_stages_that_read_the_data_depend_on_it(stage):
+    # The dataframe and every image under data.root: an edited image or row re-runs the stage.
+    assert {"${data.dataframe}", "${data.root}"} <= set(STAGES[stage]["deps"])
