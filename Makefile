@@ -22,9 +22,11 @@ $(VENV)/.installed: pyproject.toml
 pipeline: install
 	dvc repro
 
+# The slowest tests are listed at the end of each full run, so a test that grows expensive shows.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
+# While developing: everything but the tests marked slow (real pipelines, real servers).
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 

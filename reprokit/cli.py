@@ -3,6 +3,7 @@
     reprokit reproduce REV [--tolerance T] [--keep]   re-run a past commit/experiment and compare its metrics
     reprokit mirror [--logger NAME]                   replay a finished run's files into the experiment logger
     reprokit check-data                               run every dataframe check on the configured dataset
+    reprokit init [DIR] [--force]                     write a working pipeline into a git repository
 
 Errors are one line on stderr with a non-zero exit; ``--verbose`` or REPROKIT_DEBUG=1 adds the traceback.
 """
@@ -37,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     mir.add_argument("--logger", help="override logger.name from params.yaml")
     mir.add_argument("--strict", action="store_true", help="exit non-zero when mirroring fails")
     mir.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    ini = sub.add_parser("init", help="write a reprokit pipeline (dvc.yaml, params.yaml, stages/) into a git repository")
+    ini.add_argument("dir", nargs="?", default=".", help="the repository (default: .)")
+    ini.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    ini.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     chk = sub.add_parser("check-data", help="check the configured dataframe and its images")
     chk.add_argument("--params", default="params.yaml")
@@ -77,9 +83,16 @@ def _check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from reprokit.project.init import describe, init_project
+
+    print(describe(init_project(args.dir, force=args.force)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data}
+    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init}
     run_main(lambda: handlers[args.command](args), "reprokit")
 
 

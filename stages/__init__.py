@@ -1,0 +1,1 @@
+../reprokit/project/templates/stages/__init__.py

@@ -1,9 +1,24 @@
-import shutil
+"""Finished pipeline runs shared by the slow tests.
+
+Each `dvc repro` of even the reduced pipeline starts five stage processes (torch + Lightning
+imports dominate: tens of seconds on 2 shared cores), so a run that several tests can start from
+is made once per session and each test that changes it gets a private `shutil.copytree` copy.
+A test still runs for real whatever it checks (a forced re-run, a killed stage, an experiment).
+"""
+
 from pathlib import Path
 
 import pytest
 
-from tests.projects import REDUCED_PARAMS, make_project_copy, run
+from tests.projects import (
+    EXPERIMENT,
+    EXPERIMENT_OVERRIDE,
+    REDUCED_PARAMS,
+    commit_all,
+    copy_repo,
+    make_project_copy,
+    run,
+)
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +32,24 @@ def pipeline_repo(tmp_path_factory) -> Path:
 @pytest.fixture
 def pipeline_copy(pipeline_repo, tmp_path) -> Path:
     """A private copy of the finished pipeline repo, for tests that change it."""
-    dest = tmp_path / "repo"
-    shutil.copytree(pipeline_repo, dest, symlinks=True)
-    return dest
+    return copy_repo(pipeline_repo, tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def experiment_repo(pipeline_repo, tmp_path_factory) -> Path:
+    """`pipeline_repo` with its run committed ("baseline run"), then one real DVC experiment on top:
+    `dvc exp run -S train.epochs=1 -n one-epoch` (re-runs train, validate, visualize, mirror).
+
+    The workspace holds the experiment's params and outputs, as `dvc exp run` leaves it; the
+    experiment is in `.git/refs/exps`. Read-only for tests: use `experiment_copy` to change it.
+    """
+    repo = copy_repo(pipeline_repo, tmp_path_factory.mktemp("experiment") / "repo")
+    commit_all(repo, "baseline run")
+    run(["dvc", "exp", "run", "-S", EXPERIMENT_OVERRIDE, "-n", EXPERIMENT], repo)
+    return repo
+
+
+@pytest.fixture
+def experiment_copy(experiment_repo, tmp_path) -> Path:
+    """A private copy of `experiment_repo`, for tests that change it (or run dvc commands in it)."""
+    return copy_repo(experiment_repo, tmp_path / "repo")

@@ -73,9 +73,21 @@ def imported_closure(module: str) -> set[Path]:
     return seen
 
 
+def runs_nothing(path: Path) -> bool:
+    """An empty or docstring-only file (a package's __init__): no dependency worth tracking."""
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
 def layer_of(path: Path) -> str:
-    """reprokit/core/config.py -> 'reprokit/core'; reprokit/cli.py, stages/x.py -> themselves."""
+    """reprokit/core/config.py -> 'reprokit/core'; reprokit/cli.py, stages/x.py -> themselves.
+
+    reprokit/pipeline/ holds one module per stage: each is its own unit, so that editing one
+    stage's code re-runs that stage only.
+    """
     rel = path.relative_to(ROOT)
+    if rel.parts[:2] == ("reprokit", "pipeline"):
+        return rel.as_posix()
     if rel.parts[0] == "reprokit" and len(rel.parts) > 2:
         return "/".join(rel.parts[:2])
     return rel.as_posix()

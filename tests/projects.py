@@ -19,6 +19,9 @@ REDUCED_PARAMS: dict[str, Any] = {
     "train": {"epochs": 2, "n_labels": 16},
     "visualize": {"n_queries": 3},
 }
+# The experiment the session fixture `experiment_repo` runs on the committed reduced pipeline.
+EXPERIMENT = "one-epoch"
+EXPERIMENT_OVERRIDE = "train.epochs=1"
 
 
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -75,6 +78,17 @@ def write_params(repo: Path, overrides: dict[str, Any]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(deep_update(params, overrides), sort_keys=False))
 
 
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", message], repo)
+
+
+def copy_repo(src: Path, dest: Path) -> Path:
+    """A private copy of a finished repo (git history, DVC cache, outputs), for a test to change."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
 def make_project_copy(dest: Path, params: dict[str, Any] | None = None, commit: bool = True) -> Path:
     """Copy the project's files (tracked + new, not ignored) into ``dest`` and make it a git repo."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -88,6 +102,5 @@ def make_project_copy(dest: Path, params: dict[str, Any] | None = None, commit: 
         write_params(dest, params)
     run(["git", "init", "-q", "-b", "main"], dest)
     if commit:
-        run(["git", "add", "-A"], dest)
-        run(["git", "commit", "-qm", "project copy"], dest)
+        commit_all(dest, "project copy")
     return dest

@@ -2,18 +2,24 @@
 
 Every unknown key is rejected with the list of valid ones, every wrong type names the dotted
 key, the value received and the type expected. A typo must never run with a default silently.
+Numbers are finite float32 values (YAML's ``.nan``/``.inf`` are rejected), mapping keys of ``dict[str, ...]``
+fields are strings. Ranges and cross-key rules live in each dataclass's ``check(key)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from reprokit.core.errors import ConfigError
 
-__all__ = ["load_dataclass", "to_plain"]
+__all__ = ["load_dataclass", "to_plain", "FLOAT32_MAX"]
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _type_name(tp: Any) -> str:
@@ -34,6 +40,18 @@ def _type_name(tp: Any) -> str:
         return "a mapping"
     plain = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     return plain.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _number_text_hint(text: str) -> str | None:
+    """For a string that YAML left unparsed but that holds a finite number: how to write it."""
+    try:
+        if not math.isfinite(float(text)):
+            return None
+    except ValueError:
+        return None
+    if re.fullmatch(r"\s*[+-]?\d+[eE][+-]?\d+\s*", text):
+        return f"YAML 1.1 reads an exponent without a dot as text: write e.g. {float(text):.1e} or {float(text):g}"
+    return "write the number without quotes"
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -65,6 +83,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping; got {value!r}")
+        key_tp = get_args(tp)[0] if get_args(tp) else Any
+        if key_tp is str:
+            bad = [k for k in value if not isinstance(k, str)]
+            if bad:
+                raise ConfigError(f"{key} keys must be strings; got {bad[0]!r}")
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
@@ -74,7 +97,18 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond float's range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key} must be a finite number; got {value!r}")
+            if abs(number) > FLOAT32_MAX:  # tensors, optimisers and loss terms hold it as a float32
+                raise ConfigError(f"{key} must be a number of magnitude ≤ {FLOAT32_MAX:.1e} (float32); got {value!r}")
+            return number
+        hint = _number_text_hint(value) if isinstance(value, str) else None
+        if hint:
+            raise ConfigError(f"{key} must be a number; got the string {value!r}", hint=hint)
     elif tp is str:
         if isinstance(value, str):
             return value

@@ -1,12 +1,15 @@
-"""Retrieval metrics: CMC@k, Precision@k and MAP@k, overall, per category and per query.
+"""Retrieval metrics: OML's CMC@k, Precision@k, MAP@k and PML's MAP@R, R-precision, MRR, AP.
 
-Definitions (those of open-metric-learning >= 3.0, so numbers are comparable with OML's):
+Every one overall, per category and per query. Definitions of the first three (those of
+open-metric-learning >= 3.0, so numbers are comparable with OML's):
 
 - Every query is ranked against the gallery by distance ("euclidean" or "cosine" = 1 - cos),
   nearest first; equal distances are ordered by item index. An item that is both a query and a
-  gallery item is never retrieved for itself.
-- Ground truth of a query: the gallery items with the same label, except the query item itself;
-  ``n_gt`` is their number. ``rel_i`` is 1 when the i-th retrieved item is ground truth.
+  gallery item is never retrieved for itself. With ``sequence_ids``, a gallery item of the
+  query's own sequence is never retrieved for it either (OML's ``sequence`` column).
+- Ground truth of a query: the gallery items with the same label that it may retrieve (not
+  itself, not its sequence); ``n_gt`` is their number. ``rel_i`` is 1 when the i-th retrieved
+  item is ground truth.
 - ``k' = min(k, number of items retrievable for the query)``.
 - CMC@k = 1 if any of the first k' retrieved items is relevant, else 0.
 - Precision@k = (relevant among the first k') / min(n_gt, k').
@@ -17,9 +20,13 @@ Definitions (those of open-metric-learning >= 3.0, so numbers are comparable wit
 - Per category: the same averages over the queries of that category. A category whose queries
   all lack ground truth has nothing to average and is left out of ``by_category``.
 
-The search itself lives in :mod:`reprokit.evaluate.knn` (chunked GEMM + topk, memory bounded by
-``memory_budget_mb``, never Q x G at once); this module validates inputs, turns the [Q, K]
-retrieved lists into relevance and metrics, and packages the result.
+``extra_metrics`` adds pytorch-metric-learning's ``map@r``, ``r_precision``, ``mrr`` and ``ap``
+(defined in :mod:`reprokit.evaluate.ranks`, from the ranks of the ground truth in the whole
+ranking), under the same rules.
+
+The search lives in :mod:`reprokit.evaluate.knn` (chunked GEMM + topk, memory bounded by
+``memory_budget_mb``, never Q x G at once); this module turns the [Q, K] retrieved lists into
+relevance and metrics, and packages the result.
 """
 
 from __future__ import annotations
@@ -33,9 +40,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reprokit.evaluate.knn import DISTANCES, chunked_knn
+from reprokit.core.metric_names import EXTRA_METRICS, metric_names
+from reprokit.evaluate.exclusions import Exclusions
+from reprokit.evaluate.inputs import RetrievalInputError, check_options, check_per_item, check_tensors, sequence_codes
+from reprokit.evaluate.knn import chunked_knn
+from reprokit.evaluate.ranks import GroundTruthRanks
 
-__all__ = ["RetrievalResult", "retrieval_metrics", "metric_names", "metrics_from_relevance"]
+__all__ = [
+    "RetrievalResult",
+    "RetrievalInputError",
+    "retrieval_metrics",
+    "metric_names",
+    "metrics_from_relevance",
+    "EXTRA_METRICS",
+]
 
 
 @dataclass(frozen=True)
@@ -58,12 +76,6 @@ class RetrievalResult:
             "n_queries": int(self.n_queries),
             "n_queries_without_gt": int(self.n_skipped),
         }
-
-
-def metric_names(cmc_top_k: Sequence[int], precision_top_k: Sequence[int], map_top_k: Sequence[int]) -> list[str]:
-    names = [f"cmc@{k}" for k in cmc_top_k] + [f"precision@{k}" for k in precision_top_k]
-    names += [f"map@{k}" for k in map_top_k]
-    return list(dict.fromkeys(names))  # duplicates once, order kept
 
 
 def metrics_from_relevance(
@@ -115,70 +127,92 @@ def retrieval_metrics(
     memory_budget_mb: float = 1024,
     retrieve_k: int | None = None,
     progress: bool = False,
+    sequence_ids: Sequence[Hashable] | None = None,
+    extra_metrics: Sequence[str] = (),
 ) -> RetrievalResult:
     """Rank every query against the gallery and score it; see the module docstring for definitions.
 
     ``retrieve_k`` asks for at least that many retrieved items per query (K = max of every k and
     ``retrieve_k``, capped at the number of retrievable gallery items). ``progress`` shows a bar
-    over the query chunks on stderr. Invalid input raises ``ValueError`` naming the argument.
+    over the query chunks on stderr. ``sequence_ids``: one id per item (any hashable; None/NaN
+    count as one shared id, as in OML). ``extra_metrics``: any of ``map@r``, ``r_precision``,
+    ``mrr``, ``ap``. Invalid input raises :class:`RetrievalInputError` (a ``ValueError``).
     """
-    embeddings, labels, is_query, is_gallery = _check_inputs(embeddings, labels, is_query, is_gallery, distance)
-    ks = {"cmc_top_k": cmc_top_k, "precision_top_k": precision_top_k, "map_top_k": map_top_k}
-    for name, values in ks.items():
-        _check_ks(name, values)
-    if retrieve_k is not None:
-        _check_k("retrieve_k", retrieve_k)
-    names = metric_names(cmc_top_k, precision_top_k, map_top_k)
-    if not names:
-        raise ValueError("cmc_top_k, precision_top_k and map_top_k are all empty; give at least one k")
-    if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float)) or not memory_budget_mb > 0:
-        raise ValueError(f"memory_budget_mb must be a positive number; got {memory_budget_mb!r}")
-    n = embeddings.shape[0]
-    if categories is not None:
-        categories = list(categories)
-        if len(categories) != n:
-            raise ValueError(f"categories must have one value per item ({n}); got {len(categories)}")
-
-    query_items = torch.nonzero(is_query).squeeze(1)
-    gallery_items = torch.nonzero(is_gallery).squeeze(1)
-    n_g = len(gallery_items)
-    # Position of every item in the gallery (-1 if not a gallery item): masks each query's self-match.
-    gallery_pos_of_item = torch.full((n,), -1, dtype=torch.long)
-    gallery_pos_of_item[gallery_items] = torch.arange(n_g)
-    self_pos = gallery_pos_of_item[query_items]
-    n_retrievable = n_g - (self_pos >= 0).long()
+    embeddings, labels, is_query, is_gallery = check_tensors(embeddings, labels, is_query, is_gallery, distance)
+    names = check_options(cmc_top_k, precision_top_k, map_top_k, extra_metrics, retrieve_k, memory_budget_mb)
+    categories = check_per_item("categories", categories, len(embeddings))
+    split = _Split(is_query, is_gallery, labels, sequence_codes(sequence_ids, len(embeddings)))
 
     wanted = max([*cmc_top_k, *precision_top_k, *map_top_k, retrieve_k or 0])
-    k = min(wanted, int(n_retrievable.max()))
-    queries = embeddings if bool(is_query.all()) else embeddings[query_items]  # no copy when all
-    gallery = embeddings if bool(is_gallery.all()) else embeddings[gallery_items]
-    pos, dists = chunked_knn(queries, gallery, k, self_pos, distance, memory_budget_mb, progress)
+    k = min(wanted, int(split.n_retrievable.max()))
+    queries = embeddings if bool(is_query.all()) else embeddings[split.query_items]  # no copy when all
+    gallery = embeddings if bool(is_gallery.all()) else embeddings[split.gallery_items]
+    ranks = GroundTruthRanks(split.query_codes, split.gallery_codes, split.exclusions, extra_metrics) if extra_metrics else None
+    try:
+        pos, dists = chunked_knn(
+            queries, gallery, k, split.self_pos, distance, memory_budget_mb, progress, split.exclusions, ranks
+        )
+    finally:
+        if ranks is not None:
+            ranks.close()
 
-    retrieved = torch.where(pos >= 0, gallery_items[pos.clamp(min=0)], pos)
-    query_labels = labels[query_items]
+    retrieved = torch.where(pos >= 0, split.gallery_items[pos.clamp(min=0)], pos)
+    query_labels = labels[split.query_items]
     relevant = (labels[retrieved.clamp(min=0)] == query_labels[:, None]) & (pos >= 0)
-    n_gt = _count_ground_truth(labels[gallery_items], query_labels) - (self_pos >= 0).long()
-    per_query = metrics_from_relevance(relevant, n_gt, n_retrievable, cmc_top_k, precision_top_k, map_top_k)
-    per_query = {name: per_query[name].numpy() for name in names}
+    oml = metrics_from_relevance(relevant, split.n_gt, split.n_retrievable, cmc_top_k, precision_top_k, map_top_k)
+    found = {name: values.numpy() for name, values in oml.items()} | (ranks.values if ranks is not None else {})
+    per_query = {name: found[name] for name in names}
+    query_cats = [categories[i] for i in split.query_items.tolist()] if categories is not None else None
+    return _result(split, query_labels, query_cats, per_query, retrieved, dists, names)
 
+
+class _Split:
+    """Queries and gallery items, where each query sits in the gallery, what it may not retrieve."""
+
+    def __init__(self, is_query, is_gallery, labels: torch.Tensor, groups: torch.Tensor | None) -> None:
+        n = len(is_query)
+        self.query_items = torch.nonzero(is_query).squeeze(1)
+        self.gallery_items = torch.nonzero(is_gallery).squeeze(1)
+        n_g = len(self.gallery_items)
+        # Position of every item in the gallery (-1 if not a gallery item): masks each query's self-match.
+        gallery_pos_of_item = torch.full((n,), -1, dtype=torch.long)
+        gallery_pos_of_item[self.gallery_items] = torch.arange(n_g)
+        self.self_pos = gallery_pos_of_item[self.query_items]
+        if groups is None:
+            self.exclusions = Exclusions(self.self_pos, n_g)
+        else:
+            self.exclusions = Exclusions(self.self_pos, n_g, groups[self.query_items], groups[self.gallery_items])
+        self.n_retrievable = n_g - self.exclusions.count()
+        codes = torch.unique(labels, return_inverse=True)[1]  # labels as 0..L-1: any int64 value
+        self.query_codes, self.gallery_codes = codes[self.query_items], codes[self.gallery_items]
+        self.n_gt = _count_ground_truth(self.gallery_codes, self.query_codes)
+        if groups is None:
+            self.n_gt -= (self.self_pos >= 0).long()
+        else:  # same label, own sequence (the query itself included): label code x group code pairs
+            n_groups = int(groups.max()) + 1
+            pair = codes * n_groups + groups
+            self.n_gt -= _count_ground_truth(pair[self.gallery_items], pair[self.query_items])
+
+
+def _result(split, query_labels, query_cats, per_query, retrieved, dists, names) -> RetrievalResult:
+    """Averages over the queries with ground truth, overall and per category, and the per-query table."""
+    n_gt = split.n_gt
     has_gt = (n_gt > 0).numpy()
     if not has_gt.any():
-        raise ValueError(
-            f"no query has a ground-truth item in the gallery ({len(query_items)} queries): every query "
+        raise RetrievalInputError(
+            f"no query has a ground-truth item in the gallery ({len(split.query_items)} queries): every query "
             "label must appear on another gallery item"
         )
     overall = {name: float(np.mean(values[has_gt])) for name, values in per_query.items()}
-    query_cats = [categories[i] for i in query_items.tolist()] if categories is not None else None
     by_category = _by_category(per_query, has_gt, query_cats) if query_cats is not None else {}
-
-    table = _per_query_table(query_items, query_labels, query_cats, per_query, n_gt, retrieved, dists)
+    table = _per_query_table(split.query_items, query_labels, query_cats, per_query, n_gt, retrieved, dists)
     return RetrievalResult(
         overall=overall,
         by_category=by_category,
         per_query=table,
         retrieved=retrieved,
         distances=dists.float(),
-        n_queries=len(query_items),
+        n_queries=len(split.query_items),
         n_skipped=int((~has_gt).sum()),
         metric_names=names,
     )
@@ -222,55 +256,3 @@ def _per_query_table(query_items, query_labels, query_cats, per_query, n_gt, ret
     data["retrieved"] = retrieved_lists
     data["distances"] = dist_lists
     return pd.DataFrame(data, columns=list(data))
-
-
-def _check_k(name: str, k: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"{name} must hold positive integers; got {k!r}")
-
-
-def _check_ks(name: str, values: object) -> None:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} must be a sequence of positive integers such as (1, 5); got {values!r}")
-    for k in values:
-        _check_k(name, k)
-
-
-def _as_tensor(name: str, value: object) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
-    raise ValueError(f"{name} must be a torch.Tensor (or numpy array); got {type(value).__name__}")
-
-
-def _check_inputs(embeddings, labels, is_query, is_gallery, distance):
-    embeddings = _as_tensor("embeddings", embeddings)
-    labels = _as_tensor("labels", labels)
-    is_query = _as_tensor("is_query", is_query)
-    is_gallery = _as_tensor("is_gallery", is_gallery)
-    if embeddings.ndim != 2 or not embeddings.is_floating_point():
-        raise ValueError(
-            f"embeddings must be a 2-D float tensor [N, D]; got {embeddings.ndim}-D {embeddings.dtype}"
-        )
-    n = embeddings.shape[0]
-    if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be a 1-D integer tensor; got {labels.ndim}-D {labels.dtype}")
-    for name, mask in (("is_query", is_query), ("is_gallery", is_gallery)):
-        if mask.dtype != torch.bool or mask.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D bool tensor; got {mask.ndim}-D {mask.dtype}")
-    for name, t in (("labels", labels), ("is_query", is_query), ("is_gallery", is_gallery)):
-        if len(t) != n:
-            raise ValueError(f"{name} must have one value per embedding row ({n}); got {len(t)}")
-    if not bool(is_query.any()):
-        raise ValueError(f"is_query selects no item (of {n}); at least one query is needed")
-    if not bool(is_gallery.any()):
-        raise ValueError(f"is_gallery selects no item (of {n}); at least one gallery item is needed")
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
-    if embeddings.dtype not in (torch.float32, torch.float64):
-        embeddings = embeddings.float()  # half precision: compute in float32
-    if not bool(torch.isfinite(embeddings).all()):
-        bad = int((~torch.isfinite(embeddings)).any(dim=1).nonzero()[0])
-        raise ValueError(f"embeddings must be finite; row {bad} holds NaN or inf")
-    return embeddings, labels.long(), is_query, is_gallery

@@ -12,6 +12,7 @@ from torch.utils.data import DistributedSampler
 
 from reprokit.core.config import Config, TrainerConfig
 from reprokit.core.fileio import write_json, write_text
+from reprokit.core.metric_names import EXTRA_METRICS
 from reprokit.core.progress import progress
 from reprokit.core.tables import write_table
 from reprokit.data.images import load_images
@@ -70,9 +71,18 @@ def embed_distributed(cfg: Config, model: nn.Module, images: torch.Tensor) -> tu
     return emb, fabric.is_global_zero
 
 
-def score(cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True):
+def score(
+    cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True, extra_metrics: bool = True
+):
+    """Retrieval metrics of the validation split with the ``validate`` settings.
+
+    The dataframe's optional ``category`` and ``sequence`` columns are used as they are (a
+    ``sequence`` cell is text; equal texts, empty ones included, are one sequence).
+    ``extra_metrics=False`` leaves out ``validate.extra_metrics`` (the raw-pixel baseline).
+    """
     v = cfg.validate
     categories = val_df["category"].astype(str).tolist() if "category" in val_df.columns else None
+    sequences = val_df["sequence"].tolist() if "sequence" in val_df.columns else None
     return retrieval_metrics(
         embeddings,
         torch.tensor(val_df["label"].to_numpy(), dtype=torch.long),
@@ -84,8 +94,10 @@ def score(cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_prog
         map_top_k=v.map_top_k,
         distance=v.distance,
         memory_budget_mb=v.memory_budget_mb,
-        retrieve_k=max(cfg.visualize.top_k, max(v.cmc_top_k)),
+        retrieve_k=max([cfg.visualize.top_k, *v.cmc_top_k]),
         progress=show_progress,
+        sequence_ids=sequences,
+        extra_metrics=v.extra_metrics if extra_metrics else (),
     )
 
 
@@ -122,8 +134,9 @@ def cmc_curve(res, val_df: pd.DataFrame, max_k: int) -> list[dict]:
 def write_validation(out_dir: Path, res, val_df: pd.DataFrame, baseline=None) -> dict:
     write_per_query(out_dir / "per_query.tsv", res, val_df)
     write_table(out_dir / "plots" / "cmc.tsv", ["k", "cmc"], cmc_curve(res, val_df, res.retrieved.shape[1]))
-    if baseline is not None:
-        write_json(out_dir / "baseline.json", {"raw_pixels": baseline.to_json_dict()["overall"]})
+    if baseline is not None:  # the OML metrics of raw pixels (not validate.extra_metrics)
+        raw = {m: v for m, v in baseline.to_json_dict()["overall"].items() if m not in EXTRA_METRICS}
+        write_json(out_dir / "baseline.json", {"raw_pixels": raw})
     metrics = res.to_json_dict()
     write_json(out_dir / "metrics.json", metrics)  # last: exists only for a finished stage
     print(

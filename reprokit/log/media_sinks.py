@@ -47,7 +47,9 @@ def send_image(logger: Any, key: str, image_hwc: np.ndarray, step: int, fallback
     if hasattr(logger, "log_image") and kind == "RunFolderLogger":
         logger.log_image(key, image_hwc, step)
     elif kind == "TensorBoardLogger":
-        logger.experiment.add_image(key, image_hwc, step, dataformats="HWC")
+        # TensorBoard's UI shows one image event per tag and step: a further one gets a tag of its own.
+        n = _occurrences.next(logger, "image", key, step)
+        logger.experiment.add_image(key if n == 0 else f"{key}-{n}", image_hwc, step, dataformats="HWC")
     elif kind == "MLFlowLogger":
         logger.experiment.log_image(logger.run_id, to_pil(image_hwc), key=key.replace("/", "_"), step=step)
     elif kind == "WandbLogger":

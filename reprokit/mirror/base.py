@@ -10,6 +10,7 @@ failure. One instance mirrors one run, in one thread.
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,21 +42,27 @@ class MirrorBackend(ABC):
         self.args = dict(args)
         self.notes: list[str] = []  # one-line remarks the replay copies into the report
         self._env_set: list[str] = []
+        self._env_lock = threading.Lock()
+        self._env_restored = False
 
     def set_env_default(self, key: str, value: str) -> None:
         """Set ``key`` for the backend's library unless the user already did; the replay restores it.
 
         The replay calls :meth:`restore_env` itself, whatever happened (a timeout included), so a
-        variable set for one backend never leaks into the rest of the process.
+        variable set for one backend never leaks into the rest of the process. After that (a worker
+        still running past the deadline) this sets nothing.
         """
-        if key not in os.environ:
-            os.environ[key] = value
-            self._env_set.append(key)
+        with self._env_lock:
+            if not self._env_restored and key not in os.environ:
+                os.environ[key] = value
+                self._env_set.append(key)
 
     def restore_env(self) -> None:
-        for key in self._env_set:
-            os.environ.pop(key, None)
-        self._env_set = []
+        with self._env_lock:
+            self._env_restored = True
+            for key in self._env_set:
+                os.environ.pop(key, None)
+            self._env_set = []
 
     def check_config(self) -> None:  # noqa: B027 - optional hook
         """Raise ConfigError for arg values the backend can tell are wrong without connecting."""

@@ -5,6 +5,8 @@ Args: ``project_name`` (default ``reprokit``), ``task_name`` (default the run na
 and ``CLEARML_API_HOST`` in the environment). Offline sessions go under ``$CLEARML_CACHE_DIR``,
 which defaults here to ``<home>/logs/clearml`` (not ``~/.clearml``) unless the user set it; the
 report gives the ``offline-<id>.zip`` to upload later with ``Task.import_offline_session``.
+Images and texts are debug samples (title/series from ``title/series`` tags); ClearML keeps one per
+title, series and iteration, so a further medium under one key at one step is series ``<series>-<n>``.
 
 Determinism: ``Task.init`` re-seeds random/numpy/torch (1337) unless told not to. We call
 ``Task.set_random_seed(None)`` first, disable its framework, TensorBoard, argparse, stream and
@@ -13,6 +15,7 @@ resource hooks, and still restore the three RNG states after ``init`` and ``clos
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections.abc import Mapping
@@ -61,6 +64,20 @@ def _title_series(tag: str) -> tuple[str, str]:
     return (title, series) if title else (tag, tag)
 
 
+def _media_title_series(media: Media) -> tuple[str, str]:
+    """ClearML keeps one debug sample per (title, series, iteration): a further medium under one key at
+    one step goes to series ``<series>-<n>`` under the same title (``val/batch`` -> ``val`` / ``batch-1``,
+    ``grid`` -> ``grid`` / ``grid-1``), beside the first one."""
+    title, series = _title_series(media.tag)
+    return title, series if media.occurrence == 0 else f"{series}-{media.occurrence}"
+
+
+# Set in os.environ by Task.set_offline / Task.init themselves and left there after close(): an offline
+# mode and a "master process" id that later ClearML use in this process, and every child process,
+# would inherit. Put back as they were once the task is closed.
+_LIBRARY_ENV = ("CLEARML_OFFLINE_MODE", "TRAINS_OFFLINE_MODE", "CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID")
+
+
 class ClearMLBackend(MirrorBackend):
     name = "clearml"
     allowed_args = {
@@ -71,6 +88,7 @@ class ClearMLBackend(MirrorBackend):
 
     def start(self, run: RunInfo) -> None:
         self.set_env_default("CLEARML_CACHE_DIR", str(run.home_dir / "logs" / "clearml"))
+        self.env_before = {k: os.environ.get(k) for k in _LIBRARY_ENV}
         self.rng = RngState()
         from clearml import Task  # imported here: it reads CLEARML_CACHE_DIR
 
@@ -107,12 +125,12 @@ class ClearMLBackend(MirrorBackend):
             self.logger.report_scalar(title, series, s.value, iteration=s.step)
 
     def log_image(self, image: Media) -> None:
-        title, series = _title_series(image.unique_tag())
+        title, series = _media_title_series(image)
         self.logger.report_image(title, series, iteration=image.step, local_path=str(image.path))
 
     def log_text(self, text: Media) -> None:
         # report_media keeps the file as a debug sample; report_text would print it to stdout.
-        title, series = _title_series(text.unique_tag())
+        title, series = _media_title_series(text)
         self.logger.report_media(title, series, iteration=text.step, local_path=str(text.path), file_extension=".txt")
 
     def log_artifact(self, name: str, path: Path) -> None:
@@ -133,6 +151,11 @@ class ClearMLBackend(MirrorBackend):
     def _cleanup(self) -> None:
         if hasattr(self, "rng"):
             self.rng.restore()
+        for key, value in getattr(self, "env_before", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def abort(self) -> None:
         try:

@@ -1,8 +1,9 @@
 """CSV: plain files under ``logs/csv/<run_name>/`` (``logger.args.log_dir`` = the root).
 
 ``scalars.csv`` (tag, step, value), ``params.yaml`` (flattened config), ``tags.json``; what a
-CSV cannot hold is copied beside it: ``images/<tag>/<step>.png``, ``text/<tag>/<step>.txt``,
-``artifacts/<name>``.
+CSV cannot hold is copied beside it: ``images/<tag>/<step>.png``, ``text/<tag>/<step>.txt``
+(``<step>-1.png``, ``<step>-2.png``, ... for further media under one key at one step, as in the run
+folder), ``artifacts/<name>``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (<= logger.timeout_s) are set while this bac
 MLflow keys cannot hold ``@``: ``validate/cmc@1`` is logged as ``validate/cmc_at_1`` (see
 ``mlflow_key``; the report notes it). Replaying into an existing run skips metric points already there, so a replay after a partial
 one fills the run in without duplicates. Images and texts are artifacts under
-``images/<tag>/<step>.png`` and ``text/<tag>/<step>.txt``; run files under their run-folder path.
+``images/<tag>/<step>.png`` and ``text/<tag>/<step>.txt`` (``<step>-<n>.png`` for further media
+under one key at one step); run files under their run-folder path.
 """
 
 from __future__ import annotations

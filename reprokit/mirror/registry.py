@@ -22,7 +22,7 @@ __all__ = ["BackendSpec", "BACKENDS", "spec", "backend_class", "check_args", "se
 @dataclass(frozen=True)
 class BackendSpec:
     name: str
-    module: str  # reprokit.mirror.<module>
+    module: str  # reprokit.mirror.<module>; a dotted name (a test's own backend) is imported as it is
     cls: str
     package: str  # import name of the third-party package it needs
     extra: str | None  # pip extra; None = a core dependency of reprokit
@@ -64,7 +64,7 @@ def backend_class(name: str, registry: Mapping[str, BackendSpec] = BACKENDS) -> 
     if not found:
         raise MissingBackendError(missing, hint=f"pip install {target}")
     try:
-        module = importlib.import_module(f"reprokit.mirror.{s.module}")
+        module = importlib.import_module(s.module if "." in s.module else f"reprokit.mirror.{s.module}")
     except ImportError as exc:  # installed but broken (e.g. a missing dependency of it)
         raise MissingBackendError(
             f"{missing} correctly ({' '.join(str(exc).split())})", hint=f"pip install {target}"

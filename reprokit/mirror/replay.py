@@ -26,6 +26,7 @@ from reprokit.core.stage_runner import reproducing
 from reprokit.mirror import registry
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import home_dir
+from reprokit.mirror.registry import BackendSpec
 from reprokit.mirror.runfolder import RunData, read_run_folder
 
 __all__ = ["mirror_run", "reproduction_logger"]
@@ -45,12 +46,22 @@ class _Driver:
         self.cancel = threading.Event()
         self.counts = {"scalars": 0, "images": 0, "texts": 0, "artifacts": 0, "params": 0, "tags": 0}
         self.phase = "start"  # the backend call in progress: a timeout inside "finish" may have published
+        # Checking for the deadline and entering the next call are one step, and so are passing the
+        # deadline and reading the phase: a worker can never slip into finish() after the deadline
+        # while the report says it timed out before it.
+        self._lock = threading.Lock()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.cancel.is_set():
-            raise _Cancelled("deadline passed")
-        self.phase = fn.__name__
+        with self._lock:
+            if self.cancel.is_set():
+                raise _Cancelled("deadline passed")
+            self.phase = fn.__name__
         return fn(*args)
+
+    def stop(self) -> None:
+        """Refuse every further call: from here on, ``phase`` is the call the backend is stuck in."""
+        with self._lock:
+            self.cancel.set()
 
     def replay(self, data: RunData, info: RunInfo) -> dict[str, Any]:
         b = self.backend
@@ -94,7 +105,7 @@ def _run_with_deadline(driver: _Driver, data: RunData, info: RunInfo) -> dict[st
     thread.start()
     thread.join(info.timeout_s)
     if thread.is_alive():
-        driver.cancel.set()
+        driver.stop()
         raise TimeoutError(f"no answer within logger.timeout_s={info.timeout_s:g} s")
     if "error" in box:
         raise box["error"]
@@ -118,18 +129,18 @@ def reproduction_logger(logger: LoggerConfig) -> LoggerConfig:
     return LoggerConfig(name="csv", args={}, strict=False, timeout_s=logger.timeout_s)
 
 
-def _build_backend(logger: LoggerConfig) -> tuple[MirrorBackend, list[str]]:
+def _build_backend(logger: LoggerConfig, backends: Mapping[str, BackendSpec]) -> tuple[MirrorBackend, list[str]]:
     """The configured backend (MissingBackendError/ConfigError before anything is read) and the
     literal secret values found in ``logger.args``, which are dropped and scrubbed from the report."""
     logger.check("logger")
-    cls = registry.backend_class(logger.name)
+    cls = registry.backend_class(logger.name, backends)
     registry.check_args(logger.name, logger.args, cls.allowed_args)
     secret_keys = registry.secret_args(logger.args)
     secrets = [str(logger.args[k]) for k in secret_keys if logger.args[k] not in (None, "")]
     if secret_keys:
         _warn(
             f"logger.args {', '.join(secret_keys)} ignored: API tokens are read from the environment only "
-            f"({registry.spec(logger.name).token_env or 'this backend needs none'}), never from params.yaml"
+            f"({registry.spec(logger.name, backends).token_env or 'this backend needs none'}), never from params.yaml"
         )
     backend: MirrorBackend = cls({k: v for k, v in logger.args.items() if k not in secret_keys})
     backend.check_config()
@@ -148,13 +159,13 @@ def _new_report(logger: LoggerConfig) -> dict[str, Any]:
         "skipped": [],
         "notes": [],
         "ok": False,
-        "published": "no",  # yes | no | unknown (a timeout while the backend was finishing)
+        "published": "no",  # yes | no | unknown (a timeout, or a remote logger's error, while it was finishing)
         "error": None,
     }
 
 
 def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, logger: LoggerConfig,
-            tags: tuple[str, ...] | list[str], report: dict[str, Any], secrets: list[str]) -> None:
+            tags: tuple[str, ...] | list[str], report: dict[str, Any], secrets: list[str], local: bool) -> None:
     """Read the run folder and drive the backend; fill ``report``. Raises only for a bug in a local backend."""
     try:
         data = read_run_folder(runs, tags)
@@ -166,11 +177,15 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         report.update(ok=True, published="yes")
     except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
         what = exc.one_line() if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, TimeoutError) and driver.phase == "finish":
+        # Past the deadline inside finish(), the late worker may still publish; and a remote logger that
+        # fails inside finish() (a request that timed out) may have applied it. Local backends publish
+        # by one rename at the very end: their own error in finish() means not published.
+        if driver.phase == "finish" and (isinstance(exc, TimeoutError) or not local):
             report["published"] = "unknown"
-            what += f"; {logger.name} was finishing the run: it is unknown, may be partially published"
+            what += f"; {logger.name} was finishing the run: whether it was published is unknown, " \
+                "it may be partially published"
         report["error"] = one_line(what, secrets, limit=500)
-        if registry.spec(logger.name).local and not isinstance(exc, (OSError, TimeoutError, MirrorError)):
+        if local and not isinstance(exc, (OSError, TimeoutError, MirrorError)):
             # TensorBoard and CSV are reprokit's own code writing local files: an error there is a bug.
             raise MirrorError(f"{logger.name} backend failed: {report['error']}") from exc
     finally:
@@ -182,6 +197,7 @@ def mirror_run(
     logger: LoggerConfig | None = None,
     tags: tuple[str, ...] | list[str] = (),
     project_dir: str | Path = ".",
+    backends: Mapping[str, BackendSpec] = registry.BACKENDS,
 ) -> dict[str, Any]:
     """Replay ``runs_dir`` (relative paths: against ``project_dir``) into ``logger``; return the report.
 
@@ -189,9 +205,12 @@ def mirror_run(
     ``run_id``/``run_name`` (the pipeline run), ``where`` (log dir / tracking URI and MLflow run
     id / offline zip / W&B run dir), ``counts``, ``missing`` and ``skipped`` run-folder parts,
     ``notes``, ``ok``, ``published`` (yes, no or unknown), ``error`` and ``elapsed_s``.
+
+    ``backends`` maps ``logger.name`` to its implementation (default: the registry); tests use it to
+    run a real backend subclass of their own (a :class:`BackendSpec` whose module is a dotted path).
     """
     logger = logger if logger is not None else LoggerConfig()
-    backend, secrets = _build_backend(logger)
+    backend, secrets = _build_backend(logger, backends)
     project = Path(project_dir)
     runs = Path(runs_dir) if Path(runs_dir).is_absolute() else project / runs_dir
     report_path = RunsDir(runs).mirror.report
@@ -199,7 +218,8 @@ def mirror_run(
     report = _new_report(logger)
     driver = _Driver(backend)
     try:
-        _replay(backend, driver, runs, project, logger, tags, report, secrets)
+        local = registry.spec(logger.name, backends).local
+        _replay(backend, driver, runs, project, logger, tags, report, secrets, local)
     finally:
         report["notes"] += [one_line(n, secrets) for n in backend.notes]
         report["counts"] = dict(driver.counts)

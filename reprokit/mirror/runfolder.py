@@ -52,10 +52,6 @@ class Media:
     def file_name(self, suffix: str) -> str:
         return media_name(self.step, self.occurrence, suffix)
 
-    def unique_tag(self) -> str:
-        """``tag``, or ``tag-<n>`` for a further medium at the same step: for backends that keep one per (tag, step)."""
-        return self.tag if self.occurrence == 0 else f"{self.tag}-{self.occurrence}"
-
 
 @dataclass(frozen=True)
 class Artifact:

@@ -2,14 +2,18 @@
 
 ``tensorboard --logdir logs/tensorboard`` (or ``%tensorboard --logdir logs/tensorboard`` in a
 notebook) shows every run side by side. Written with tensorboard's own event writer and summary
-protos (no torch import, PNGs stored as they are, not re-encoded). Texts follow the convention
-of ``SummaryWriter.add_text`` (tag ``<tag>/text_summary``); hyperparameters go to the HParams
-plugin; tags are a text (``reprokit/tags``); artifacts are copied to ``<run>/artifacts/``.
+protos (no torch import, PNGs stored as they are, not re-encoded). Images are image-plugin tensors
+(``[width, height, png, ...]``, what ``tf.summary.image`` writes): TensorBoard's UI shows one image
+event per tag and step, so several images under one key at one step are the samples of one event,
+in order. Texts follow the convention of ``SummaryWriter.add_text`` (tag ``<tag>/text_summary``);
+hyperparameters go to the HParams plugin; tags are a text (``reprokit/tags``); artifacts are copied
+to ``<run>/artifacts/``.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from tensorboard.compat.proto import (
     tensor_shape_pb2,
 )
 from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.text import plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -33,7 +38,24 @@ from reprokit.mirror.tags import key_value_tags
 
 __all__ = ["TensorBoardBackend"]
 
-_COLORSPACE = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+def _string_tensor(values: list[bytes]) -> tensor_pb2.TensorProto:
+    return tensor_pb2.TensorProto(
+        dtype="DT_STRING",
+        string_val=values,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]),
+    )
+
+
+def _images_summary(tag: str, paths: list[Path]) -> summary_pb2.Summary:
+    """One image-plugin event holding every PNG in ``paths`` as its samples (width/height: the first's)."""
+    with Image.open(paths[0]) as im:
+        width, height = im.size
+    for path in paths[1:]:  # a file that is no image fails here, as the first one does above
+        Image.open(path).close()
+    meta = image_metadata.create_summary_metadata(display_name=tag, description="")
+    meta.data_class = summary_pb2.DATA_CLASS_BLOB_SEQUENCE
+    tensor = _string_tensor([str(width).encode(), str(height).encode(), *(p.read_bytes() for p in paths)])
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
 
 
 def _text_summary(tag: str, text: str) -> summary_pb2.Summary:
@@ -42,12 +64,9 @@ def _text_summary(tag: str, text: str) -> summary_pb2.Summary:
             plugin_name="text", content=plugin_data_pb2.TextPluginData(version=0).SerializeToString()
         )
     )
-    tensor = tensor_pb2.TensorProto(
-        dtype="DT_STRING",
-        string_val=[text.encode("utf-8")],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]),
-    )
-    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=f"{tag}/text_summary", metadata=meta, tensor=tensor)])
+    tensor = _string_tensor([text.encode("utf-8")])
+    value = summary_pb2.Summary.Value(tag=f"{tag}/text_summary", metadata=meta, tensor=tensor)
+    return summary_pb2.Summary(value=[value])
 
 
 def _hparam_value(value: Any) -> bool | int | float | str:
@@ -62,6 +81,7 @@ class TensorBoardBackend(MirrorBackend):
         root = resolve(run.home_dir, self.args.get("log_dir", "logs/tensorboard"))
         self.folder = RunFolder(root, run)
         self.writer = EventFileWriter(str(self.folder.staging), max_queue_size=1000, flush_secs=3600)
+        self.images: dict[tuple[int, str], list[Path]] = defaultdict(list)  # (step, tag) -> PNGs, in order
 
     def _add(self, summary: summary_pb2.Summary, step: int) -> None:
         self.writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
@@ -83,13 +103,7 @@ class TensorBoardBackend(MirrorBackend):
             self._add(summary_pb2.Summary(value=[value]), s.step)
 
     def log_image(self, image: Media) -> None:
-        data = image.path.read_bytes()
-        with Image.open(image.path) as im:
-            width, height, mode = im.width, im.height, im.mode
-        img = summary_pb2.Summary.Image(
-            height=height, width=width, colorspace=_COLORSPACE.get(mode, 3), encoded_image_string=data
-        )
-        self._add(summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=image.tag, image=img)]), image.step)
+        self.images[(image.step, image.tag)].append(image.path)  # written at finish, one event per tag and step
 
     def log_text(self, text: Media) -> None:
         self._add(_text_summary(text.tag, text.text or ""), text.step)
@@ -98,6 +112,8 @@ class TensorBoardBackend(MirrorBackend):
         self.folder.copy_in(f"artifacts/{name}", path)
 
     def finish(self) -> dict[str, Any]:
+        for (step, tag), paths in sorted(self.images.items()):
+            self._add(_images_summary(tag, paths), step)
         self.writer.close()
         return self.folder.publish()
 

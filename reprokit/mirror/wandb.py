@@ -6,8 +6,9 @@ Args: ``project`` (default ``reprokit``), ``mode`` (``offline`` default, ``onlin
 the environment only.
 
 W&B's history needs increasing steps, so everything is buffered and logged at ``finish`` in
-step order with ``step=`` the trainer step (``_step`` then equals the trainer step). Texts are
-one table per tag (columns step, text) under ``text/<tag>``; files are one artifact
+step order with ``step=`` the trainer step (``_step`` then equals the trainer step). W&B keeps one
+value per key and step: several images under one key at one step are logged as a list. Texts are
+one table per tag (columns step, text; a row per text) under ``text/<tag>``; files are one artifact
 ``reprokit-<run_id>`` of type ``reprokit-run``. Tags longer than W&B's 64 characters are cut.
 """
 

@@ -22,7 +22,8 @@ from reprokit.data.sampler import LabelBalancedBatchSampler
 from reprokit.data.source import split_rows
 from reprokit.log.run_logger import RunFolderLogger
 from reprokit.train.checkpoint import save_model
-from reprokit.train.embedding_module import LOSS_STATS, EmbeddingModule
+from reprokit.train.embedding_module import EmbeddingModule
+from reprokit.train.models import IMAGE_CHANNELS
 
 __all__ = ["train", "new_run_identity"]
 
@@ -88,6 +89,9 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
     """Fit the model; write plots/ and model.ckpt (rank zero); return (final-epoch loss
     statistics, whether this process is the global rank zero that writes the outputs)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    # The model and loss first: a user module that fails to import or build stops before any image is read.
+    in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
+    module = EmbeddingModule(cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size)
     train_df, train_paths = split_rows(df, paths, "train")
     images = load_images(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
     labels = torch.tensor(train_df["label"].to_numpy(), dtype=torch.long)
@@ -100,7 +104,6 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
         num_workers=cfg.train.num_workers,
         persistent_workers=cfg.train.num_workers > 0,
     )
-    module = EmbeddingModule(cfg.model, cfg.train, in_channels=images.shape[1])
     state_dir = resume_dir(cfg) if cfg.train.resume else None
     logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir)
     callbacks: list[pl.Callback] = [_SamplerEpoch(sampler)]
@@ -121,5 +124,8 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
 
     final = logger.last_epoch_values()
     if trainer.is_global_zero:
-        save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=images.shape[1])
-    return {k: final[k] for k in LOSS_STATS if k in final}, trainer.is_global_zero
+        save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=in_channels)
+    # The loss, then its statistics in the order the loss returns them (triplet: pos_dist, neg_dist,
+    # active_tri), then anything else logged per epoch (a run resumed after its last step logs nothing).
+    order = dict.fromkeys(("loss", *module.stat_names, *final))
+    return {k: final[k] for k in order if k in final}, trainer.is_global_zero

@@ -1,13 +1,16 @@
 """Builds a small, real run folder following the run-folder contract (for mirror tests and the benchmark).
 
 ``build_run_folder`` returns the ``runs/`` path and an ``Expected`` record of what every
-backend must show after a mirror: scalars per tag and step, params, tags, images (size), texts
-and artifact names. The contract lives in ``reprokit/mirror/runfolder.py``; this builder writes it
-independently, by hand, so a misreading on either side shows up as a test failure.
+backend must show after a mirror: scalars per tag and step, params, tags, images (size and a
+digest of the pixels) and texts as a list per tag and step (several media under one key at one
+step, ``<step>.png``, ``<step>-1.png``, ..., must all arrive, in that order), and artifact names.
+The contract lives in ``reprokit/mirror/runfolder.py``; this builder writes it independently, by
+hand, so a misreading on either side shows up as a test failure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -21,7 +24,7 @@ from PIL import Image
 from reprokit.core.layout import RunsDir
 from reprokit.mirror.runfolder import pipeline_run_id
 
-__all__ = ["Expected", "build_run_folder", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS"]
+__all__ = ["Expected", "Shot", "build_run_folder", "pixels_digest", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS"]
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 RUN_NAME = "run-01234567"
@@ -36,14 +39,22 @@ CONFIG = {
 }
 
 
+Shot = tuple[int, int, str]  # an image as every reader sees it: (width, height, digest of the decoded pixels)
+
+
+def pixels_digest(im: Image.Image) -> str:
+    """What an image shows, whatever its encoding: a backend may re-encode a PNG but not change a pixel."""
+    return hashlib.sha256(f"{im.mode}{im.size}".encode() + im.tobytes()).hexdigest()[:16]
+
+
 @dataclass
 class Expected:
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     user_tags: list[str] = field(default_factory=list)
     auto_tags: dict[str, str] = field(default_factory=dict)
-    images: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # tag -> step -> (w, h)
-    texts: dict[str, dict[int, str]] = field(default_factory=dict)
+    images: dict[str, dict[int, list[Shot]]] = field(default_factory=dict)  # tag -> step -> every image, in order
+    texts: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # tag -> step -> every text, in order
     artifacts: set[str] = field(default_factory=set)
     final_step: int = 0
     run_id: str = ""  # the pipeline run's id (train's id combined with the later stages' records)
@@ -52,13 +63,20 @@ class Expected:
     def add(self, tag: str, step: int, value: float) -> None:
         self.scalars.setdefault(tag, {})[step] = value
 
+    def image(self, tag: str, step: int, shot: Shot) -> None:
+        self.images.setdefault(tag, {}).setdefault(step, []).append(shot)
 
-def _png(path: Path, size: tuple[int, int], mode: str = "RGB", shade: int = 0) -> None:
+    def text(self, tag: str, step: int, text: str) -> None:
+        self.texts.setdefault(tag, {}).setdefault(step, []).append(text)
+
+
+def _png(path: Path, size: tuple[int, int], mode: str = "RGB", shade: int = 0) -> Shot:
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.new(mode, size)
     img.putdata([((x * 7 + y * 3 + shade) % 256,) * len(mode) if mode != "L" else (x + y + shade) % 256
                  for y in range(size[1]) for x in range(size[0])])
     img.save(path, format="PNG")
+    return (*size, pixels_digest(img))
 
 
 def _write(path: Path, text: str | bytes) -> None:
@@ -96,12 +114,21 @@ def build_run_folder(
     _write(train / "plots" / "epoch.tsv", "\n".join(
         ["\t".join(["epoch", "step", *keys])] + ["\t".join(map(str, r)) for r in epoch_rows]) + "\n")
     _write(train / "metrics.json", json.dumps(dict(zip(keys, epoch_rows[-1][2:]))))
-    _png(train / "images" / "debug" / "batch" / "2.png", (20, 12), "L")
-    exp.images["debug/batch"] = {2: (20, 12)}
-    _png(train / "images" / "sample" / f"{step}.png", (8, 10), "RGB", shade=9)
-    exp.images["sample"] = {step: (8, 10)}
-    _write(train / "text" / "notes" / "3.txt", "epoch one went fine\nsecond line")
-    exp.texts["notes"] = {3: "epoch one went fine\nsecond line"}
+    images, texts = train / "images", train / "text"
+    exp.image("debug/batch", 2, _png(images / "debug" / "batch" / "2.png", (20, 12), "L"))
+    exp.image("sample", step, _png(images / "sample" / f"{step}.png", (8, 10), "RGB", shade=9))
+    # Several media under one key at one step (one per validation batch): none may overwrite another.
+    # Same size (W&B shows a list of images at one step only if they match), different pixels.
+    for n, name in enumerate(("4.png", "4-1.png", "4-2.png")):
+        exp.image("val/batch", 4, _png(images / "val" / "batch" / name, (12, 8), "RGB", shade=40 * n))
+    for n, name in enumerate(("5.png", "5-1.png")):  # a key without '/' (ClearML: title = series = key)
+        exp.image("grid", 5, _png(images / "grid" / name, (6, 6), "L", shade=90 * n))
+    for name, body in (("3.txt", "epoch one went fine\nsecond line"), ("3-1.txt", "and a second note at step 3")):
+        _write(texts / "notes" / name, body)
+        exp.text("notes", 3, body)
+    for name, body in (("4.txt", "batch 0: ok"), ("4-1.txt", "batch 1: two misses")):
+        _write(texts / "val" / "caption" / name, body)
+        exp.text("val/caption", 4, body)
     _write(train / "model.ckpt", b"\x00not-a-real-checkpoint")
 
     art = train / "artifacts"
@@ -143,8 +170,8 @@ def build_run_folder(
         _write(val / "plots" / "cmc.tsv", "k\tcmc\n1\t0.75\n5\t0.9\n")
         exp.artifacts |= {"validate/metrics.json", "validate/per_query.csv", "validate/plots/cmc.tsv"}
     if "visualize" in stages:
-        _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
-        exp.images["visualize/worst_queries"] = {step: (64, 48)}
+        figure = _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
+        exp.image("visualize/worst_queries", step, figure)
     assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
     exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
     exp.run_name = f"run-{exp.run_id[:8]}"

@@ -1,17 +1,20 @@
 """Read a mirrored run back with each backend's own client into one comparable ``View``.
 
-TensorBoard: tensorboard's EventAccumulator (keep-all size guidance). CSV: the files. MLflow:
+TensorBoard: tensorboard's EventAccumulator (keep-all size guidance); images through the data
+provider its UI reads (it shows one image event per tag and step). CSV: the files. MLflow:
 MlflowClient. ClearML: the offline session zip (task.json, metrics.jsonl, data/). W&B: the
 offline ``run-<id>.wandb`` record file. wandb 0.31 ships no reader for it, so ``wandb_records``
 walks its LevelDB-style log framing (7-byte file header ``:W&B`` + magic 0xBEE1 + version, then
 32 KiB blocks of ``crc32 | length | type`` chunks) and parses each record with wandb's own
-protobuf ``Record`` class.
+protobuf ``Record`` class. ``assert_contract`` is the one check every View must pass.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -19,25 +22,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from PIL import Image
+
+from tests.integration.mirror_data import RUN_ID, Expected, Shot, pixels_digest
 
 
 @dataclass
 class View:
+    """One logger run as the tests compare it: scalars per tag and step; images and texts as a
+    list per tag and step (every medium logged under one key at one step, in logging order)."""
+
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
     duplicates: list[tuple[str, int]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     user_tags: set[str] = field(default_factory=set)
     key_values: dict[str, str] = field(default_factory=dict)
-    images: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
-    texts: dict[str, dict[int, str]] = field(default_factory=dict)
+    images: dict[str, dict[int, list[Shot]]] = field(default_factory=dict)
+    texts: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     artifacts: set[str] = field(default_factory=set)
 
     def scalar(self, tag: str, step: int, value: float) -> None:
         if step in self.scalars.setdefault(tag, {}):
             self.duplicates.append((tag, step))
         self.scalars[tag][step] = value
+
+    def image(self, tag: str, step: int, data: bytes | Path) -> None:
+        self.images.setdefault(tag, {}).setdefault(step, []).append(_shot(data))
+
+    def text(self, tag: str, step: int, text: str) -> None:
+        self.texts.setdefault(tag, {}).setdefault(step, []).append(text)
 
     def split_flat_tags(self, tags: list[str]) -> None:
         for t in tags:
@@ -48,15 +63,55 @@ class View:
                 self.user_tags.add(t)
 
 
-def _size(data: bytes | Path) -> tuple[int, int]:
-    import io
-
+def _shot(data: bytes | Path) -> Shot:
     with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-        return im.size
+        im.load()
+        return (*im.size, pixels_digest(im))
+
+
+_MEDIA_NAME = re.compile(r"^(\d+)(?:-(\d+))?\.(?:png|txt)$")
+
+
+def _media_order(rel: str) -> tuple[str, int, int]:
+    """``<tag...>/<step>[-<n>].<ext>`` -> (tag, step, n): the file naming CSV and MLflow use."""
+    tag, _, name = rel.rpartition("/")
+    m = _MEDIA_NAME.match(name)
+    assert m and tag, f"{rel}: not <tag>/<step>[-<n>].png|txt"
+    return tag, int(m[1]), int(m[2] or 0)
 
 
 def _files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
+
+
+def _media_files(view: View, root: Path, kind: str, rels: set[str]) -> None:
+    """Image or text files named by :func:`_media_order`, added in (step, n) order."""
+    for rel in sorted(rels, key=lambda r: _media_order(r)[1:]):
+        tag, step, _ = _media_order(rel)
+        if kind == "images":
+            view.image(tag, step, root / rel)
+        else:
+            view.text(tag, step, (root / rel).read_text())
+
+
+def _tensorboard_images(log_dir: Path, view: View) -> None:
+    """Images the way ``tensorboard --logdir`` serves them to its UI: its data provider (one datum per tag
+    and step; several images at one step are that datum's samples), each image fetched as a blob."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    mux = plugin_event_multiplexer.EventMultiplexer(size_guidance={"tensors": 0})
+    mux.AddRun(str(log_dir), name="run")
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(log_dir))
+    ctx = context.RequestContext()
+    series = provider.read_blob_sequences(ctx, experiment_id="", plugin_name="images", downsample=10**9)
+    for tag, data in series.get("run", {}).items():
+        for datum in data:
+            width, height, *images = (provider.read_blob(ctx, blob_key=ref.blob_key) for ref in datum.values)
+            for png in images:
+                view.image(tag, datum.step, png)
+                assert view.images[tag][datum.step][-1][:2] == (int(width), int(height)), (tag, datum.step)
 
 
 def read_tensorboard(where: dict[str, Any]) -> View:
@@ -71,18 +126,16 @@ def read_tensorboard(where: dict[str, Any]) -> View:
     for tag in tags["scalars"]:
         for ev in acc.Scalars(tag):
             view.scalar(tag, ev.step, ev.value)
-    for tag in tags["images"]:
-        for ev in acc.Images(tag):
-            assert _size(ev.encoded_image_string) == (ev.width, ev.height)
-            view.images.setdefault(tag, {})[ev.step] = (ev.width, ev.height)
+    _tensorboard_images(log_dir, view)
     for tag in tags["tensors"]:
         if tag.endswith("/text_summary"):
             for ev in acc.Tensors(tag):
-                view.texts.setdefault(tag[: -len("/text_summary")], {})[ev.step] = ev.tensor_proto.string_val[0].decode()
+                view.text(tag[: -len("/text_summary")], ev.step, ev.tensor_proto.string_val[0].decode())
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     for name, value in plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams.items():
         view.params[name] = getattr(value, value.WhichOneof("kind"))
-    for line in view.texts.get("reprokit/tags", {}).get(0, "").splitlines()[2:]:
+    (tag_table,) = view.texts.pop("reprokit/tags", {}).get(0, [""])
+    for line in tag_table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         if cells[1]:
             view.key_values[cells[0]] = cells[1]
@@ -103,12 +156,8 @@ def read_csv(where: dict[str, Any]) -> View:
     view.params = yaml.safe_load((root / "params.yaml").read_text())
     tags = json.loads((root / "tags.json").read_text())
     view.user_tags, view.key_values = set(tags["tags"]), tags["key_values"]
-    for rel in _files(root / "images"):
-        tag, _, name = rel.rpartition("/")
-        view.images.setdefault(tag, {})[int(Path(name).stem)] = _size(root / "images" / rel)
-    for rel in _files(root / "text"):
-        tag, _, name = rel.rpartition("/")
-        view.texts.setdefault(tag, {})[int(Path(name).stem)] = (root / "text" / rel).read_text()
+    _media_files(view, root / "images", "images", _files(root / "images"))
+    _media_files(view, root / "text", "text", _files(root / "text"))
     view.artifacts = _files(root / "artifacts")
     return view
 
@@ -128,15 +177,15 @@ def read_mlflow(where: dict[str, Any], download_dir: Path) -> View:
     view.key_values = dict(run.data.tags)
     view.user_tags = {k for k, v in run.data.tags.items() if v == "true"}
     local = Path(client.download_artifacts(run_id, "", str(download_dir)))
+    media: dict[str, set[str]] = {"images": set(), "text": set()}
     for rel in _files(local):
         kind, _, rest = rel.partition("/")
-        tag, _, name = rest.rpartition("/")
-        if kind == "images":
-            view.images.setdefault(tag, {})[int(Path(name).stem)] = _size(local / rel)
-        elif kind == "text":
-            view.texts.setdefault(tag, {})[int(Path(name).stem)] = (local / rel).read_text()
+        if kind in media:
+            media[kind].add(rest)
         else:
             view.artifacts.add(rel)
+    for kind, rels in media.items():
+        _media_files(view, local / kind, kind, rels)
     return view
 
 
@@ -144,22 +193,30 @@ def _tag(title: str, series: str) -> str:
     return title if title == series else f"{title}/{series}"
 
 
+_OCCURRENCE = re.compile(r"^(.*)-(\d+)$")
+
+
 def read_clearml(where: dict[str, Any]) -> View:
+    """A debug sample's series is ``<series>`` for the first medium at a step, ``<series>-<n>`` after."""
     view = View()
     with zipfile.ZipFile(where["offline_zip"]) as zf:
         task = json.loads(zf.read("task.json"))
         folder = task["offline_folder"]
+        samples = []
         for line in zf.read("metrics.jsonl").decode().splitlines():
             for ev in json.loads(line):
-                tag = _tag(ev["metric"], ev["variant"])
                 if ev["type"] == "training_stats_scalar":
-                    view.scalar(tag, ev["iter"], ev["value"])
+                    view.scalar(_tag(ev["metric"], ev["variant"]), ev["iter"], ev["value"])
                 elif ev["type"] == "training_debug_image":
+                    m = _OCCURRENCE.match(ev["variant"])
+                    series, n = (m[1], int(m[2])) if m else (ev["variant"], 0)
                     data = zf.read(os.path.relpath(ev["url"], folder))
-                    if ev["url"].endswith(".txt"):
-                        view.texts.setdefault(tag, {})[ev["iter"]] = data.decode()
-                    else:
-                        view.images.setdefault(tag, {})[ev["iter"]] = _size(data)
+                    samples.append((ev["iter"], n, _tag(ev["metric"], series), ev["url"].endswith(".txt"), data))
+        for step, _, tag, is_text, data in sorted(samples, key=lambda t: t[:2]):
+            if is_text:
+                view.text(tag, step, data.decode())
+            else:
+                view.image(tag, step, data)
         names = set(zf.namelist())
     view.params = {k: v["value"] for k, v in task["hyperparams"]["config"].items()}
     view.split_flat_tags(task["tags"])
@@ -224,14 +281,57 @@ def read_wandb(where: dict[str, Any]) -> View:
                 if isinstance(value, (int, float)):
                     view.scalar(key, step, float(value))
                 elif value.get("_type") == "image-file":
-                    assert _size(run_dir / "files" / value["path"]) == (value["width"], value["height"])
-                    view.images.setdefault(key, {})[step] = (value["width"], value["height"])
+                    view.image(key, step, run_dir / "files" / value["path"])
+                    assert view.images[key][step][-1][:2] == (value["width"], value["height"]), (key, step)
+                elif value.get("_type") == "images/separated":  # a list of images at one step
+                    assert value["count"] == len(value["filenames"]), value
+                    for name in value["filenames"]:
+                        view.image(key, step, run_dir / "files" / name)
                 elif value.get("_type") == "table-file":
                     table = json.loads((run_dir / "files" / value["path"]).read_text())
                     for s, text in table["data"]:
-                        view.texts.setdefault(key.removeprefix("text/"), {})[int(s)] = text
+                        view.text(key.removeprefix("text/"), int(s), text)
         elif kind == "artifact" and rec.artifact.type == "reprokit-run":
             view.artifacts |= {entry.path for entry in rec.artifact.manifest.contents}
     view.params = config
     view.key_values.update({k: v for k, v in config.items() if isinstance(v, str)})
     return view
+
+
+# -- the contract ------------------------------------------------------------------------------
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def assert_contract(view: View, exp: Expected) -> None:
+    """The contract every backend meets: ``view`` (read back with the backend's client) shows ``exp``."""
+    assert not view.duplicates, f"duplicate points: {view.duplicates[:5]}"
+    for tag, points in exp.scalars.items():
+        assert tag in view.scalars, f"scalar {tag!r} missing; got {sorted(view.scalars)}"
+        assert set(view.scalars[tag]) == set(points), f"{tag}: steps {sorted(view.scalars[tag])} != {sorted(points)}"
+        for step, value in points.items():
+            assert view.scalars[tag][step] == pytest.approx(value, rel=1e-6), (tag, step)
+    for key, value in exp.params.items():
+        assert key in view.params, f"param {key!r} missing; got {sorted(view.params)}"
+        got = view.params[key]
+        if _number(value) is not None:
+            assert _number(got) == pytest.approx(float(value)), (key, got)
+        else:
+            assert str(got) == value, (key, got)
+    assert "abc123" not in repr(view.params)
+    assert set(exp.user_tags) <= view.user_tags, view.user_tags
+    for key, value in exp.auto_tags.items():
+        assert view.key_values.get(key) == value, (key, view.key_values)
+    assert view.key_values.get("reprokit.run_id") == exp.run_id
+    assert view.key_values.get("train_run_id") == RUN_ID
+    # Every image and text, several under one key at one step included, in order; nothing else.
+    for tag, shots in exp.images.items():
+        assert view.images.get(tag) == shots, (tag, view.images.get(tag))
+    assert set(view.images) == set(exp.images), sorted(view.images)
+    assert view.texts == exp.texts
+    assert exp.artifacts <= view.artifacts, sorted(exp.artifacts - view.artifacts)

@@ -6,6 +6,7 @@ tensorboard's own ``EventAccumulator``, and the files reprokit writes beside a C
 
 from __future__ import annotations
 
+import io
 import statistics
 import warnings
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -248,3 +250,44 @@ def test_csv_fallback_warns_again_for_a_new_logger(tmp_path):
         _, caught = _fit(logger, tmp_path / run)
         assert sum("cannot store images or text" in str(w.message) for w in caught) == 1, run
         del logger
+
+
+class OneImagePerValidationBatch(UserModule):
+    """Logs an image under one key in every validation batch: all at the same global step."""
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/batch", torch.full((1, 4, 4), batch_idx / 10.0))
+        self.log("val/note", f"batch {batch_idx}")
+
+
+@pytest.mark.parametrize("kind", ["tensorboard", "run_folder", "csv"])
+def test_media_with_one_key_and_step_never_overwrite_each_other(kind, tmp_path):
+    from reprokit.log.run_logger import RunFolderLogger
+
+    logger = {
+        "tensorboard": lambda: TensorBoardLogger(tmp_path / "tb", name="m"),
+        "run_folder": lambda: RunFolderLogger(tmp_path / "rf"),
+        "csv": lambda: CSVLogger(tmp_path / "csv", name="m"),
+    }[kind]()
+    pl.seed_everything(0, verbose=False)
+    trainer = pl.Trainer(
+        max_epochs=1, accelerator="cpu", logger=logger, default_root_dir=tmp_path, enable_checkpointing=False,
+        enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, limit_train_batches=1,
+    )
+    train, val = _loaders()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(OneImagePerValidationBatch(), train, val)
+    n_batches = N_VAL // BATCH
+    if kind == "tensorboard":
+        acc = EventAccumulator(str(logger.log_dir), size_guidance={"images": 0, "tensors": 0})
+        acc.Reload()
+        images = [t for t in acc.Tags()["images"] if t.startswith("val/batch")]
+        shades = {int(np.asarray(Image.open(io.BytesIO(acc.Images(t)[0].encoded_image_string))).flat[0]) for t in images}
+        assert len(images) == n_batches and len(set(shades)) == n_batches
+        assert len(acc.Tensors("val/note/text_summary")) == n_batches
+    else:
+        base = Path(logger.log_dir) / ("media" if kind == "csv" else "")
+        assert len(list((base / "images" / "val" / "batch").glob("*.png"))) == n_batches
+        texts = sorted(p.read_text() for p in (base / "text" / "val" / "note").glob("*.txt"))
+        assert texts == sorted(f"batch {i}" for i in range(n_batches))

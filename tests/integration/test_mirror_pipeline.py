@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_every_stage_lands_in_one_mlflow_run(pipeline_copy: Path, mirror_mlflow_
     write_params(pipeline_copy, {"logger": {"name": "mlflow", "args": {"tracking_uri": mirror_mlflow_server}}})
     out = run(["dvc", "repro"], pipeline_copy).stdout
     assert "Running stage 'mirror'" in out and "Running stage 'train'" not in out  # only the mirror re-runs
-    run_id = json.loads((pipeline_copy / "runs/train/run.json").read_text())["run_id"]
+    run_id = json.loads((pipeline_copy / "runs/mirror/report.json").read_text())["run_id"]  # the pipeline run
     client, mlrun = _mlflow_run(mirror_mlflow_server, run_id)
     _assert_complete(client, mlrun, pipeline_copy)
 
@@ -63,17 +64,28 @@ def test_server_dies_mid_pipeline_then_reprokit_mirror_fills_the_run_in(pipeline
     uri = server.start()
     try:
         write_params(pipeline_copy, {"logger": {"name": "mlflow", "args": {"tracking_uri": uri}, "timeout_s": 20.0}})
+        # The finished copy's training stands; validate, visualize and mirror run again, and the
+        # server dies as validate starts: the pipeline is under way, its mirror still to come.
         proc = subprocess.Popen(
-            ["dvc", "repro", "--force"], cwd=pipeline_copy, env=subprocess_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
+            ["dvc", "repro", "--force", "--downstream", "validate"], cwd=pipeline_copy, env=subprocess_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and not (pipeline_copy / "runs/train/metrics.json").exists():
-            time.sleep(0.2)
-        server.stop()  # mid-pipeline: training is done, validate/visualize/mirror still to come
+        watchdog = threading.Timer(900, proc.kill)  # a hung pipeline must not hang the suite
+        watchdog.daemon = True
+        watchdog.start()
+        head = []
+        for line in proc.stdout:
+            head.append(line)
+            if line.startswith("Running stage 'validate'"):
+                break
+        server.stop()
         started = time.monotonic()
-        out, _ = proc.communicate(timeout=900)
+        rest, _ = proc.communicate(timeout=900)
+        watchdog.cancel()
+        out = "".join(head) + rest
         assert proc.returncode == 0, out
+        ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+        assert ran == {"validate", "visualize", "mirror"}, out
         assert "reprokit mirror: warning: mirroring run" in out and "replay later with `reprokit mirror`" in out
         for rel in ("runs/validate/metrics.json", "runs/visualize/worst_queries.png", "runs/train/model.ckpt"):
             assert (pipeline_copy / rel).is_file()
@@ -84,7 +96,7 @@ def test_server_dies_mid_pipeline_then_reprokit_mirror_fills_the_run_in(pipeline
         server.start()  # same port, same store
         filled = run([sys.executable, "-m", "reprokit.cli", "mirror"], pipeline_copy)
         assert "warning" not in filled.stderr
-        run_id = json.loads((pipeline_copy / "runs/train/run.json").read_text())["run_id"]
+        run_id = json.loads((pipeline_copy / "runs/mirror/report.json").read_text())["run_id"]  # the pipeline run
         client, mlrun = _mlflow_run(uri, run_id)
         _assert_complete(client, mlrun, pipeline_copy)
     finally:

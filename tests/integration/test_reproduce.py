@@ -8,8 +8,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.projects import make_project_copy, run, subprocess_env, write_params
+from tests.projects import EXPERIMENT, commit_all, copy_repo, make_project_copy, run, subprocess_env, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +25,6 @@ def reprokit(args: list[str], cwd: Path, check: bool = False):
     return run([sys.executable, "-m", "reprokit.cli", *args], cwd, check=check)
 
 
-def _commit_all(repo: Path, message: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", message], repo)
-
-
 def _snapshot(repo: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(repo)): p.read_bytes()
@@ -38,14 +34,14 @@ def _snapshot(repo: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def history_repo(tmp_path_factory) -> Path:
-    """Two committed pipeline runs: epochs=1 (HEAD~1), then epochs=2 (HEAD)."""
-    repo = make_project_copy(tmp_path_factory.mktemp("history") / "repo", TINY)
-    run(["dvc", "repro"], repo)
-    _commit_all(repo, "run 1 epoch")
-    write_params(repo, {"train": {"epochs": 2}})
-    run(["dvc", "repro"], repo)
-    _commit_all(repo, "run 2 epochs")
+def history_repo(experiment_repo: Path, tmp_path_factory) -> Path:
+    """Two committed pipeline runs: epochs=2 (HEAD~1, the reduced pipeline), then epochs=1 (HEAD).
+
+    HEAD commits what `dvc exp run -S train.epochs=1` left in the workspace of `experiment_repo`,
+    so the two commits record different metrics (a reproduction of the wrong one would differ).
+    """
+    repo = copy_repo(experiment_repo, tmp_path_factory.mktemp("history") / "repo")
+    commit_all(repo, "run 1 epoch")
     return repo
 
 
@@ -63,13 +59,12 @@ def test_reproduce_previous_commit_matches_and_leaves_the_workspace_alone(histor
 
 
 def test_hand_edited_metric_is_reported_as_different(history_repo: Path, tmp_path: Path):
-    repo = tmp_path / "repo"
-    shutil.copytree(history_repo, repo, symlinks=True)
+    repo = copy_repo(history_repo, tmp_path / "repo")
     path = repo / "runs/validate/metrics.json"
     metrics = json.loads(path.read_text())
     metrics["overall"]["map@5"] += 0.125
     path.write_text(json.dumps(metrics, indent=2))
-    _commit_all(repo, "edit a metric by hand")
+    commit_all(repo, "edit a metric by hand")
     proc = reprokit(["reproduce", "HEAD"], repo)
     assert proc.returncode == 1
     line = next(l for l in proc.stdout.splitlines() if l.startswith("runs/validate/metrics.json:overall.map@5"))
@@ -78,12 +73,12 @@ def test_hand_edited_metric_is_reported_as_different(history_repo: Path, tmp_pat
     assert others and all(l.rstrip().endswith("ok") for l in others)
 
 
-def test_reproduce_a_dvc_experiment_by_name(history_repo: Path, tmp_path: Path):
-    repo = tmp_path / "repo"
-    shutil.copytree(history_repo, repo, symlinks=True)
-    run(["dvc", "exp", "run", "-S", "train.margin=0.3", "-n", "margin-03"], repo)
+def test_reproduce_a_dvc_experiment_by_name(experiment_copy: Path):
+    # experiment_copy: the committed baseline run + `dvc exp run -S train.epochs=1 -n one-epoch`.
+    repo = experiment_copy
     run(["git", "checkout", "--", "."], repo)  # the workspace keeps the applied exp otherwise
-    proc = reprokit(["reproduce", "margin-03"], repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"] == 2
+    proc = reprokit(["reproduce", EXPERIMENT], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "DIFFERS" not in proc.stdout
 

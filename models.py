@@ -1,0 +1,1 @@
+reprokit/project/templates/models.py

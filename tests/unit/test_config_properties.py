@@ -1,0 +1,414 @@
+"""Property tests of the params.yaml schema: accepted means every stage's reader runs, rejected means one line.
+
+Generated configs start from the project's ``params.yaml`` and change one to three keys to values
+of the wrong type, out of range, on a boundary, or valid. Each is either
+
+- rejected by ``config_from_dict`` with a ``ReprokitError`` whose single line names a changed key
+  (or the key a cross-key rule ties it to), or
+- accepted, and then every stage's reader of the config works with it: the digits generator's
+  distortion (prepare), the label-balanced sampler, the triplet loss, the model, the optimiser and
+  Lightning's Trainer (train), embedding and scoring with the validate section, the per-query
+  table and the visualize metric lookup and figure (visualize), the logger registry and tags
+  (mirror), and the resolved config written as an artifact reloads to the same config.
+
+No training runs: each reader gets a tiny input. Anything else escaping (a TypeError, a KeyError,
+a Lightning MisconfigurationException) fails the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import math
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from reprokit.core.config import (
+    Config,
+    ValidateConfig,
+    config_from_dict,
+    flatten,
+    redact,
+)
+from reprokit.core.errors import ReprokitError
+from reprokit.data.digits import distort
+from reprokit.data.images import ImageTensorDataset, collate_batch
+from reprokit.data.sampler import LabelBalancedBatchSampler
+from reprokit.evaluate.validation import (
+    embed,
+    score,
+    wants_distributed,
+    write_validation,
+)
+from reprokit.mirror import registry
+from reprokit.mirror.tags import flat_tags, key_value_tags
+from reprokit.train.loop import make_trainer, resume_dir
+from reprokit.train.losses import build_loss, loss_and_stats
+from reprokit.train.models import build_model
+from reprokit.visualize.worst_queries import (
+    draw_worst_queries,
+    read_per_query,
+    worst_queries,
+)
+from tests.projects import PROJECT_ROOT
+
+BASE: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+# --- values ------------------------------------------------------------------------------------
+# For each key a pair (values in or on the edge of the range, values of the wrong type or outside
+# it); a generated change takes from the first two times in three, so that enough configs are
+# accepted to exercise the readers. Which values the schema accepts is for the test to find out.
+
+WRONG_TYPE = st.sampled_from([None, True, False, "x", "", "3", "1e-3", [], [1], {}, {"a": 1}, 1.5])
+BIG_INTS = st.sampled_from([2**31, 2**32, 2**63, -(2**63), 10**30])
+ODD_FLOATS = st.sampled_from([-1e-12, 1e300, -1e300, math.nan, math.inf, -math.inf, 10**400])
+Pair = tuple[st.SearchStrategy, st.SearchStrategy]
+
+
+def ints(low: int, high: int, *edges: int) -> Pair:
+    near = st.one_of(st.integers(low, min(high, low + 40)), st.sampled_from([low, low + 1, high - 1, high, *edges]))
+    return near, st.one_of(st.sampled_from([low - 1, high + 1, 0, -1]), BIG_INTS, WRONG_TYPE)
+
+
+def floats(low: float, high: float, *edges: float) -> Pair:
+    near = st.one_of(st.floats(low, high), st.sampled_from([low, high, 0.0, *edges]), st.integers(int(low), int(high)))
+    return near, st.one_of(st.floats(-10, 10), ODD_FLOATS, WRONG_TYPE)
+
+
+def int_lists(*values: int) -> Pair:
+    near = st.lists(st.sampled_from(values), max_size=4)
+    bad_item = st.sampled_from([0, -1, None, "5", 1.5, True, 2**63])
+    return near, st.one_of(st.lists(st.one_of(st.sampled_from(values), bad_item), min_size=1, max_size=4), WRONG_TYPE)
+
+
+def small(pair: Pair) -> Pair:
+    """Without the huge integers: for sizes whose huge values exhaust memory (not a schema matter)."""
+    near, _ = pair
+    return near, st.one_of(st.sampled_from([0, -1, -(2**63)]), WRONG_TYPE)
+
+
+def texts(*values: Any) -> Pair:
+    return st.sampled_from(list(values)), WRONG_TYPE
+
+
+def either(near: st.SearchStrategy, bad: st.SearchStrategy) -> Pair:
+    return near, bad
+
+
+METRICS = ["cmc@1", "cmc@5", "cmc@2", "precision@5", "precision@1", "map@5", "map@10", "map@r", "r_precision",
+           "mrr", "ap"]
+ODD_METRICS = ["map@0", "n_gt", "item", "label", "MAP@5", "", "map@", "cmc@01"]
+TAGS = st.lists(st.sampled_from(["baseline", "digits", "é", "x" * 64]), max_size=3)
+ODD_TAGS = st.lists(st.sampled_from(["", " ", "a,b", "x" * 65, 3, None]), min_size=1, max_size=3)
+
+# Every leaf of params.yaml, with the values to try there. Resource-bound values (a model with
+# millions of channels, thousands of CPU devices) are left out: accepting them is not a schema bug.
+KEYS: dict[str, Pair] = {
+    "seed": ints(0, 2**32 - 1, 42),
+    "data.dataframe": either(st.sampled_from([None, "data/digits/df.csv", "other/df.csv"]),
+                             st.sampled_from(["", "  ", 3, [], True])),
+    "data.root": either(st.sampled_from([None, "data/digits", "images", "/abs/images"]), st.sampled_from(["", " ", 1, {}])),
+    "data.generate": either(st.sampled_from([["digits"], []]), st.sampled_from([["digits", "digits"], ["mnist"], "digits"])),
+    "data.allow_outside_root": texts(True, False),
+    "data.image_size": ints(8, 1024, 9, 15, 16, 17, 32, 33, 64),
+    "data.image_mode": either(st.sampled_from(["L", "RGB"]), st.sampled_from(["l", "CMYK", "rgb", 1])),
+    "data.digits.output": either(st.sampled_from(["data/digits", "data/other"]), st.sampled_from(["", " ", None, 1])),
+    "data.digits.n_source": either(st.one_of(ints(10, 1797, 20, 30, 50, 240)[0], st.none()), ints(10, 1797)[1]),
+    "data.digits.views": small(ints(2, 8, 4, 5)),
+    "data.digits.image_size": ints(16, 256, 24, 32),
+    "data.digits.rotation_deg": floats(0, 400, 180.0),
+    "data.digits.scale": floats(0, 1, 0.999999, 1e-12),
+    "data.digits.shift": floats(0, 2, 1e-12),
+    "data.digits.noise": floats(0, 2, 1e-12),
+    "data.digits.validation_fraction": floats(0, 1, 1e-6, 0.999999, 0.05, 0.95),
+    # Built-in names only: a "module:callable" of the user's own is checked when it is imported.
+    "model.name": either(st.just("simple_cnn"), st.sampled_from(["resnet", "Simple_CNN", "", 1, None])),
+    "model.args.channels": either(
+        st.one_of(st.lists(st.sampled_from([1, 2, 16, 32]), min_size=1, max_size=3),
+                  st.lists(st.sampled_from([1, 4, 8]), min_size=4, max_size=7)),
+        st.one_of(st.lists(st.sampled_from([1, 16, 0, -1, None, "5", 1.5, True]), min_size=1, max_size=4), WRONG_TYPE),
+    ),
+    "model.args.embedding_dim": small(ints(1, 64)),
+    "model.args": either(st.sampled_from([{}, {"channels": [8]}, {"embedding_dim": 3}]),
+                         st.one_of(st.sampled_from([{"depth": 3}, {"channels": "wide"}]), WRONG_TYPE)),
+    "train.loss.args": either(st.sampled_from([{}, {"margin": 0.1}, {"miner": "hard"}]),
+                              st.one_of(st.sampled_from([{"p": 2}, {"margin": "big"}]), WRONG_TYPE)),
+    "train.epochs": ints(1, 10),
+    "train.n_labels": ints(2, 40, 161, 500, 512, 513, 1000, 1205),
+    "train.n_instances": ints(2, 6, 4),
+    "train.lr": floats(0, 1, 1e-12, 1e-3),
+    "train.weight_decay": floats(0, 1, 1e-12),
+    "train.loss.name": either(st.just("triplet"), st.sampled_from(["contrastive", "Triplet", "", 1, None])),
+    "train.loss.args.margin": floats(0, 2, 1e-12),
+    "train.loss.args.miner": either(st.sampled_from(["all", "hard"]), st.sampled_from(["semi", "ALL", None])),
+    "train.num_workers": small(ints(0, 4)),
+    "train.resume": texts(True, False),
+    "train.log_every_n_steps": ints(1, 50),
+    "validate.batch_size": ints(1, 300, 7),
+    "validate.distance": either(st.sampled_from(["euclidean", "cosine"]), st.sampled_from(["manhattan", "Euclidean"])),
+    "validate.cmc_top_k": int_lists(1, 5, 2, 10, 20, 2**40),
+    "validate.precision_top_k": int_lists(1, 5, 3, 50),
+    "validate.map_top_k": int_lists(1, 5, 10, 100),
+    "validate.memory_budget_mb": ints(1, 2048),
+    "visualize.metric": either(st.sampled_from(METRICS), st.one_of(st.sampled_from(ODD_METRICS), WRONG_TYPE)),
+    "visualize.n_queries": ints(1, 20),
+    "visualize.top_k": ints(1, 30, 2**40),
+    "visualize.n_ground_truth": ints(0, 20),
+    "logger.name": either(st.sampled_from(["tensorboard", "csv", "mlflow", "clearml", "wandb"]),
+                          st.sampled_from(["neptune", "tensorbord", "TensorBoard", 1])),
+    "logger.args": either(st.sampled_from([{}, {"log_dir": "logs/x"}, {"a": {"b": [1]}}]),
+                          st.one_of(st.sampled_from([{1: "x"}, {None: 1}]), WRONG_TYPE)),
+    "logger.strict": texts(True, False),
+    "logger.timeout_s": floats(0, 120, 1e-12),
+    # gpu/cuda/mps are accepted but need the hardware: not generated on a CPU-only machine.
+    "trainer.accelerator": either(st.sampled_from(["cpu", "auto"]), st.sampled_from(["tpu", "CPU", "hpu", ""])),
+    "trainer.devices": ints(1, 3),
+    "trainer.num_nodes": ints(1, 3),
+    "trainer.strategy": either(st.sampled_from(["auto", "ddp"]),
+                               st.sampled_from(["ddp_spawn", "ddp_fork", "fsdp", "dp", "single_device"])),
+    "trainer.precision": either(st.sampled_from(["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]),
+                                st.sampled_from(["16-true", "32", 32, "transformer-engine", "16"])),
+    "trainer.default_root_dir": either(st.sampled_from(["runs/train", "elsewhere"]), st.sampled_from(["", " ", None])),
+    "tags": either(TAGS, st.one_of(ODD_TAGS, WRONG_TYPE)),
+}
+if "extra_metrics" in {f.name for f in dataclasses.fields(ValidateConfig)}:  # added by a sibling change
+    KEYS["validate.extra_metrics"] = either(
+        st.lists(st.sampled_from(["map@r", "r_precision", "mrr", "ap"]), max_size=4, unique=True),
+        st.one_of(st.lists(st.sampled_from(["map@r", "bogus", "", 5, None]), min_size=1, max_size=4), WRONG_TYPE),
+    )
+
+# A changed key may be reported under the key a cross-key rule ties it to.
+RELATED: dict[str, set[str]] = {
+    "validate.cmc_top_k": {"visualize.metric"},
+    "validate.precision_top_k": {"visualize.metric"},
+    "validate.map_top_k": {"visualize.metric"},
+    "validate.extra_metrics": {"visualize.metric"},
+    "model.args.channels": {"data.image_size"},
+    "model.args": {"data.image_size"},
+    "data.dataframe": {"train.n_labels", "train.n_instances", "data.generate"},
+    "data.generate": {"data.dataframe"},
+    "data.digits.output": {"data.generate", "data.dataframe"},
+    "data.digits": {"data.generate", "data.dataframe"},
+    "data.digits.n_source": {"train.n_labels", "data.digits.validation_fraction"},
+    "data.digits.validation_fraction": {"train.n_labels"},
+    "data.digits.views": {"train.n_instances"},
+    "train.n_labels": {"train.n_labels × train.n_instances"},
+    "train.n_instances": {"train.n_labels × train.n_instances"},
+    "train.loss.args.miner": {"train.n_labels × train.n_instances"},
+    "train.loss.args": {"train.n_labels × train.n_instances"},
+}
+SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss", "train.loss.args", "validate",
+            "visualize", "logger", "trainer"]
+
+
+def set_key(data: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        if not isinstance(data.get(p), dict):
+            return  # an earlier change replaced this section: nothing to set
+        data = data[p]
+    data[leaf] = value
+
+
+@st.composite
+def changed_configs(draw) -> tuple[dict, set[str]]:
+    """(raw params, the dotted keys changed): values at one to three keys, maybe an unknown key or a bad section."""
+    raw = copy.deepcopy(BASE)
+    changed: set[str] = set()
+    n_keys = draw(st.sampled_from([1, 1, 2, 3]))
+    for key in draw(st.lists(st.sampled_from(sorted(KEYS)), min_size=n_keys, max_size=n_keys, unique=True)):
+        near, bad = KEYS[key]
+        set_key(raw, key, draw(st.one_of(near, near, bad)))
+        changed.add(key)
+    extra = draw(st.sampled_from(["none"] * 10 + ["unknown_key", "bad_section"]))
+    if extra == "unknown_key":
+        section = draw(st.sampled_from(SECTIONS + [""]))
+        name = draw(st.sampled_from(["epoch", "lr_", "Metric", "extra"]))
+        dotted = f"{section}.{name}" if section else name
+        set_key(raw, dotted, 1)
+        changed.add(dotted)
+    elif extra == "bad_section":
+        section = draw(st.sampled_from(SECTIONS))
+        set_key(raw, section, draw(st.sampled_from(["x", [], 3, [{"a": 1}]])))
+        changed.add(section)
+    return raw, changed
+
+
+def names_a_changed_key(message: str, changed: set[str]) -> bool:
+    keys = set(changed)
+    for key in changed:
+        keys |= RELATED.get(key, set())
+        keys |= {k for k in RELATED if k.startswith(key + ".")}  # a replaced section: any key in it
+        keys |= {k for k in KEYS if k.startswith(key + ".")}
+    for key in keys:
+        # The key itself, an item of it ("validate.cmc_top_k[1]") or an unknown key quoted in it.
+        if re.search(rf"(^|[\s'(]){re.escape(key)}([\s'\[;:]|$)", message):
+            return True
+    return False
+
+
+# --- the stages' readers -----------------------------------------------------------------------
+
+N_VAL_LABELS, VIEWS = 5, 3
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A tiny validation split on disk: 5 labels x 3 views of 12x12 PNGs (for the visualize figure)."""
+    root = tmp_path_factory.mktemp("config_props")
+    rng = np.random.default_rng(0)
+    for i in range(N_VAL_LABELS * VIEWS):
+        Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def val_split(root: Path) -> tuple[pd.DataFrame, list[Path]]:
+    n = N_VAL_LABELS * VIEWS
+    df = pd.DataFrame(
+        {
+            "label": np.repeat(np.arange(N_VAL_LABELS), VIEWS),
+            "path": [f"{i}.png" for i in range(n)],
+            "split": "validation",
+            "is_query": True,
+            "is_gallery": [i % VIEWS != 2 for i in range(n)],  # some queries are not gallery items
+            "category": [str(i % 2) for i in range(n)],
+        }
+    )
+    return df, [root / p for p in df["path"]]
+
+
+@functools.lru_cache(maxsize=None)
+def _trainer_builds(trainer_cfg, epochs: int, log_every_n_steps: int) -> None:
+    """Lightning's Trainer accepts the trainer section (cached: building one costs tens of ms)."""
+    from reprokit.log.run_logger import RunFolderLogger
+
+    cfg = config_from_dict({})
+    cfg = dataclasses.replace(
+        cfg, trainer=trainer_cfg, train=dataclasses.replace(cfg.train, epochs=epochs, log_every_n_steps=log_every_n_steps)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        make_trainer(cfg, RunFolderLogger(tmp), callbacks=[])
+
+
+def exercise_stage_readers(cfg: Config, root: Path) -> None:
+    # The resolved config (runs/train/artifacts/config.yaml) reloads to the same config.
+    assert config_from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
+    yaml.safe_dump(redact(cfg.to_dict()))
+    flatten(cfg.to_dict())
+    resume_dir(cfg)
+
+    # prepare: one distorted view; both splits of the generated labels are non-empty.
+    digits = cfg.data.digits
+    view = distort(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), digits, np.random.default_rng(cfg.seed))
+    assert view.shape == (digits.image_size, digits.image_size) and view.dtype == np.uint8
+    n_train, n_val = digits.split_sizes()
+    assert n_train >= 1 and n_val >= 1
+
+    # train: the sampler over the training labels (the embedded dataset's when it is used).
+    t = cfg.train
+    if cfg.data.dataframe is None:
+        labels = np.repeat(np.arange(n_train), digits.views)
+    else:  # the user's data decides (the sampler's own check); here a dataset that fits the batch
+        labels = np.repeat(np.arange(t.n_labels), t.n_instances)
+    sampler = LabelBalancedBatchSampler(labels, t.n_labels, t.n_instances, cfg.seed)
+    sampler.set_epoch(0)
+    batch = next(iter(sampler))
+    assert len(batch) == t.n_labels * t.n_instances and len(set(labels[batch].tolist())) == t.n_labels
+    torch.utils.data.DataLoader(
+        ImageTensorDataset(torch.zeros(len(labels), 1, 1, 1), torch.as_tensor(labels)),
+        batch_sampler=sampler, collate_fn=collate_batch, num_workers=t.num_workers, persistent_workers=t.num_workers > 0,
+    )
+    if len(batch) <= 256:
+        emb = torch.nn.functional.normalize(torch.randn(len(batch), 8), dim=1).requires_grad_()
+        loss_fn = build_loss(t.loss)
+        loss, _ = loss_and_stats("train.loss", loss_fn(emb, torch.as_tensor(labels[batch])), loss_fn)
+        assert math.isfinite(loss.item())
+    in_channels = 1 if cfg.data.image_mode == "L" else 3
+    model = build_model(cfg.model, in_channels, cfg.data.image_size)
+    out = model(torch.rand(2, in_channels, cfg.data.image_size, cfg.data.image_size))  # training mode
+    assert out.shape == (2, cfg.model.resolved_args()["embedding_dim"])
+    param = torch.nn.Parameter(torch.ones(3))
+    optim = torch.optim.Adam([param], lr=t.lr, weight_decay=t.weight_decay)
+    param.sum().backward()
+    optim.step()
+    _trainer_builds(cfg.trainer, t.epochs, t.log_every_n_steps)
+
+    # validate: embed in batches, score, write the run folder (per_query.tsv, CMC curve, metrics).
+    val_df, paths = val_split(root)
+    images = torch.rand(len(val_df), 4)
+    embeddings = embed(torch.nn.Identity(), images, cfg.validate.batch_size, show_progress=False)
+    assert torch.equal(embeddings, images)
+    wants_distributed(cfg.trainer)
+    res = score(cfg, val_df, embeddings, show_progress=False)
+    assert set(cfg.validate.metric_names()) <= set(res.overall)
+    out_dir = root / "validate"
+    write_validation(out_dir, res, val_df)
+
+    # visualize: rank by the configured metric, draw the figure.
+    pq = read_per_query(out_dir / "per_query.tsv")
+    assert len(worst_queries(pq, cfg.visualize.metric, cfg.visualize.n_queries)) >= 1
+    assert draw_worst_queries(pq, val_df, paths, cfg.visualize, root / "worst.png") >= 1
+
+    # mirror: the backend is known; tags as the backends get them.
+    registry.spec(cfg.logger.name)
+    key_value_tags("0" * 32, "run-0", list(cfg.tags), {"git_commit": "a" * 40})
+    flat_tags(list(cfg.tags), {"git_commit": "a" * 40})
+
+
+# --- the properties ----------------------------------------------------------------------------
+
+
+def _leaves(data: Any, prefix: str = "") -> set[str]:
+    """Dotted keys of the values in nested mappings; an empty mapping is a leaf (logger.args: {})."""
+    if isinstance(data, dict) and data:
+        return set().union(*(_leaves(v, f"{prefix}{k}.") for k, v in data.items()))
+    return {prefix[:-1]}
+
+
+def test_every_params_key_has_generated_values():
+    # Every key of params.yaml and of the schema gets values; a new key without them fails here.
+    leaves = _leaves(BASE) | _leaves(config_from_dict({}).to_dict())
+    assert leaves - set(KEYS) == set()
+    # ... and every generated key exists (a leaf, or a mapping holding leaves, such as model.args).
+    assert {k for k in KEYS if not any(leaf == k or leaf.startswith(k + ".") for leaf in leaves)} == set()
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changed_configs())
+def test_a_config_is_accepted_or_rejected_in_one_line_naming_a_changed_key(case):
+    raw, changed = case
+    try:
+        cfg = config_from_dict(raw)
+    except ReprokitError as exc:
+        message = exc.one_line()
+        assert "\n" not in message
+        assert names_a_changed_key(message, changed), (message, changed)
+        return
+    assert isinstance(cfg, Config)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(changed_configs())
+def test_an_accepted_config_works_in_every_stage_reader(workdir, case):
+    raw, _ = case
+    try:
+        cfg = config_from_dict(raw)
+    except ReprokitError:
+        return
+    exercise_stage_readers(cfg, workdir)
+
+
+def test_the_project_params_work_in_every_stage_reader(workdir):
+    exercise_stage_readers(config_from_dict(BASE), workdir)
