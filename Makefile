@@ -12,11 +12,12 @@ install: $(VENV)/.installed
 
 # torch first, pinned to the CPU build on this machine's disk: a bare range would pull a CUDA
 # build with gigabytes of NVIDIA libraries. Never torchvision (it breaks Lightning's import here).
-$(VENV)/.installed: pyproject.toml
+# The package asks for ranges; constraints.txt pins the exact versions this repository is tested with.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
 pipeline: install

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "gather_for_metrics"]
+__all__ = ["gather_for_metrics", "is_distributed"]
 
 
 def is_distributed() -> bool:

@@ -16,7 +16,7 @@ from reprokit.core.errors import ReprokitError
 from reprokit.core.metric_names import EXTRA_METRICS, metric_names, unknown_extra_metrics
 from reprokit.evaluate.knn import DISTANCES
 
-__all__ = ["RetrievalInputError", "check_tensors", "check_options", "check_per_item", "sequence_codes"]
+__all__ = ["RetrievalInputError", "check_options", "check_per_item", "check_tensors", "sequence_codes"]
 
 
 class RetrievalInputError(ReprokitError, ValueError):

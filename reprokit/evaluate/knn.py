@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from reprokit.core.progress import progress
 from reprokit.evaluate.exclusions import Exclusions
 
-__all__ = ["DISTANCES", "BlockObserver", "query_chunk_rows", "chunked_knn"]
+__all__ = ["DISTANCES", "BlockObserver", "chunked_knn", "query_chunk_rows"]
 
 DISTANCES = ("euclidean", "cosine")
 

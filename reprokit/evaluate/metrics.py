@@ -32,9 +32,9 @@ relevance and metrics, and packages the result.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,12 +47,12 @@ from reprokit.evaluate.knn import chunked_knn
 from reprokit.evaluate.ranks import GroundTruthRanks
 
 __all__ = [
-    "RetrievalResult",
+    "EXTRA_METRICS",
     "RetrievalInputError",
-    "retrieval_metrics",
+    "RetrievalResult",
     "metric_names",
     "metrics_from_relevance",
-    "EXTRA_METRICS",
+    "retrieval_metrics",
 ]
 
 

@@ -20,7 +20,7 @@ from reprokit.data.source import split_rows
 from reprokit.evaluate.gather import gather_for_metrics
 from reprokit.evaluate.metrics import retrieval_metrics
 
-__all__ = ["validation_inputs", "embed", "embed_distributed", "wants_distributed", "score", "write_validation"]
+__all__ = ["embed", "embed_distributed", "score", "validation_inputs", "wants_distributed", "write_validation"]
 
 
 def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, torch.Tensor]:

@@ -21,7 +21,7 @@ from reprokit.evaluate.ranks import metrics_from_ranks
 from tests.unit.metrics_reference import reference
 
 ALL = ("map@r", "r_precision", "mrr", "ap")
-KS = dict(cmc_top_k=(1, 3), precision_top_k=(2,), map_top_k=(3,))
+KS = {"cmc_top_k": (1, 3), "precision_top_k": (2,), "map_top_k": (3,)}
 
 
 def check_against_reference(emb, labels, is_query, is_gallery, distance="euclidean", sequences=None, categories=None,
@@ -191,7 +191,7 @@ def _metrics(data, **options):
 
 
 def _usable(data) -> bool:
-    emb, labels, is_query, is_gallery, sequences = data
+    _, _, is_query, is_gallery, _ = data
     return any(is_query) and any(is_gallery)
 
 

@@ -67,7 +67,7 @@ def test_matches_the_reference_overall_per_category_and_per_query(seed, distance
         emb[np.all(emb == 0, axis=1)] = 1  # a zero vector has no direction
     res = check_against_reference(emb, labels, is_query, is_gallery, distance, sequences, categories)
     # None and NaN are one shared sequence, as pandas' factorize (OML) makes them
-    missing = [i for i, s in enumerate(sequences) if s is None or s != s]
+    missing = [i for i, s in enumerate(sequences) if s is None or (isinstance(s, float) and math.isnan(s))]
     for row, item in enumerate(res.per_query["item"]):
         if item in missing:
             assert not set(res.per_query["retrieved"][row]) & set(missing)
@@ -112,8 +112,9 @@ def test_the_validate_stage_uses_the_sequence_column():
     })  # fmt: skip
     emb = torch.tensor([[0.0], [0.1], [1.0], [5.0], [5.2]])
     res = score(cfg, val_df, emb, show_progress=False)
-    rows, overall, _ = reference(emb.numpy(), val_df["label"].tolist(), [True] * 5, [True] * 5, dict(
-        cmc_top_k=(1, 5), precision_top_k=(5,), map_top_k=(5,)), sequences=val_df["sequence"].tolist())
+    ks = {"cmc_top_k": (1, 5), "precision_top_k": (5,), "map_top_k": (5,)}
+    rows, overall, _ = reference(emb.numpy(), val_df["label"].tolist(), [True] * 5, [True] * 5, ks,
+                                 sequences=val_df["sequence"].tolist())
     assert res.per_query["n_gt"].tolist() == [r[2] for r in rows] == [1, 1, 2, 1, 1]
     assert res.overall == pytest.approx({m: overall[m] for m in res.metric_names}, abs=1e-12)
     assert res.metric_names[-2:] == ["map@r", "ap"]

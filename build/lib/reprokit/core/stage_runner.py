@@ -1,0 +1,74 @@
+"""Running a stage entry point: its common arguments, the params it used, one clear line on error."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reprokit.core.config import Config, redact
+from reprokit.core.errors import ReprokitError
+from reprokit.core.fileio import write_text
+
+__all__ = ["run_main", "debug_enabled", "stage_parser", "record_params", "REPRODUCING_ENV", "reproducing"]
+
+# Set by `reprokit reproduce` for the stages it re-runs: a reproduction must not publish to the team's tracker.
+REPRODUCING_ENV = "REPROKIT_REPRODUCING"
+
+
+def reproducing() -> bool:
+    return os.environ.get(REPRODUCING_ENV, "") not in ("", "0")
+
+
+def debug_enabled(argv: list[str] | None = None) -> bool:
+    argv = sys.argv if argv is None else argv
+    return "--verbose" in argv or os.environ.get("REPROKIT_DEBUG", "") not in ("", "0")
+
+
+def stage_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments every stage takes: ``--params`` (the config file) and ``--verbose`` (tracebacks)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--params", default="params.yaml", help="the config file (default params.yaml)")
+    parser.add_argument("--verbose", action="store_true", help="print a traceback on error")
+    return parser
+
+
+def record_params(path: str | Path, cfg: Config, keys: Iterable[str]) -> Path:
+    """Write the params.yaml entries a stage read (dotted ``keys``, as its dvc.yaml ``params``), redacted.
+
+    The mirror builds a pipeline run's identity and the params its logger run shows from these
+    records, so a stage that re-runs alone (say validate, with another distance) makes a new run.
+    """
+    full = cfg.to_dict()
+    picked: dict[str, Any] = {}
+    for key in keys:
+        node: Any = full
+        for part in key.split("."):
+            node = node[part]
+        target = picked
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = node
+    return write_text(path, yaml.safe_dump(redact(picked), sort_keys=True))
+
+
+def run_main(main: Callable[[], int | None], prog: str) -> None:
+    """Call ``main``; turn reprokit errors into one line on stderr, exit 1."""
+    try:
+        code = main()
+    except ReprokitError as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        print(f"{prog}: error: {exc.one_line()}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

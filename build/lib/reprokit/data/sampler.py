@@ -1,0 +1,73 @@
+"""Label-balanced batches: ``n_labels`` labels x ``n_instances`` instances of each per batch.
+
+Triplet mining needs positives in every batch, which uniform shuffling of thousands of labels
+almost never gives. Batches are precomputed per epoch from index lists (no masking of the whole
+training set per step) and depend only on ``seed`` and the epoch number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from reprokit.core.errors import ConfigError
+
+__all__ = ["LabelBalancedBatchSampler"]
+
+
+class LabelBalancedBatchSampler:
+    """Yields lists of dataset indices. Each label appears in at most one batch per epoch.
+
+    The batches are a pure function of (seed, epoch): call ``set_epoch`` before each epoch
+    (reprokit's training does it from a callback, so a resumed run sees the same batches).
+    """
+
+    def __init__(self, labels: Sequence[int], n_labels: int, n_instances: int, seed: int) -> None:
+        labels = np.asarray(labels)
+        uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        if n_labels > len(uniq):
+            raise ConfigError(
+                f"train.n_labels must be <= the number of training labels ({len(uniq)}); got {n_labels}"
+            )
+        if counts.min() < n_instances:
+            small = uniq[counts < n_instances]
+            raise ConfigError(
+                f"train.n_instances must be <= the instances of every training label; got {n_instances}, "
+                f"but {len(small)} label(s) have fewer (e.g. label {small[0]} has {counts[counts < n_instances][0]})",
+                hint=f"lower train.n_instances to {int(counts.min())} or drop the small labels",
+            )
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(counts)[:-1]
+        self._members = np.split(order, bounds)  # per label, its dataset indices
+        self.n_labels = n_labels
+        self.n_instances = n_instances
+        self.seed = seed
+        self.epoch = 0
+        self.rank, self.world_size = 0, 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_distributed(self, rank: int, world_size: int) -> None:
+        """Under DDP each rank takes every world_size-th batch of the same epoch plan."""
+        self.rank, self.world_size = rank, world_size
+
+    def _n_batches(self) -> int:
+        return len(self._members) // self.n_labels
+
+    def __len__(self) -> int:
+        return self._n_batches() // self.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        label_order = rng.permutation(len(self._members))
+        for b in range(self._n_batches()):
+            batch: list[int] = []
+            for label_idx in label_order[b * self.n_labels : (b + 1) * self.n_labels]:
+                members = self._members[label_idx]
+                batch.extend(rng.choice(members, size=self.n_instances, replace=False).tolist())
+            # Every rank draws the whole plan (same RNG stream) and keeps its share; the
+            # remainder that would leave ranks out of step is dropped.
+            if b % self.world_size == self.rank and b < len(self) * self.world_size:
+                yield batch

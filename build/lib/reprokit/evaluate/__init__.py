@@ -1,0 +1,1 @@
+"""Evaluation: chunked exact kNN, retrieval metrics, the DDP gather, the validation writer."""

@@ -1,0 +1,170 @@
+"""MLflow: one MLflow run per pipeline run, found again on replay by its ``reprokit.run_id`` tag.
+
+Args: ``tracking_uri`` (default ``sqlite:///<home>/logs/mlflow.db``; MLflow 3 refuses its old
+file store, so a ``file:`` or bare-path URI is a ConfigError), ``experiment_name`` (default
+``reprokit``), ``artifact_location`` (for a new experiment; default ``<home>/logs/mlflow-artifacts``
+with a sqlite store, the server's choice with a server). Tokens: ``MLFLOW_TRACKING_TOKEN`` etc.
+from the environment only.
+
+A dead server must cost seconds: unless the user set them, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``
+and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (<= logger.timeout_s) are set while this backend runs.
+MLflow keys cannot hold ``@``: ``validate/cmc@1`` is logged as ``validate/cmc_at_1`` (see
+``mlflow_key``; the report notes it). Replaying into an existing run skips metric points already there, so a replay after a partial
+one fills the run in without duplicates. Images and texts are artifacts under
+``images/<tag>/<step>.png`` and ``text/<tag>/<step>.txt`` (``<step>-<n>.png`` for further media
+under one key at one step); run files under their run-folder path.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from reprokit.core.errors import ConfigError
+from reprokit.mirror.base import MirrorBackend, RunInfo
+from reprokit.mirror.runfolder import Media, Scalar
+from reprokit.mirror.tags import key_value_tags
+
+__all__ = ["MlflowBackend", "public_uri", "mlflow_key"]
+
+_KEY_OK = re.compile(r"^[\w\-. /]+$")  # MLflow's allowed characters for keys (':' too, not on Windows)
+_KEY_BAD = re.compile(r"[^\w\-. /]")
+
+
+def mlflow_key(name: str) -> str:
+    """MLflow refuses '@' (and more) in keys: ``cmc@1`` -> ``cmc_at_1``; other bad characters -> ``_``."""
+    return _KEY_BAD.sub("_", name.replace("@", "_at_"))
+_MAX_PARAM = 6000
+_BATCH = 1000
+
+
+def public_uri(uri: str) -> str:
+    """``uri`` without user:password, for reports and messages."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+class MlflowBackend(MirrorBackend):
+    name = "mlflow"
+    allowed_args = {
+        "tracking_uri": "sqlite:///path.db or http://host:port (default sqlite:///logs/mlflow.db)",
+        "experiment_name": "MLflow experiment (default reprokit)",
+        "artifact_location": "artifact root of a newly created experiment",
+    }
+
+    def check_config(self) -> None:
+        uri = self.args.get("tracking_uri")
+        if uri is not None and urlsplit(str(uri)).scheme in ("", "file"):
+            raise ConfigError(
+                f"logger.args.tracking_uri {public_uri(str(uri))!r} is MLflow's file store, which MLflow 3 refuses; "
+                "use sqlite:///path/to/mlflow.db or http://host:port"
+            )
+
+    def start(self, run: RunInfo) -> None:
+        logs = run.home_dir / "logs"
+        uri = str(self.args.get("tracking_uri", f"sqlite:///{logs / 'mlflow.db'}"))
+        scheme = urlsplit(uri).scheme
+        if scheme == "sqlite":
+            logs.mkdir(parents=True, exist_ok=True)
+        self.uri = uri
+        # Fail fast against a dead server (default retries block for minutes), within the deadline.
+        self.set_env_default("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        self.set_env_default("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(min(run.timeout_s, 30)))))
+        self.client = MlflowClient(tracking_uri=uri)
+        name = str(self.args.get("experiment_name", "reprokit"))
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            location = self.args.get("artifact_location")
+            if location is None and scheme == "sqlite":
+                location = (logs / "mlflow-artifacts").as_uri()
+            exp_id = self.client.create_experiment(name, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        found = self.client.search_runs(
+            [exp_id], filter_string=f"tags.`reprokit.run_id` = '{run.run_id}'", max_results=1
+        )
+        if found:
+            self.mlflow_run = found[0]
+            self.client.update_run(self.mlflow_run.info.run_id, status="RUNNING")
+        else:
+            self.mlflow_run = self.client.create_run(
+                exp_id, run_name=run.run_name, tags={"reprokit.run_id": run.run_id}
+            )
+        self.run_id = self.mlflow_run.info.run_id
+        self.run = run
+        self.experiment = name
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        have = self.mlflow_run.data.params
+        todo = [Param(mlflow_key(k), str(v)[:_MAX_PARAM]) for k, v in params.items() if mlflow_key(k) not in have]
+        for i in range(0, len(todo), 100):  # MLflow's per-call limit for params
+            self.client.log_batch(self.run_id, params=todo[i : i + 100], synchronous=True)
+
+    def log_tags(self, user_tags: list[str], key_values: Mapping[str, str]) -> None:
+        tags = key_value_tags(self.run.run_id, self.run.run_name, user_tags, key_values)
+        tags.update({t: "true" for t in user_tags if _KEY_OK.match(t) and t not in tags})
+        todo = [RunTag(k, v) for k, v in tags.items()]
+        for i in range(0, len(todo), 100):
+            self.client.log_batch(self.run_id, tags=todo[i : i + 100], synchronous=True)
+
+    def log_scalars(self, scalars: list[Scalar]) -> None:
+        seen: dict[str, set[tuple[int, float]]] = {}
+        for key in self.mlflow_run.data.metrics:  # only a reused run has any
+            seen[key] = {(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)}
+        now = int(time.time() * 1000)
+        todo = [
+            Metric(mlflow_key(s.tag), s.value, now, s.step)
+            for s in scalars
+            if (s.step, s.value) not in seen.get(mlflow_key(s.tag), ())
+        ]
+        renamed = sorted({s.tag for s in scalars if mlflow_key(s.tag) != s.tag})
+        if renamed:
+            self.notes.append(
+                f"MLflow refuses '@' in metric names: {len(renamed)} metric(s) renamed, e.g. "
+                f"{renamed[0]} -> {mlflow_key(renamed[0])}"
+            )
+        for i in range(0, len(todo), _BATCH):
+            self.client.log_batch(self.run_id, metrics=todo[i : i + _BATCH], synchronous=True)
+
+    def _log_as(self, src: Path, artifact_path: str, name: str) -> None:
+        """Upload ``src`` as ``artifact_path/name`` (MLflow keeps the local file name)."""
+        if src.name == name:
+            self.client.log_artifact(self.run_id, str(src), artifact_path)
+            return
+        with tempfile.TemporaryDirectory(prefix="reprokit-mlflow-") as tmp:
+            dst = Path(tmp) / name
+            shutil.copyfile(src, dst)
+            self.client.log_artifact(self.run_id, str(dst), artifact_path)
+
+    def log_image(self, image: Media) -> None:
+        self._log_as(image.path, f"images/{image.tag}", image.file_name(".png"))
+
+    def log_text(self, text: Media) -> None:
+        self._log_as(text.path, f"text/{text.tag}", text.file_name(".txt"))
+
+    def log_artifact(self, name: str, path: Path) -> None:
+        parent = Path(name).parent.as_posix()
+        self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
+
+    def finish(self) -> dict[str, Any]:
+        self.client.set_terminated(self.run_id, "FINISHED")
+        return {
+            "logger_run_id": self.run_id,
+            "run_name": self.run.run_name,
+            "tracking_uri": public_uri(self.uri),
+            "experiment_name": self.experiment,
+            "artifact_uri": public_uri(self.mlflow_run.info.artifact_uri or ""),
+        }

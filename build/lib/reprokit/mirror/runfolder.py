@@ -1,0 +1,257 @@
+"""Reading a finished run folder (``runs/``) into what a logger receives.
+
+The folder contract (paths relative to ``runs/``) is documented in the README and in
+``reprokit.mirror``; this module is the only place that knows it. It reads, never writes, and
+never imports a backend: the same :class:`RunData` drives every logger.
+
+Step axis (the same for every backend):
+
+- ``train/<col>``        per-step values from ``train/plots/step.tsv`` at ``step``;
+- ``train_epoch/<col>``  per-epoch values from ``train/plots/epoch.tsv`` at the epoch's ``step``
+                         column (the global step at which the epoch ended; ``epoch`` if empty);
+- ``validate/<metric>``, ``validate/<category>/<metric>``, ``validate/n_queries*`` and the
+  ``visualize/*`` figures at the run's final step (the largest train step; 0 without train).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reprokit.core.config import flatten, redact
+from reprokit.core.errors import MirrorError
+from reprokit.core.fileio import read_json
+from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
+
+__all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
+
+
+
+@dataclass(frozen=True)
+class Scalar:
+    tag: str
+    step: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Media:
+    """An image (``path`` to a PNG) or a text (``text``) logged under ``tag`` at ``step``."""
+
+    tag: str
+    step: int
+    path: Path
+    text: str | None = None
+    occurrence: int = 0  # the n-th further medium under the same tag and step (0: the first)
+
+    def file_name(self, suffix: str) -> str:
+        return media_name(self.step, self.occurrence, suffix)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # stable relative name, e.g. "train/artifacts/config.yaml"
+    path: Path
+
+
+@dataclass
+class RunData:
+    run_id: str
+    run_name: str
+    scalars: list[Scalar] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    images: list[Media] = field(default_factory=list)
+    texts: list[Media] = field(default_factory=list)
+    user_tags: list[str] = field(default_factory=list)
+    auto_tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # stages / files of the contract not found
+    skipped: list[str] = field(default_factory=list)  # files present but not understood
+
+    @property
+    def final_step(self) -> int:
+        steps = [s.step for s in self.scalars if s.tag.startswith("train/")]
+        return max(steps) if steps else 0
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as exc:
+        raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+
+
+def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: str) -> list[Scalar]:
+    """Every non-empty numeric cell of a TSV curve -> a Scalar at the row's ``step_col``."""
+    out: list[Scalar] = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if reader.fieldnames is None or step_col not in reader.fieldnames:
+            raise MirrorError(f"{path}: header must contain column {step_col!r}; got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            step_cell = row.get(step_col) or (row.get("epoch") if prefix == "train_epoch" else "")
+            try:
+                step = int(float(step_cell))
+            except (TypeError, ValueError):
+                raise MirrorError(f"{path}:{line}: column {step_col!r} must be an integer; got {step_cell!r}") from None
+            for col, cell in row.items():
+                if col in index_cols or col is None or cell in (None, ""):
+                    continue
+                try:
+                    value = float(cell)
+                except ValueError:
+                    raise MirrorError(f"{path}:{line}: column {col!r} must be a number; got {cell!r}") from None
+                out.append(Scalar(f"{prefix}/{col}", step, value))
+    return out
+
+
+def _media(root: Path, suffix: str, skipped: list[str]) -> list[tuple[str, int, int, Path]]:
+    """``root/<tag...>/<step>[-<n>]<suffix>`` files, tag may contain '/'; sorted by (step, tag, n)."""
+    found = []
+    if not root.is_dir():
+        return found
+    for path in root.rglob(f"*{suffix}"):
+        tag = path.parent.relative_to(root).as_posix()
+        parsed = parse_media_name(path.stem)
+        if parsed is None or tag == ".":
+            skipped.append(path.as_posix())
+            continue
+        found.append((tag, *parsed, path))
+    return sorted(found, key=lambda t: (t[1], t[0], t[2]))
+
+
+def _validate_scalars(metrics: dict[str, Any], step: int) -> list[Scalar]:
+    out = []
+    for name, value in sorted((metrics.get("overall") or {}).items()):
+        out.append(Scalar(f"validate/{name}", step, float(value)))
+    for cat, values in sorted((metrics.get("by_category") or {}).items()):
+        for name, value in sorted(values.items()):
+            out.append(Scalar(f"validate/{cat}/{name}", step, float(value)))
+    for key in ("n_queries", "n_queries_without_gt"):
+        if isinstance(metrics.get(key), (int, float)):
+            out.append(Scalar(f"validate/{key}", step, float(metrics[key])))
+    return out
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
+    """The pipeline run's id: the training run's id combined with what the later stages used and produced.
+
+    Re-running validate alone with other params (``dvc exp run -S validate.distance=cosine``)
+    changes its params record and its metrics, hence the id: a new logger run, the earlier one
+    untouched. Replaying the same finished run again gives the same id: the same logger run.
+    """
+    parts = [f"train/run_id={train_run_id}"]
+    for path in (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png"))):
+        if path.is_file():
+            parts.append(f"{path.relative_to(runs.root).as_posix()}={_digest(path)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _read_identity(runs: RunsDir) -> RunData:
+    identity = runs.train.identity
+    if not identity.is_file():
+        raise MirrorError(f"{identity} not found: nothing to mirror", hint="run the train stage first (dvc repro)")
+    ident = _load_json(identity)
+    train_id, train_name = str(ident.get("run_id", "")), str(ident.get("run_name", ""))
+    if len(train_id) != 32 or any(c not in "0123456789abcdef" for c in train_id):
+        raise MirrorError(f"{identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
+    run_id = pipeline_run_id(runs, train_id)
+    # "<experiment that trained>-<pipeline id[:8]>": the same name whenever this run is replayed.
+    prefix = train_name.rsplit("-", 1)[0] if "-" in train_name else "run"
+    data = RunData(run_id=run_id, run_name=f"{prefix}-{run_id[:8]}")
+    data.auto_tags["train_run_id"] = train_id
+    data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
+    return data
+
+
+def _read_scalars(runs: RunsDir, data: RunData) -> None:
+    train = runs.train
+    for tsv, prefix in ((train.step_table, "train"), (train.epoch_table, "train_epoch")):
+        if tsv.is_file():
+            data.scalars += _read_tsv(tsv, "step", ("step", "epoch"), prefix)
+        elif train.root.is_dir():
+            data.missing.append(tsv.relative_to(runs.root).as_posix())
+    if runs.validate.metrics.is_file():
+        data.scalars += _validate_scalars(_load_json(runs.validate.metrics), data.final_step)
+    elif runs.validate.root.is_dir():
+        data.missing.append("validate/metrics.json")
+    data.scalars.sort(key=lambda s: (s.step, s.tag))
+
+
+def _read_media(runs: RunsDir, data: RunData) -> None:
+    final = data.final_step
+    for tag, step, n, path in _media(runs.train.images, ".png", data.skipped):
+        data.images.append(Media(tag, step, path, occurrence=n))
+    if runs.visualize.root.is_dir():
+        for path in sorted(runs.visualize.root.glob("*.png")):
+            data.images.append(Media(f"visualize/{path.stem}", final, path))
+    for tag, step, n, path in _media(runs.train.texts, ".txt", data.skipped):
+        data.texts.append(Media(tag, step, path, path.read_text(encoding="utf-8", errors="replace"), occurrence=n))
+
+
+def _read_params_and_tags(runs: RunsDir, data: RunData, extra_tags: tuple[str, ...] | list[str]) -> None:
+    """Params: the config train resolved, with the sections later stages record replacing its own."""
+    config_yaml = runs.train.artifacts / "config.yaml"
+    params: dict[str, Any] = {}
+    if config_yaml.is_file():
+        params = _load_yaml(config_yaml)
+    elif runs.train.root.is_dir():
+        data.missing.append("train/artifacts/config.yaml")
+    for record in (runs.validate.params, runs.visualize.params):
+        if record.is_file():
+            _deep_update(params, _load_yaml(record))
+    # The stages already redact; redacting again costs nothing and guards old runs.
+    data.params = flatten(redact(params))
+    tags_file = runs.train.artifacts / "tags.json"
+    tags = _load_json(tags_file) if tags_file.is_file() else {}
+    user = [str(t) for t in tags.get("tags", [])] + [str(t) for t in extra_tags]
+    data.user_tags = list(dict.fromkeys(user))  # order-preserving de-duplication
+    data.auto_tags.update({str(k): str(v) for k, v in sorted((tags.get("auto") or {}).items())})
+
+
+def _read_artifacts(runs: RunsDir, data: RunData) -> None:
+    """Reproducibility files and every validate/visualize record; not the model (size)."""
+    art_dir, train, validate = runs.train.artifacts, runs.train.root, runs.validate.root
+    files = sorted(p for p in art_dir.rglob("*") if p.is_file()) if art_dir.is_dir() else []
+    files += sorted(p for p in train.glob("*.json")) if train.is_dir() else []
+    files += sorted(p for p in validate.rglob("*") if p.is_file()) if validate.is_dir() else []
+    if runs.visualize.params.is_file():
+        files.append(runs.visualize.params)
+    data.artifacts = [Artifact(p.relative_to(runs.root).as_posix(), p) for p in files if not p.name.startswith(".")]
+
+
+def read_run_folder(runs_dir: str | Path, extra_tags: tuple[str, ...] | list[str] = ()) -> RunData:
+    """Everything a logger receives for the pipeline run in ``runs_dir``."""
+    runs = RunsDir(runs_dir)
+    data = _read_identity(runs)
+    _read_scalars(runs, data)
+    _read_media(runs, data)
+    _read_params_and_tags(runs, data, extra_tags)
+    _read_artifacts(runs, data)
+    return data

@@ -1,0 +1,57 @@
+"""validate: embed the validation split; write retrieval metrics, per-query table, CMC curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from reprokit.core.config import load_config
+from reprokit.core.fileio import remove_outputs
+from reprokit.core.layout import ValidateDir
+from reprokit.core.stage_runner import record_params, run_main, stage_parser
+from reprokit.data.source import load_dataset
+from reprokit.evaluate.validation import (
+    embed,
+    embed_distributed,
+    score,
+    validation_inputs,
+    wants_distributed,
+    write_validation,
+)
+from reprokit.train.checkpoint import load_model
+
+# The params.yaml entries this stage reads: the same list as its `params` in dvc.yaml.
+PARAMS = ("seed", "data", "validate", "visualize.top_k", "trainer")
+
+
+def run() -> None:
+    parser = stage_parser("validate", __doc__)
+    parser.add_argument("--model", default="runs/train/model.ckpt")
+    parser.add_argument("--out", default="runs/validate")
+    args = parser.parse_args()
+
+    cfg = load_config(args.params)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True)
+    df, paths, _ = load_dataset(cfg)
+    out = ValidateDir(args.out)
+    remove_outputs(out.metrics, out.baseline, out.plots, out.params)
+    model, _ = load_model(Path(args.model))
+    val_df, images = validation_inputs(cfg, df, paths)
+    if wants_distributed(cfg.trainer):
+        embeddings, is_global_zero = embed_distributed(cfg, model, images)
+        if not is_global_zero:
+            return  # rank zero scores once and writes
+    else:
+        embeddings = embed(model, images, cfg.validate.batch_size)
+    res = score(cfg, val_df, embeddings)
+    # The raw-pixel baseline on the same split shows what the trained model adds.
+    baseline = score(cfg, val_df, images.flatten(1), show_progress=False, extra_metrics=False)
+    write_validation(out.root, res, val_df, baseline)
+    record_params(out.params, cfg, PARAMS)
+
+
+def main() -> None:
+    """The stage's entry point: errors become one line on stderr and exit code 1."""
+    run_main(run, "validate")

@@ -1,0 +1,1 @@
+"""A reprokit pipeline in the user's own repository: ``reprokit init`` and the files it writes."""

@@ -1,0 +1,1 @@
+"""Provenance: run artifacts (code snapshot, config, dataframe, environment, git) and ``reprokit reproduce``."""

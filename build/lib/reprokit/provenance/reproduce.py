@@ -1,0 +1,264 @@
+"""``reprokit reproduce REV``: re-run a past commit or DVC experiment in isolation, compare metrics.
+
+1. REV is resolved to a commit: a commit/branch/tag through git, else a DVC experiment name
+   through its ``refs/exps/...`` ref.
+2. The metrics recorded at REV are read from git: every ``metrics`` file that REV's dvc.yaml
+   declares (they are committed, ``cache: false``).
+3. REV's tracked files are exported into a fresh folder outside the workspace (nothing of the
+   user's is touched: no checkout, no worktree entry, not even params.yaml) and made a git repo.
+   What DVC can restore is pulled from the project's DVC remote or, read-only, from the
+   project's local cache (added as a local remote: it has the same layout).
+4. ``dvc repro --force`` re-runs every stage there; each metric is compared with the record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reprokit.core.config import flatten
+from reprokit.core.errors import ReproduceError
+from reprokit.core.git import run_git
+from reprokit.core.stage_runner import REPRODUCING_ENV
+
+__all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
+
+
+@dataclass
+class Row:
+    metric: str
+    recorded: float | None
+    reproduced: float | None
+
+    @property
+    def difference(self) -> float | None:
+        if self.recorded is None or self.reproduced is None:
+            return None
+        return self.reproduced - self.recorded
+
+
+@dataclass
+class ReproduceReport:
+    rev: str
+    commit: str
+    rows: list[Row] = field(default_factory=list)
+    tolerance: float = 0.0
+    workdir: Path | None = None
+    data_differences: list[str] = field(default_factory=list)
+
+    def agrees(self, row: Row) -> bool:
+        diff = row.difference
+        return diff is not None and math.isfinite(diff) and abs(diff) <= self.tolerance
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(self.agrees(r) for r in self.rows)
+
+    def table(self) -> str:
+        def fmt(x: float | None) -> str:
+            return "missing" if x is None else f"{x:.6g}"
+
+        header = ("metric", "recorded", "reproduced", "difference", "")
+        body = [
+            (r.metric, fmt(r.recorded), fmt(r.reproduced), fmt(r.difference), "ok" if self.agrees(r) else "DIFFERS")
+            for r in self.rows
+        ]
+        widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(5)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [header, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths[:4]))
+        return "\n".join(lines)
+
+
+def resolve_rev(rev: str, repo: Path) -> str:
+    """A commit SHA for a commit/branch/tag, or for a DVC experiment name."""
+    if run_git(["rev-parse", "--is-inside-work-tree"], repo).returncode != 0:
+        raise ReproduceError(f"{repo} is not a git repository", hint="run reprokit reproduce inside the project")
+    out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo)
+    if out.returncode == 0:
+        return out.stdout.strip()
+    refs = run_git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout.split("\n")
+    matches = [line.split()[1] for line in refs if line and line.split()[0].rsplit("/", 1)[-1] == rev]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ReproduceError(f"experiment name {rev!r} is ambiguous ({len(matches)} experiments)", hint="pass its commit SHA")
+    raise ReproduceError(
+        f"unknown revision {rev!r}: not a commit, branch, tag or DVC experiment",
+        hint="list them with `git log --oneline` or `dvc exp show -A`",
+    )
+
+
+def _metrics_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+    paths = []
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        for entry in stage.get("metrics") or []:
+            paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return paths
+
+
+def _numeric_leaves(data: Any) -> dict[str, float]:
+    """Every number of a metrics file, keyed by its dotted path (as `dvc exp show` names it)."""
+    return {
+        k: float(v) for k, v in flatten(data).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
+    """Every numeric metric committed at ``commit``, keyed ``<file>:<dotted.key>``."""
+    shown = run_git(["show", f"{commit}:dvc.yaml"], repo)
+    if shown.returncode != 0:
+        raise ReproduceError(f"revision {commit[:12]} has no dvc.yaml", hint="pick a commit of a reprokit pipeline")
+    found: dict[str, float] = {}
+    for path in _metrics_paths(yaml.safe_load(shown.stdout) or {}):
+        blob = run_git(["show", f"{commit}:{path}"], repo)
+        if blob.returncode == 0:
+            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(blob.stdout)).items()})
+    if not found:
+        raise ReproduceError(
+            f"revision {commit[:12]} has no recorded metrics (no metrics file of its dvc.yaml is committed there)",
+            hint="commit the metrics files (git add runs/*/metrics.json) after `dvc repro`",
+        )
+    return found
+
+
+def current_metrics(workdir: Path) -> dict[str, float]:
+    dvc_yaml = yaml.safe_load((workdir / "dvc.yaml").read_text()) or {}
+    found: dict[str, float] = {}
+    for path in _metrics_paths(dvc_yaml):
+        file = workdir / path
+        if file.is_file():
+            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(file.read_text())).items()})
+    return found
+
+
+def compare(recorded: dict[str, float], reproduced: dict[str, float]) -> list[Row]:
+    return [Row(name, recorded[name], reproduced.get(name)) for name in sorted(recorded)]
+
+
+def _export(commit: str, repo: Path, dest: Path) -> None:
+    archive = run_git(["archive", "--format=tar", commit], repo, binary=True)
+    if archive.returncode != 0:
+        raise ReproduceError(f"cannot export revision {commit[:12]}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+def _checked(cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
+    """Run ``cmd``; a non-zero exit stops the reproduction with one line saying what failed."""
+    proc = _run(cmd, cwd)
+    if proc.returncode != 0:
+        detail = " ".join((proc.stderr or proc.stdout or "").split())[-400:] or "no output"
+        raise ReproduceError(f"{what} failed: `{' '.join(cmd)}` exited {proc.returncode}: {detail}")
+    return proc
+
+
+def _prepare_checkout(commit: str, repo: Path, workdir: Path) -> None:
+    _export(commit, repo, workdir)
+    # A git repo of its own, so the pipeline's code snapshot and DVC work as in the original.
+    identity = ["-c", "user.name=reprokit reproduce", "-c", "user.email=reproduce@reprokit.invalid"]
+    _checked(["git", "init", "-q"], workdir, "making the reproduction a git repository")
+    _checked(["git", "add", "-A"], workdir, "staging the exported files")
+    _checked(["git", *identity, "commit", "-qm", f"reproduce {commit}", "--no-verify"], workdir, "committing the exported files")
+    cache = repo / ".dvc" / "cache"
+    if cache.is_dir():
+        # The user's cache, read-only, as a local remote (same layout); our outputs go to our own cache.
+        _checked(["dvc", "remote", "add", "--local", "reprokit_origin_cache", str(cache.resolve())], workdir,
+                 "adding your DVC cache as a read-only remote")
+        _checked(["dvc", "pull", "-q", "--allow-missing", "-r", "reprokit_origin_cache"], workdir,
+                 "restoring the recorded inputs from your DVC cache")
+    if _run(["dvc", "remote", "default"], workdir).returncode == 0:  # the project's default remote, if it has one
+        _checked(["dvc", "pull", "-q", "--allow-missing"], workdir, "restoring the recorded inputs from the default DVC remote")
+
+
+def data_differences(workdir: Path) -> list[str]:
+    """Inputs whose content differs from what REV's dvc.lock recorded, as ``path (how)``.
+
+    Only data: code and params are REV's own (exported from git), and outputs of a stage are
+    re-made by it; what is left are the files a stage reads that no stage writes — the
+    dataframe and images, wherever they live.
+    """
+    proc = _checked(["dvc", "status", "--json"], workdir, "comparing the data with what the revision recorded")
+    status = json.loads(proc.stdout or "{}")
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text()) if (workdir / "dvc.lock").is_file() else {}
+    produced = {o["path"] for s in (lock or {}).get("stages", {}).values() for o in s.get("outs", []) or []}
+    found: dict[str, str] = {}
+    for entries in status.values():
+        for entry in entries if isinstance(entries, list) else []:
+            for path, how in (entry.get("changed deps") or {}).items() if isinstance(entry, dict) else ():
+                if path in produced or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
+                    continue
+                found[path] = how
+    return [f"{path} ({how})" for path, how in sorted(found.items())]
+
+
+def _repro(workdir: Path, log_path: Path) -> int:
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        # The mirror stage sees REPRODUCING_ENV and writes to a throwaway local logger, never the team's tracker.
+        env = {**os.environ, REPRODUCING_ENV: "1"}
+        proc = subprocess.Popen(
+            ["dvc", "repro", "--force"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        for line in proc.stdout or ():
+            log.write(line)
+            if line.startswith("Running stage"):
+                stage = line.split("'")[1] if "'" in line else line.strip()
+                print(f"[{time.monotonic() - start:7.1f}s] running stage {stage}", file=sys.stderr, flush=True)
+        return proc.wait()
+
+
+def reproduce(rev: str, repo: Path = Path("."), tolerance: float = 0.0, keep: bool = False) -> ReproduceReport:
+    repo = repo.resolve()
+    commit = resolve_rev(rev, repo)
+    recorded = recorded_metrics(commit, repo)
+    workdir = Path(tempfile.mkdtemp(prefix=f"reprokit-reproduce-{commit[:8]}-"))
+    report = ReproduceReport(rev=rev, commit=commit, tolerance=tolerance, workdir=workdir if keep else None)
+    print(f"reproducing {rev} ({commit[:12]}) in {workdir}", file=sys.stderr, flush=True)
+    print("reproduce: the mirror stage writes to a throwaway csv logger in that copy, never to your tracker",
+          file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        _prepare_checkout(commit, repo, workdir)
+        report.data_differences = data_differences(workdir)
+        for line in report.data_differences:
+            print(f"reproduce: warning: input data differs from what {rev} recorded: {line}", file=sys.stderr, flush=True)
+        log_path = workdir.parent / f"{workdir.name}.log"
+        code = _repro(workdir, log_path)
+        if code != 0:
+            tail = log_path.read_text().splitlines()[-30:]
+            print("\n".join(tail), file=sys.stderr)
+            raise ReproduceError(
+                f"the pipeline of {rev} ({commit[:12]}) failed with exit code {code}",
+                hint=f"full log: {log_path}",
+            )
+        log_path.unlink(missing_ok=True)
+        report.rows = compare(recorded, current_metrics(workdir))
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(report.table())
+    agreed = sum(report.agrees(r) for r in report.rows)
+    verdict = "reproduced" if report.ok else "NOT reproduced"
+    print(
+        f"{verdict}: {agreed}/{len(report.rows)} metrics agree within {tolerance:g} "
+        f"({time.monotonic() - started:.0f}s)" + (f"; outputs kept in {workdir}" if keep else ""),
+        file=sys.stderr,
+    )
+    return report

@@ -1,0 +1,1 @@
+"""Training: the loop, the embedding LightningModule, models, losses, checkpoints."""

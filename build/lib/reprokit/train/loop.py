@@ -1,0 +1,131 @@
+"""Training an embedding model on the train split and writing the train stage's run folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from reprokit.core.config import Config
+from reprokit.core.layout import TrainDir
+from reprokit.data.images import ImageTensorDataset, collate_batch, load_images
+from reprokit.data.sampler import LabelBalancedBatchSampler
+from reprokit.data.source import split_rows
+from reprokit.log.run_logger import RunFolderLogger
+from reprokit.train.checkpoint import save_model
+from reprokit.train.embedding_module import EmbeddingModule
+from reprokit.train.models import IMAGE_CHANNELS
+
+__all__ = ["train", "new_run_identity"]
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is the global rank zero, also before a Trainer exists (launchers set these)."""
+    return all(int(os.environ.get(k) or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def new_run_identity(exp_name: str | None) -> dict[str, str]:
+    """One id per pipeline run: later stages and the logger mirror attach to it."""
+    run_id = uuid.uuid4().hex
+    return {"run_id": run_id, "run_name": f"{exp_name or 'run'}-{run_id[:8]}"}
+
+
+class _SamplerEpoch(pl.Callback):
+    """Lightning calls set_epoch on samplers, not on batch samplers: do it for ours."""
+
+    def __init__(self, sampler: LabelBalancedBatchSampler) -> None:
+        self.sampler = sampler
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.sampler.set_distributed(trainer.global_rank, trainer.world_size)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.sampler.set_epoch(trainer.current_epoch)
+
+
+def resume_dir(cfg: Config) -> Path:
+    """Where ``train.resume`` keeps its last checkpoint: outside the DVC outputs (DVC deletes
+    those before a stage runs), one folder per training configuration, so a changed config
+    never resumes from a checkpoint of another."""
+    relevant = {k: cfg.to_dict()[k] for k in ("seed", "data", "model", "train", "trainer")}
+    relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "resume"}
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(".reprokit") / "resume" / digest
+
+
+def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callback]) -> pl.Trainer:
+    t = cfg.trainer
+    return pl.Trainer(
+        max_epochs=cfg.train.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        default_root_dir=t.default_root_dir,
+        deterministic=True,
+        logger=logger,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        callbacks=callbacks,
+        enable_model_summary=False,
+        log_every_n_steps=cfg.train.log_every_n_steps,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        # Our batch sampler shards itself across ranks (set_distributed): Lightning must not wrap it.
+        use_distributed_sampler=False,
+    )
+
+
+def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tuple[dict[str, float], bool]:
+    """Fit the model; write plots/ and model.ckpt (rank zero); return (final-epoch loss
+    statistics, whether this process is the global rank zero that writes the outputs)."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    # The model and loss first: a user module that fails to import or build stops before any image is read.
+    in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
+    module = EmbeddingModule(cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size)
+    train_df, train_paths = split_rows(df, paths, "train")
+    images = load_images(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
+    labels = torch.tensor(train_df["label"].to_numpy(), dtype=torch.long)
+
+    sampler = LabelBalancedBatchSampler(labels.numpy(), cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        ImageTensorDataset(images, labels),
+        batch_sampler=sampler,
+        collate_fn=collate_batch,
+        num_workers=cfg.train.num_workers,
+        persistent_workers=cfg.train.num_workers > 0,
+    )
+    state_dir = resume_dir(cfg) if cfg.train.resume else None
+    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir)
+    callbacks: list[pl.Callback] = [_SamplerEpoch(sampler)]
+    ckpt_path = None
+    if state_dir is not None:
+        # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end.
+        callbacks.append(
+            ModelCheckpoint(dirpath=state_dir, filename="last", every_n_epochs=1, save_top_k=1, enable_version_counter=False)
+        )
+        if (state_dir / "last.ckpt").exists():
+            ckpt_path = str(state_dir / "last.ckpt")
+            logger.restore()
+            print(f"train: resuming from {ckpt_path}", file=sys.stderr)
+    trainer = make_trainer(cfg, logger, callbacks)
+    trainer.fit(module, loader, ckpt_path=ckpt_path)
+    if cfg.train.resume and trainer.is_global_zero:
+        shutil.rmtree(resume_dir(cfg), ignore_errors=True)  # finished: nothing left to resume
+
+    final = logger.last_epoch_values()
+    if trainer.is_global_zero:
+        save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=in_channels)
+    # The loss, then its statistics in the order the loss returns them (triplet: pos_dist, neg_dist,
+    # active_tri), then anything else logged per epoch (a run resumed after its last step logs nothing).
+    order = dict.fromkeys(("loss", *module.stat_names, *final))
+    return {k: final[k] for k in order if k in final}, trainer.is_global_zero

@@ -1,0 +1,1 @@
+"""Visualization: the worst-queries figure."""
