@@ -12,8 +12,10 @@ It prints both medians, their ratio and the median of the per-repeat ratios (eac
 both back to back, so a burst of load from other processes hits both alike), and the load
 average before and after. It also checks that both find the same nearest neighbours.
 
-Usage: python benchmarks/bench_faiss.py [--size 50000] [--repeats 5] [--tile COLUMNS]
-(``--tile`` overrides reprokit.evaluate.knn.TILE_COLUMNS, 0 = whole rows: for tuning).
+Usage: python benchmarks/bench_faiss.py [--size 50000] [--repeats 5] [--threads N] [--tile COLUMNS]
+(``--threads``: torch's and FAISS's threads, default one per core; one thread each is far less
+disturbed by other processes. ``--tile`` overrides reprokit.evaluate.knn.TILE_COLUMNS, 0 = whole
+rows: for tuning).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch and FAISS threads (default: one per core)")
     parser.add_argument("--tile", type=int, help="gallery columns per tile (0 = whole rows)")
     args = parser.parse_args()
 
@@ -40,14 +43,19 @@ def main() -> None:
 
     if args.tile is not None:
         knn.TILE_COLUMNS = args.tile or None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
     n = args.size
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, args.dim, generator=gen)
     labels = torch.randint(0, max(1, n // 10), (n,), generator=gen)
     mask = torch.ones(n, dtype=torch.bool)
     xn = x.numpy()
-    print(f"cpu cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}, faiss threads: "
-          f"{faiss.omp_get_max_threads()}, load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(
+        f"cpu cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}, faiss threads: "
+        f"{faiss.omp_get_max_threads()}, load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     print(f"{n} x {args.dim}, tile columns: {knn.TILE_COLUMNS}")
 
     def run_faiss():
@@ -66,8 +74,11 @@ def main() -> None:
         t0 = time.perf_counter()
         res = run_reprokit()
         t_ours.append(time.perf_counter() - t0)
-        print(f"  repeat {i + 1}: faiss {t_faiss[-1]:.2f} s, reprokit {t_ours[-1]:.2f} s, "
-              f"ratio {t_ours[-1] / t_faiss[-1]:.2f}", flush=True)
+        print(
+            f"  repeat {i + 1}: faiss {t_faiss[-1]:.2f} s, reprokit {t_ours[-1]:.2f} s, "
+            f"ratio {t_ours[-1] / t_faiss[-1]:.2f}",
+            flush=True,
+        )
     # FAISS lists the item itself first (distance 0), unless an exact duplicate ties with it.
     same = (torch.from_numpy(found[:, 1:6]) == res.retrieved).float().mean().item()
     mf, mo = statistics.median(t_faiss), statistics.median(t_ours)

@@ -8,7 +8,6 @@ sections listed under their ``params`` in ``dvc.yaml``.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,19 @@ from typing import Any, Literal
 
 import yaml
 
+from reprokit.core.checks import at_least as _at_least
+from reprokit.core.checks import greater_than_zero as _greater_than_zero
+from reprokit.core.checks import ks as _ks
+from reprokit.core.checks import non_negative as _non_negative
+from reprokit.core.checks import path as _path
+from reprokit.core.checks import require as _require
+from reprokit.core.components import LOSS_ARGS, MODEL_ARGS, LossConfig, ModelConfig  # noqa: F401
 from reprokit.core.errors import ConfigError
 from reprokit.core.metric_names import EXTRA_METRICS, metric_names, unknown_extra_metrics
 from reprokit.core.schema import load_dataclass, to_plain
+
+# Re-exported: callers have long imported these from here.
+from reprokit.core.secrets import REDACTED, SECRET_PATTERNS, is_secret_key, redact, secret_values  # noqa: F401
 
 __all__ = [
     "Config",
@@ -32,8 +41,6 @@ __all__ = [
 ]
 
 LOGGER_NAMES = ("tensorboard", "csv", "mlflow", "clearml", "wandb")
-SECRET_PATTERNS = ("*token*", "*key*", "*secret*", "*password*")
-REDACTED = "***REDACTED***"
 
 
 N_DIGITS = 1797  # source images in scikit-learn's digits
@@ -42,39 +49,6 @@ SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range is [0, 2**32 - 1]
 MAX_BATCH_ALL = 2048
 MAX_TAG_LENGTH = 64
 MAX_DEVICES = 1024
-
-
-def _shown(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _require(ok: bool, key: str, allowed: str, value: Any, hint: str | None = None) -> None:
-    """``ConfigError("<key> must be <allowed>; got <value>")`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{key} must be {allowed}; got {_shown(value)!r}", hint=hint)
-
-
-def _at_least(key: str, name: str, value: int, low: int) -> None:
-    _require(value >= low, f"{key}.{name}", f"an integer ≥ {low}", value)
-
-
-def _non_negative(key: str, name: str, value: float) -> None:
-    _require(value >= 0, f"{key}.{name}", "a number ≥ 0", value)
-
-
-def _greater_than_zero(key: str, name: str, value: float) -> None:
-    _require(value > 0, f"{key}.{name}", "a number > 0", value)
-
-
-def _ks(key: str, name: str, values: tuple[int, ...], non_empty: bool) -> None:
-    what = ("a non-empty list" if non_empty else "a list") + " of distinct integers ≥ 1"
-    ok = (bool(values) or not non_empty) and all(k >= 1 for k in values) and len(set(values)) == len(values)
-    _require(ok, f"{key}.{name}", what, values)
-
-
-def _path(key: str, name: str, value: str | None, nullable: bool) -> None:
-    what = "null or a non-empty path" if nullable else "a non-empty path"
-    _require(value is None or value.strip() != "", f"{key}.{name}", what, value)
 
 
 @dataclass(frozen=True)
@@ -107,8 +81,8 @@ class DigitsConfig:
         _require(
             n_train >= 1 and n_val >= 1,
             f"{key}.validation_fraction",
-            f"a fraction that leaves both splits labels: round({self.n_labels()} × fraction) in "
-            f"[1, {self.n_labels() - 1}], here {n_val}",
+            f"a fraction that leaves labels in both splits (round({self.n_labels()} × fraction) in "
+            f"[1, {self.n_labels() - 1}]; here {n_val})",
             vf,
         )
 
@@ -162,113 +136,6 @@ class DataConfig:
         return Path(self.root) if self.root else self.dataframe_path().parent
 
 
-# `{name, args}` blocks (model, train.loss): a built-in name, whose args are typed and checked like
-# any section, or "module:callable" of the user's own (importable from the project root), whose
-# args are passed to it as they are. reprokit.train's registries hold the same built-in names.
-MAX_WIDTH = 2**16  # simple_cnn's channels and embedding_dim
-CALLABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-
-
-@dataclass(frozen=True)
-class SimpleCNNArgs:
-    """``model.args`` of the built-in ``simple_cnn``."""
-
-    channels: tuple[int, ...] = (16, 32, 64)
-    embedding_dim: int = 64
-
-    def check(self, key: str) -> None:
-        ok = bool(self.channels) and all(c >= 1 for c in self.channels)
-        _require(ok, f"{key}.channels", "a non-empty list of integers ≥ 1", self.channels)
-        _at_least(key, "embedding_dim", self.embedding_dim, 1)
-        # Beyond this a layer does not fit in memory (and past 2**63 torch cannot even size it).
-        widest = f"at most {MAX_WIDTH} (a layer's width)"
-        _require(all(c <= MAX_WIDTH for c in self.channels), f"{key}.channels", f"a list of integers {widest}", self.channels)
-        _require(self.embedding_dim <= MAX_WIDTH, f"{key}.embedding_dim", f"an integer {widest}", self.embedding_dim)
-
-
-@dataclass(frozen=True)
-class TripletArgs:
-    """``train.loss.args`` of the built-in ``triplet``: the margin, batch-all or batch-hard mining."""
-
-    margin: float = 0.5
-    miner: Literal["all", "hard"] = "all"
-
-    def check(self, key: str) -> None:
-        _non_negative(key, "margin", self.margin)
-
-
-MODEL_ARGS: dict[str, type] = {"simple_cnn": SimpleCNNArgs}
-LOSS_ARGS: dict[str, type] = {"triplet": TripletArgs}
-
-
-def _plain_value(value: Any) -> bool:
-    """Plain YAML: what a checkpoint read with ``torch.load(weights_only=True)`` can hold."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain_value(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain_value(v) for v in value)
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _check_named(key: str, name: str, args: dict[str, Any], builtins: dict[str, type]) -> None:
-    if name in builtins:
-        load_dataclass(builtins[name], args, f"{key}.args")
-        return
-    allowed = f"one of {', '.join(builtins)} or 'module:callable' (your own, e.g. 'my_models:build')"
-    _require(CALLABLE_NAME.fullmatch(name) is not None, f"{key}.name", allowed, name)
-    for k, v in args.items():
-        _require(_plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v)
-
-
-def _complete(name: str, args: dict[str, Any], builtins: dict[str, type]) -> dict[str, Any]:
-    """A built-in's args with its defaults filled in (equal networks, equal configs); others as given.
-    Invalid args stay as they are: ``check`` then reports them under their key."""
-    if name not in builtins:
-        return args
-    try:
-        return to_plain(load_dataclass(builtins[name], args))
-    except ConfigError:
-        return args
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The embedding network, built as ``build(in_channels=..., **args)`` (in_channels: 1 for
-    data.image_mode L, 3 for RGB); it maps an image batch [N, C, H, W] to embeddings [N, D]."""
-
-    name: str = "simple_cnn"  # a built-in (simple_cnn) or "module:callable"
-    args: dict[str, Any] = field(default_factory=dict)  # a built-in's: its defaults filled in
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "args", _complete(self.name, self.args, MODEL_ARGS))  # frozen: set once, here
-
-    def check(self, key: str) -> None:
-        _check_named(key, self.name, self.args, MODEL_ARGS)
-
-    def resolved_args(self) -> dict[str, Any]:
-        """A copy of ``args``, a built-in's with its defaults filled in: what the model or loss is built with."""
-        return dict(self.args)
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """The training loss, built as ``build(**args)``; called as ``loss(embeddings, labels)``, it
-    returns the loss, or (loss, {name: scalar}) statistics logged beside it."""
-
-    name: str = "triplet"  # a built-in (triplet) or "module:callable"
-    args: dict[str, Any] = field(default_factory=dict)  # a built-in's: its defaults filled in
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "args", _complete(self.name, self.args, LOSS_ARGS))  # frozen: set once, here
-
-    def check(self, key: str) -> None:
-        _check_named(key, self.name, self.args, LOSS_ARGS)
-
-    def resolved_args(self) -> dict[str, Any]:
-        """A copy of ``args``, a built-in's with its defaults filled in: what the model or loss is built with."""
-        return dict(self.args)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 8
@@ -310,10 +177,12 @@ class ValidateConfig:
     # pytorch-metric-learning's metrics (map@r, r_precision, mrr, ap); see reprokit.evaluate.ranks
     extra_metrics: tuple[str, ...] = ("map@r", "r_precision")
     memory_budget_mb: int = 1024
+    num_workers: int = 0  # DataLoader worker processes decoding the validation images (0: in the stage's process)
 
     def check(self, key: str) -> None:
         _at_least(key, "batch_size", self.batch_size, 1)
         _at_least(key, "memory_budget_mb", self.memory_budget_mb, 1)
+        _at_least(key, "num_workers", self.num_workers, 0)
         # cmc@k always: the validate stage draws the CMC curve and retrieves max(cmc_top_k) items.
         _ks(key, "cmc_top_k", self.cmc_top_k, non_empty=True)
         _ks(key, "precision_top_k", self.precision_top_k, non_empty=False)
@@ -451,6 +320,8 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: explicit keys override it
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
@@ -492,32 +363,3 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
         return out
     out[prefix[:-1]] = data
     return out
-
-
-def is_secret_key(key: str) -> bool:
-    name = str(key).lower()
-    return any(fnmatch.fnmatch(name, pat) for pat in SECRET_PATTERNS)
-
-
-def secret_values(data: Any) -> list[str]:
-    """The non-empty values stored under secret-looking keys, for scrubbing them from any text."""
-    found: list[str] = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if is_secret_key(k) and v not in (None, "") and not isinstance(v, (dict, list)):
-                found.append(str(v))
-            else:
-                found.extend(secret_values(v))
-    elif isinstance(data, list):
-        for v in data:
-            found.extend(secret_values(v))
-    return found
-
-
-def redact(data: Any) -> Any:
-    """A copy of ``data`` where values under secret-looking keys are replaced."""
-    if isinstance(data, dict):
-        return {k: (REDACTED if is_secret_key(k) else redact(v)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [redact(v) for v in data]
-    return data

@@ -1,13 +1,15 @@
-"""Replacing literal secret values (API tokens) wherever text leaves the process: files, reports, messages."""
+"""Secrets (API tokens): which keys hold one, and replacing their values wherever text leaves the process."""
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from reprokit.core.config import REDACTED
+__all__ = ["scrub", "one_line", "is_secret_key", "secret_values", "redact", "REDACTED", "SECRET_PATTERNS"]
 
-__all__ = ["scrub", "one_line"]
+SECRET_PATTERNS = ("*token*", "*key*", "*secret*", "*password*")
+REDACTED = "***REDACTED***"
 
 T = TypeVar("T", str, bytes)
 
@@ -30,3 +32,32 @@ def one_line(text: object, secrets: Iterable[str] = (), limit: int | None = None
     if limit is not None and len(folded) > limit:
         folded = folded[: limit - 3] + "..."
     return folded
+
+
+def is_secret_key(key: str) -> bool:
+    name = str(key).lower()
+    return any(fnmatch.fnmatch(name, pat) for pat in SECRET_PATTERNS)
+
+
+def secret_values(data: Any) -> list[str]:
+    """The non-empty values stored under secret-looking keys, for scrubbing them from any text."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if is_secret_key(k) and v not in (None, "") and not isinstance(v, (dict, list)):
+                found.append(str(v))
+            else:
+                found.extend(secret_values(v))
+    elif isinstance(data, list):
+        for v in data:
+            found.extend(secret_values(v))
+    return found
+
+
+def redact(data: Any) -> Any:
+    """A copy of ``data`` where values under secret-looking keys are replaced."""
+    if isinstance(data, dict):
+        return {k: (REDACTED if is_secret_key(k) else redact(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(v) for v in data]
+    return data

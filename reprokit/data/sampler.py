@@ -7,7 +7,7 @@ training set per step) and depend only on ``seed`` and the epoch number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -19,8 +19,9 @@ __all__ = ["LabelBalancedBatchSampler"]
 class LabelBalancedBatchSampler:
     """Yields lists of dataset indices. Each label appears in at most one batch per epoch.
 
-    The batches are a pure function of (seed, epoch): call ``set_epoch`` before each epoch
-    (reprokit's training does it from a callback, so a resumed run sees the same batches).
+    The batches are a pure function of (seed, epoch): call ``set_epoch`` before each epoch, or
+    ``follow`` a source of the epoch (reprokit's training follows the Trainer's epoch, so a resumed
+    run sees the same batches, with DataLoader workers too).
     """
 
     def __init__(self, labels: Sequence[int], n_labels: int, n_instances: int, seed: int) -> None:
@@ -44,10 +45,20 @@ class LabelBalancedBatchSampler:
         self.n_instances = n_instances
         self.seed = seed
         self.epoch = 0
+        self._epoch_of: Callable[[], int] | None = None
         self.rank, self.world_size = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def follow(self, epoch_of: Callable[[], int]) -> None:
+        """Read the epoch from ``epoch_of()`` each time an epoch's iteration starts.
+
+        DataLoader workers prefetch batches as soon as the iterator exists, and Lightning creates
+        a resumed run's first iterator before any epoch hook: a value set from a hook would come
+        too late there, the Trainer's restored progress does not.
+        """
+        self._epoch_of = epoch_of
 
     def set_distributed(self, rank: int, world_size: int) -> None:
         """Under DDP each rank takes every world_size-th batch of the same epoch plan."""
@@ -60,6 +71,8 @@ class LabelBalancedBatchSampler:
         return self._n_batches() // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
+        if self._epoch_of is not None:
+            self.epoch = int(self._epoch_of())
         rng = np.random.default_rng([self.seed, self.epoch])
         label_order = rng.permutation(len(self._members))
         for b in range(self._n_batches()):

@@ -9,8 +9,9 @@ import pandas as pd
 from reprokit.core.config import Config
 from reprokit.core.errors import DataFrameError
 from reprokit.data.dataframe import load_dataframe, resolve_image_paths
+from reprokit.data.sampler import LabelBalancedBatchSampler
 
-__all__ = ["load_dataset", "split_rows"]
+__all__ = ["load_dataset", "split_rows", "check_fits_config"]
 
 
 def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, list[Path], Path]:
@@ -18,8 +19,8 @@ def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, 
     csv_path = cfg.data.dataframe_path()
     if not csv_path.exists():
         hint = (
-            "run `dvc repro prepare` to generate the default dataset"
-            if cfg.data.dataframe is None
+            "run `dvc repro` to generate the embedded dataset (data.generate: [digits])"
+            if "digits" in cfg.data.generate
             else "set data.dataframe in params.yaml to an existing OML-format CSV"
         )
         raise DataFrameError(f"data.dataframe: file {str(csv_path)!r} not found", hint=hint)
@@ -27,7 +28,38 @@ def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, 
     df = load_dataframe(
         csv_path, root=root, allow_outside_root=cfg.data.allow_outside_root, check_images=check_images
     )
+    check_fits_config(cfg, df)
     return df, resolve_image_paths(df, root), csv_path
+
+
+def check_fits_config(cfg: Config, df: pd.DataFrame) -> None:
+    """The rules that need both the config and the data, at load time (and in `reprokit check-data`):
+    training batches can be formed, and some validation query has a ground truth to find."""
+    train_labels = df.loc[df["split"] == "train", "label"].to_numpy()
+    if len(train_labels):
+        # The sampler's constructor checks n_labels / n_instances against the labels: one owner of that rule.
+        LabelBalancedBatchSampler(train_labels, cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
+    val = df[df["split"] == "validation"]
+    if len(val) and not _some_query_has_ground_truth(val):
+        raise DataFrameError(
+            "validation: no query has a ground-truth gallery item other than itself (and its own sequence)",
+            hint="each query label needs at least one more gallery row of that label",
+        )
+
+
+def _some_query_has_ground_truth(val: pd.DataFrame) -> bool:
+    gallery = val[val["is_gallery"].astype(bool)]
+    queries = val[val["is_query"].astype(bool)]
+    per_label = gallery.groupby("label").size()
+    available = queries["label"].map(per_label).fillna(0).to_numpy()
+    if "sequence" in val.columns:
+        # Items of the query's own sequence are neither retrieved nor counted (OML): itself included.
+        seq = gallery.groupby(["label", "sequence"], dropna=False).size()
+        keys = list(zip(queries["label"], queries["sequence"]))
+        available = available - pd.Series(keys).map(lambda k: seq.get(k, 0)).to_numpy()
+    else:
+        available = available - queries["is_gallery"].astype(bool).to_numpy()
+    return bool((available > 0).any())
 
 
 def split_rows(df: pd.DataFrame, paths: list[Path], split: str) -> tuple[pd.DataFrame, list[Path]]:

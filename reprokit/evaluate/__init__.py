@@ -1,1 +1,1 @@
-"""Evaluation: chunked exact kNN, retrieval metrics, the DDP gather, the validation writer."""
+"""Evaluation: chunked exact kNN, retrieval metrics (OML's and PML's), the DDP gather, the validation writer."""

@@ -1,13 +1,14 @@
 """Chunked exact k-nearest-neighbour search of queries against a gallery.
 
-The full query x gallery distance matrix is never built. Queries are processed in chunks, and
-each chunk against the gallery in column tiles, as FAISS's exact search does: the squared norms
-are computed once, each tile of keys is one GEMM into a reused buffer, and the top k of every
-tile is merged into the chunk's running top k. Inside a tile, a vectorised minimum over
-64-column segments finds the few segments that can hold the nearest items, and topk runs on
-those only (a topk over the whole row costs about a third of the GEMM). A ``BlockObserver``
-(e.g. the ranks of the ground-truth items, which need whole rows) gets every chunk's keys as one
-whole-row tile.
+The full query x gallery distance matrix is never built. Queries are processed in chunks whose
+block fits the memory budget: the squared norms are computed once, each block of keys is one
+GEMM into a reused buffer, and a vectorised minimum over 64-column segments finds the few
+segments that can hold the nearest items, so topk runs on those only (a topk over the whole row
+costs about a third of the GEMM). ``TILE_COLUMNS`` also splits each chunk into gallery column
+tiles, as FAISS's exact search does, the top k of every tile merged into the chunk's; measured on
+the 2-core machine of the README it is slower here (each tile costs a handful of small torch
+operations, which suffer most when the cores are shared), so whole rows are the default. A
+``BlockObserver`` (e.g. the ranks of the ground-truth items) gets every chunk's whole-row keys.
 
 Ranking key. For the Euclidean distance the block holds ``||g||^2 - 2 q.g`` (one ``addmm``): the
 ``||q||^2`` term is the same along a row, so it cannot change the order and is only added to the

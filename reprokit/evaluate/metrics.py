@@ -147,7 +147,11 @@ def retrieval_metrics(
     k = min(wanted, int(split.n_retrievable.max()))
     queries = embeddings if bool(is_query.all()) else embeddings[split.query_items]  # no copy when all
     gallery = embeddings if bool(is_gallery.all()) else embeddings[split.gallery_items]
-    ranks = GroundTruthRanks(split.query_codes, split.gallery_codes, split.exclusions, extra_metrics) if extra_metrics else None
+    ranks = (
+        GroundTruthRanks(split.query_codes, split.gallery_codes, split.exclusions, extra_metrics)
+        if extra_metrics
+        else None
+    )
     try:
         pos, dists = chunked_knn(
             queries, gallery, k, split.self_pos, distance, memory_budget_mb, progress, split.exclusions, ranks
@@ -201,7 +205,7 @@ def _result(split, query_labels, query_cats, per_query, retrieved, dists, names)
     if not has_gt.any():
         raise RetrievalInputError(
             f"no query has a ground-truth item in the gallery ({len(split.query_items)} queries): every query "
-            "label must appear on another gallery item"
+            "label must appear on another gallery item (outside the query's sequence, with sequence_ids)"
         )
     overall = {name: float(np.mean(values[has_gt])) for name, values in per_query.items()}
     by_category = _by_category(per_query, has_gt, query_cats) if query_cats is not None else {}

@@ -66,6 +66,8 @@ class GroundTruthRanks:
         self._query_group = exclusions.query_group.numpy() if groups else None
         self._gallery_group = exclusions.gallery_group.numpy() if groups else None
         self.values = {name: np.full(len(query_codes), np.nan) for name in self.wanted}
+        # map@r and r_precision need the ranks up to R only: the smallest max(R) + 1 keys of a row.
+        self._whole_ranking = bool({"mrr", "ap"} & set(self.wanted))
         self._threads = max(1, torch.get_num_threads())
         self._pool: ThreadPoolExecutor | None = None
 
@@ -86,8 +88,12 @@ class GroundTruthRanks:
 
     def _part(self, first: int, keys: np.ndarray) -> None:
         """Ranks and metrics of the query rows ``first, first + 1, ...`` (numpy: runs in a worker thread)."""
-        sorted_keys = np.sort(keys, axis=1)
         widest = int(self._count[self._query_codes[first : first + len(keys)]].max())
+        if self._whole_ranking:
+            sorted_keys = np.sort(keys, axis=1)
+        else:  # a partition is about 3 times cheaper than a sort
+            k = min(widest, self.n_gallery - 1)
+            sorted_keys = np.sort(np.partition(keys, k, axis=1)[:, : k + 1], axis=1)
         step = max(1, int(keys.size * _ENTRIES_PER_ELEMENT) // max(1, widest))
         for a in range(0, len(keys), step):
             b = min(a + step, len(keys))
@@ -113,9 +119,11 @@ def _ranks(keys: np.ndarray, sorted_keys: np.ndarray, pos: np.ndarray, valid: np
     """[q, m] ranks of each query's ground-truth items, ascending (the first ``n_gt`` valid), and n_gt.
 
     The rank of an item is 1 + the number of keys below its own, plus, on an exact tie, the number
-    of equal keys at smaller positions (the kNN's order).
+    of equal keys at smaller positions (the kNN's order). ``sorted_keys`` holds each row's smallest
+    keys, sorted (all of them for the whole ranking): a rank past them comes out as their number
+    + 1 or more, larger than any R they were chosen for.
     """
-    n, g = keys.shape
+    n, g = sorted_keys.shape
     n_gt = valid.sum(axis=1)
     t = np.take_along_axis(keys, pos, axis=1)
     t[~valid] = np.inf

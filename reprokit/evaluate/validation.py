@@ -15,46 +15,83 @@ from reprokit.core.fileio import write_json, write_text
 from reprokit.core.metric_names import EXTRA_METRICS
 from reprokit.core.progress import progress
 from reprokit.core.tables import write_table
-from reprokit.data.images import load_images
+from reprokit.data.images import ImageDataset, RawPixels, WorkerSeeder, image_loader
 from reprokit.data.source import split_rows
 from reprokit.evaluate.gather import gather_for_metrics
 from reprokit.evaluate.metrics import retrieval_metrics
 
-__all__ = ["embed", "embed_distributed", "score", "validation_inputs", "wants_distributed", "write_validation"]
+__all__ = [
+    "baseline_pixels", "embed", "embed_distributed", "score", "validation_inputs", "wants_distributed",
+    "write_validation",
+]
 
 
-def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, torch.Tensor]:
+def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, ImageDataset]:
+    """The validation rows and their images as a dataset decoded batch by batch (no pixels held)."""
     val_df, val_paths = split_rows(df, paths, "validation")
-    return val_df, load_images(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
+    return val_df, ImageDataset.from_frame(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
+
+
+def baseline_pixels(cfg: Config, images: ImageDataset) -> RawPixels:
+    """Where the raw-pixel baseline's pixels are kept as the embedding pass decodes them: at most a
+    quarter of ``validate.memory_budget_mb`` (the rest is the metrics' chunks), area-averaged to a
+    smaller side when the full-size pixels of every image would not fit."""
+    pixels = RawPixels(len(images), images.channels, images.size, cfg.validate.memory_budget_mb * 2**20 // 4)
+    if pixels.side != images.size:
+        print(
+            f"validate: raw-pixel baseline at {pixels.side}x{pixels.side} (the {len(images)} images at "
+            f"{images.size}x{images.size} exceed a quarter of validate.memory_budget_mb)",
+            file=sys.stderr,
+        )
+    return pixels
+
+
+def _batches(images: torch.Tensor | ImageDataset, batch_size: int, batch_ids, num_workers: int = 0, seed: int = 0,
+             rank: int = 0):
+    """(images, labels, item indices) of the given batches (batch b: items b*batch_size, ...): slices of
+    an in-memory tensor, or decoded by a DataLoader with ``num_workers`` workers, in order."""
+    ranges = [range(b * batch_size, min((b + 1) * batch_size, len(images))) for b in batch_ids]
+    if isinstance(images, torch.Tensor):
+        return [(images[r.start : r.stop], None, torch.arange(r.start, r.stop)) for r in ranges]
+    return image_loader(images, [list(r) for r in ranges], num_workers, WorkerSeeder(seed, rank))
 
 
 @torch.inference_mode()
-def _embed_batches(model: nn.Module, images: torch.Tensor, batch_size: int, batch_ids: list[int], show: bool):
+def _embed_batches(model: nn.Module, batches, show: bool, pixels: RawPixels | None = None):
     idx, out = [], []
-    for b in progress(batch_ids, "embedding", enabled=show):
-        stop = min((b + 1) * batch_size, len(images))
-        idx.append(torch.arange(b * batch_size, stop))
-        out.append(model(images[b * batch_size : stop]))
+    for x, _, index in progress(batches, "embedding", enabled=show):
+        idx.append(index)
+        out.append(model(x))
+        if pixels is not None:
+            pixels.add(index, x)
     return torch.cat(idx), torch.cat(out)
 
 
-def embed(model: nn.Module, images: torch.Tensor, batch_size: int, show_progress: bool = True) -> torch.Tensor:
-    """Embeddings of all images, in order."""
+def embed(
+    model: nn.Module, images: torch.Tensor | ImageDataset, batch_size: int, show_progress: bool = True, *,
+    num_workers: int = 0, seed: int = 0, pixels: RawPixels | None = None,
+) -> torch.Tensor:
+    """Embeddings of all images (a tensor, or a dataset decoded per batch by ``num_workers`` workers
+    seeded from ``seed``), in order; ``pixels`` receives each batch's pixels as it goes."""
     n_batches = -(-len(images) // batch_size)
-    return _embed_batches(model, images, batch_size, list(range(n_batches)), show_progress)[1]
+    batches = _batches(images, batch_size, range(n_batches), num_workers, seed)
+    return _embed_batches(model, batches, show_progress, pixels)[1]
 
 
 def wants_distributed(t: TrainerConfig) -> bool:
     return t.devices > 1 or t.num_nodes > 1 or t.strategy.startswith("ddp")
 
 
-def embed_distributed(cfg: Config, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, bool]:
+def embed_distributed(
+    cfg: Config, model: nn.Module, images: torch.Tensor | ImageDataset, pixels: RawPixels | None = None
+) -> tuple[torch.Tensor, bool]:
     """(all embeddings in order, is_global_zero) under Lightning Fabric with the ``trainer`` settings.
 
     Ranks share out whole batches (a DistributedSampler over batch ids) so every image is
     embedded in exactly the batch it would be in one process: bit-identical embeddings, hence
     identical metrics. The sampler's padding repeats a batch on some rank; the gather drops
-    those repeats by item index.
+    those repeats by item index. ``pixels`` (rank zero's: it scores the baseline) receives every
+    image: those of its own batches as they are embedded, then the other ranks' ones, decoded again.
     """
     from lightning.fabric import (
         Fabric,  # Lightning's launcher: only paid for when asked for
@@ -63,11 +100,18 @@ def embed_distributed(cfg: Config, model: nn.Module, images: torch.Tensor) -> tu
     t = cfg.trainer
     fabric = Fabric(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy)
     fabric.launch()
-    bs = cfg.validate.batch_size
+    bs, workers = cfg.validate.batch_size, cfg.validate.num_workers
     n_batches = -(-len(images) // bs)
     shard = DistributedSampler(range(n_batches), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False)
-    idx, emb = _embed_batches(model, images, bs, list(shard), fabric.is_global_zero)
+    mine = list(shard)
+    keep = pixels if fabric.is_global_zero else None
+    idx, emb = _embed_batches(model, _batches(images, bs, mine, workers, cfg.seed, fabric.global_rank),
+                              fabric.is_global_zero, keep)
     _, emb = gather_for_metrics(idx, emb)
+    if keep is not None:
+        others = sorted(set(range(n_batches)) - set(mine))
+        for x, _, index in _batches(images, bs, others, workers, cfg.seed):
+            keep.add(index, x)
     return emb, fabric.is_global_zero
 
 

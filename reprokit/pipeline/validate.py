@@ -12,6 +12,7 @@ from reprokit.core.layout import ValidateDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.source import load_dataset
 from reprokit.evaluate.validation import (
+    baseline_pixels,
     embed,
     embed_distributed,
     score,
@@ -38,16 +39,19 @@ def run() -> None:
     out = ValidateDir(args.out)
     remove_outputs(out.metrics, out.baseline, out.plots, out.params)
     model, _ = load_model(Path(args.model))
-    val_df, images = validation_inputs(cfg, df, paths)
+    val_df, images = validation_inputs(cfg, df, paths)  # decoded batch by batch, never all at once
+    # The raw-pixel baseline on the same split shows what the trained model adds; its pixels are
+    # kept, within a bounded memory, as the embedding pass decodes them.
+    pixels = baseline_pixels(cfg, images)
     if wants_distributed(cfg.trainer):
-        embeddings, is_global_zero = embed_distributed(cfg, model, images)
+        embeddings, is_global_zero = embed_distributed(cfg, model, images, pixels)
         if not is_global_zero:
             return  # rank zero scores once and writes
     else:
-        embeddings = embed(model, images, cfg.validate.batch_size)
+        v = cfg.validate
+        embeddings = embed(model, images, v.batch_size, num_workers=v.num_workers, seed=cfg.seed, pixels=pixels)
     res = score(cfg, val_df, embeddings)
-    # The raw-pixel baseline on the same split shows what the trained model adds.
-    baseline = score(cfg, val_df, images.flatten(1), show_progress=False, extra_metrics=False)
+    baseline = score(cfg, val_df, pixels.matrix, show_progress=False, extra_metrics=False)
     write_validation(out.root, res, val_df, baseline)
     record_params(out.params, cfg, PARAMS)
 

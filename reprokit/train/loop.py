@@ -12,12 +12,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pandas as pd
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from reprokit.core.config import Config
 from reprokit.core.layout import TrainDir
-from reprokit.data.images import ImageTensorDataset, collate_batch, load_images
+from reprokit.data.images import ImageDataset, WorkerSeeder, image_loader
 from reprokit.data.sampler import LabelBalancedBatchSampler
 from reprokit.data.source import split_rows
 from reprokit.log.run_logger import RunFolderLogger
@@ -40,16 +39,19 @@ def new_run_identity(exp_name: str | None) -> dict[str, str]:
 
 
 class _SamplerEpoch(pl.Callback):
-    """Lightning calls set_epoch on samplers, not on batch samplers: do it for ours."""
+    """Lightning calls set_epoch on samplers, not on batch samplers: ours follows the epoch
+    Lightning gives samplers (the fit loop's processed epochs), read when an epoch's iterator
+    starts: with workers that is before the epoch's hooks on a resumed run, whose trainer.current_epoch
+    is then still the checkpoint's. It shards itself by rank; the workers' seeds take the rank too."""
 
-    def __init__(self, sampler: LabelBalancedBatchSampler) -> None:
+    def __init__(self, sampler: LabelBalancedBatchSampler, seeder: WorkerSeeder) -> None:
         self.sampler = sampler
+        self.seeder = seeder
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.sampler.set_distributed(trainer.global_rank, trainer.world_size)
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.sampler.set_epoch(trainer.current_epoch)
+        self.sampler.follow(lambda: trainer.fit_loop.epoch_progress.current.processed)
+        self.seeder.rank = trainer.global_rank
 
 
 def resume_dir(cfg: Config) -> Path:
@@ -93,20 +95,16 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
     in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
     module = EmbeddingModule(cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size)
     train_df, train_paths = split_rows(df, paths, "train")
-    images = load_images(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
-    labels = torch.tensor(train_df["label"].to_numpy(), dtype=torch.long)
+    # Paths, boxes and labels only: each batch is decoded when the loader asks for it, by
+    # train.num_workers worker processes (0: in this one), in the sampler's order.
+    dataset = ImageDataset.from_frame(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
 
-    sampler = LabelBalancedBatchSampler(labels.numpy(), cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
-    loader = torch.utils.data.DataLoader(
-        ImageTensorDataset(images, labels),
-        batch_sampler=sampler,
-        collate_fn=collate_batch,
-        num_workers=cfg.train.num_workers,
-        persistent_workers=cfg.train.num_workers > 0,
-    )
+    sampler = LabelBalancedBatchSampler(dataset.labels.numpy(), cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
+    seeder = WorkerSeeder(cfg.seed)
+    loader = image_loader(dataset, sampler, cfg.train.num_workers, seeder, persistent=True)
     state_dir = resume_dir(cfg) if cfg.train.resume else None
     logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir)
-    callbacks: list[pl.Callback] = [_SamplerEpoch(sampler)]
+    callbacks: list[pl.Callback] = [_SamplerEpoch(sampler, seeder)]
     ckpt_path = None
     if state_dir is not None:
         # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end.

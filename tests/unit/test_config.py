@@ -1,5 +1,6 @@
 import dataclasses
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -73,7 +74,7 @@ def test_defaults_equal_the_project_params():
         ({"data": {"digits": {"noise": -0.1}}}, "data.digits.noise must be a number ≥ 0; got -0.1"),
         ({"data": {"digits": {"validation_fraction": 1}}}, "data.digits.validation_fraction must be a number in (0, 1); got 1.0"),
         ({"data": {"digits": {"n_source": 10, "validation_fraction": 0.01}}},
-         "data.digits.validation_fraction must be a fraction that leaves both splits labels: round(10 × fraction) in [1, 9], here 0; got 0.01"),
+         "data.digits.validation_fraction must be a fraction that leaves labels in both splits (round(10 × fraction) in [1, 9]; here 0); got 0.01"),
         ({"data": "x"}, "data must be a mapping; got 'x'"),
         ({"trainer": {"accelerator": "tpu"}}, "trainer.accelerator must be one of 'cpu', 'gpu', 'cuda', 'mps', 'auto'; got 'tpu'"),
         ({"trainer": {"strategy": "ddp_spawn"}}, "trainer.strategy must be one of 'auto', 'ddp'; got 'ddp_spawn'"),
@@ -88,10 +89,14 @@ def test_defaults_equal_the_project_params():
         ({"tags": ["x" * 65]}, "tags[0] must be a non-empty string of at most 64 characters"),
         # Cross-key rules.
         ({"visualize": {"metric": "map@50"}},
-         "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5); "
-         "got 'map@50' (hint: add 50 to validate.map_top_k, or rank by a computed metric)"),
+         "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5, map@r, "
+         "r_precision); got 'map@50' (hint: add 50 to validate.map_top_k, or rank by a computed metric)"),
+        ({"visualize": {"metric": "mrr"}}, "visualize.metric must be one of the metrics validate computes"),
+        ({"visualize": {"metric": "mrr"}, "validate": {"extra_metrics": ["mrr"]}}, None),
         # The default metric is not special: it must be computed too.
-        ({"validate": {"map_top_k": [10]}}, "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@10); got 'map@5'"),
+        ({"validate": {"map_top_k": [10]}},
+         "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@10, map@r, "
+         "r_precision); got 'map@5' (hint: add 5 to validate.map_top_k, or rank by a computed metric)"),
         ({"visualize": {"metric": "n_gt"}}, "visualize.metric must be one of the metrics validate computes"),
         ({"model": {"args": {"channels": [8, 8, 8, 8]}}, "data": {"image_size": 8}},
          "data.image_size must be ≥ 16 with 4 entries in model.args.channels (each conv block halves the image); got 8"),
@@ -133,3 +138,68 @@ def test_flatten_and_redact_secrets():
     assert redact({"nested": {"PASSWORD": "p", "my_secret_key": "s", "ok": 1}}) == {
         "nested": {"PASSWORD": "***REDACTED***", "my_secret_key": "***REDACTED***", "ok": 1}
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"train:\n  epochs: 2\ntrain:\n  epochs: 3\n", "not valid YAML: key 'train' appears twice in one mapping"),
+        (b"train:\n  epochs: 2\n  epochs: 3\n", "key 'epochs' appears twice"),
+        (b"train: {lr: \xff}\n", "is not UTF-8 text"),
+        (b"- 1\n- 2\n", "the config must be a mapping; got [1, 2]"),
+        (b"0\n", "the config must be a mapping; got 0"),
+    ],
+)
+def test_load_config_rejects_what_yaml_would_silently_take(tmp_path, text, expected):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in info.value.one_line()
+
+
+def test_load_config_of_an_empty_file_or_a_folder(tmp_path):
+    (tmp_path / "empty.yaml").write_text("# nothing set\n")
+    assert load_config(tmp_path / "empty.yaml") == config_from_dict({})
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path)
+
+
+def test_merge_keys_are_not_duplicates(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  <<: {epochs: 2, lr: 0.01}\n  epochs: 3\n")
+    cfg = load_config(path)
+    assert (cfg.train.epochs, cfg.train.lr) == (3, 0.01)
+
+
+# Python rounds halves to even: 10 x 0.25 = 2.5 -> 2 validation labels, 11 x 0.5 = 5.5 -> 6.
+@pytest.mark.parametrize(("n_source", "fraction"), [(10, 0.33), (10, 0.25), (11, 0.5), (13, 0.9)])
+def test_digits_split_sizes_are_those_generate_digits_writes(tmp_path, n_source, fraction):
+    from reprokit.core.config import DigitsConfig
+    from reprokit.core.schema import load_dataclass
+    from reprokit.data.digits import generate_digits
+
+    digits = load_dataclass(DigitsConfig, {"n_source": n_source, "views": 2, "validation_fraction": fraction})
+    df = pd.read_csv(generate_digits(digits, 0, tmp_path / "digits"))
+    labels = df.groupby("split")["label"].nunique().to_dict()
+    assert (labels.get("train", 0), labels.get("validation", 0)) == digits.split_sizes()
+
+
+def test_every_trainer_value_the_schema_allows_is_one_lightning_takes():
+    """train passes the trainer section to lightning.Trainer, validate (under DDP) to lightning.Fabric."""
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT_STR
+    from lightning.fabric.strategies import STRATEGY_REGISTRY
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from reprokit.core.config import TrainerConfig
+
+    hints = typing.get_type_hints(TrainerConfig)
+    accelerators = set(typing.get_args(hints["accelerator"]))
+    assert accelerators - {"auto", "gpu"} <= set(AcceleratorRegistry.available_accelerators())
+    for strategy in set(typing.get_args(hints["strategy"])) - {"auto"}:
+        assert strategy in StrategyRegistry.available_strategies()
+        assert strategy in STRATEGY_REGISTRY.available_strategies()
+    assert set(typing.get_args(hints["precision"])) <= set(typing.get_args(_PRECISION_INPUT_STR))

@@ -138,7 +138,14 @@ def test_hand_computed_small_case():
         "map@r": [(1 + 1) / 3, (1 + 1) / 3, (1 + 2 / 3) / 3, (1 / 3) / 3, 0, 0],
         "r_precision": [2 / 3, 2 / 3, 2 / 3, 1 / 3, 0, 0],
         "mrr": [1, 1, 1, 1 / 3, 1 / 5, 1 / 2],
-        "ap": [(1 + 1 + 3 / 4) / 3, (1 + 1 + 3 / 4) / 3, (1 + 2 / 3 + 3 / 4) / 3, (1 / 3 + 2 / 4 + 3 / 5) / 3, 1 / 5, 1 / 2],
+        "ap": [
+            (1 + 1 + 3 / 4) / 3,
+            (1 + 1 + 3 / 4) / 3,
+            (1 + 2 / 3 + 3 / 4) / 3,
+            (1 / 3 + 2 / 4 + 3 / 5) / 3,
+            1 / 5,
+            1 / 2,
+        ],
     }
     for name, values in expected.items():
         assert res.per_query[name].tolist() == pytest.approx(values, abs=1e-12), name
@@ -158,7 +165,9 @@ def test_any_subset_in_the_order_given_and_unknown_names_fail_once():
                             extra_metrics=("ap", "mrr"))  # fmt: skip
     assert res.metric_names == ["cmc@1", "ap", "mrr"]
     assert list(res.per_query.columns)[3:6] == ["cmc@1", "ap", "mrr"]
-    only = retrieval_metrics(x, labels, both, both, cmc_top_k=(), precision_top_k=(), map_top_k=(), extra_metrics=("mrr",))
+    only = retrieval_metrics(
+        x, labels, both, both, cmc_top_k=(), precision_top_k=(), map_top_k=(), extra_metrics=("mrr",)
+    )
     assert only.metric_names == ["mrr"] and only.overall == {"mrr": 1.0}
     for bad, shown in ((("map@R",), "'map@R'"), (("ap", "ndcg"), "'ndcg'"), ("ap", "'ap'")):
         with pytest.raises(ReprokitError) as info:
@@ -212,6 +221,33 @@ def test_properties_and_the_reference(data):
     assert ((0 < pq["mrr"]) & (pq["mrr"] <= 1) & (pq["ap"] > 0) & (pq["ap"] <= 1)).all()
     emb, labels, is_query, is_gallery, sequences = data
     check_against_reference(emb, labels, is_query, is_gallery, sequences=sequences)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets())
+def test_map_at_r_and_r_precision_alone_take_the_partial_ranking_and_agree(data):
+    """Without mrr and ap only the smallest max(R) + 1 keys of each row are sorted: same numbers."""
+    if not _usable(data):
+        return
+    try:
+        whole = _metrics(data)
+    except ValueError:
+        return
+    emb, labels, is_query, is_gallery, sequences = data
+    partial = retrieval_metrics(
+        torch.as_tensor(emb),
+        torch.as_tensor(labels),
+        torch.as_tensor(is_query),
+        torch.as_tensor(is_gallery),
+        sequence_ids=sequences,
+        extra_metrics=("r_precision", "map@r"),
+        cmc_top_k=(1,),
+        precision_top_k=(),
+        map_top_k=(),
+    )
+    for name in ("map@r", "r_precision"):
+        np.testing.assert_array_equal(partial.per_query[name].to_numpy(), whole.per_query[name].to_numpy())
+        assert partial.overall[name] == whole.overall[name]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -97,7 +97,12 @@ def test_exclusions_count_and_mask_without_a_query_x_gallery_mask():
 
 
 def test_bad_sequence_ids():
-    args = (torch.zeros(3, 2), torch.tensor([0, 0, 1]), torch.ones(3, dtype=torch.bool), torch.ones(3, dtype=torch.bool))
+    args = (
+        torch.zeros(3, 2),
+        torch.tensor([0, 0, 1]),
+        torch.ones(3, dtype=torch.bool),
+        torch.ones(3, dtype=torch.bool),
+    )
     with pytest.raises(ValueError, match=r"sequence_ids must have one value per item \(3\); got 2"):
         retrieval_metrics(*args, sequence_ids=[1, 2])
     with pytest.raises(ValueError, match="sequence_ids must hold hashable ids"):
@@ -113,8 +118,9 @@ def test_the_validate_stage_uses_the_sequence_column():
     emb = torch.tensor([[0.0], [0.1], [1.0], [5.0], [5.2]])
     res = score(cfg, val_df, emb, show_progress=False)
     ks = {"cmc_top_k": (1, 5), "precision_top_k": (5,), "map_top_k": (5,)}
-    rows, overall, _ = reference(emb.numpy(), val_df["label"].tolist(), [True] * 5, [True] * 5, ks,
-                                 sequences=val_df["sequence"].tolist())
+    rows, overall, _ = reference(
+        emb.numpy(), val_df["label"].tolist(), [True] * 5, [True] * 5, ks, sequences=val_df["sequence"].tolist()
+    )
     assert res.per_query["n_gt"].tolist() == [r[2] for r in rows] == [1, 1, 2, 1, 1]
     assert res.overall == pytest.approx({m: overall[m] for m in res.metric_names}, abs=1e-12)
     assert res.metric_names[-2:] == ["map@r", "ap"]

@@ -1,0 +1,122 @@
+"""`{name, args}` blocks of the config (``model``, ``train.loss``): a built-in or the user's own callable.
+
+A built-in name has typed args, checked like any section and completed with their defaults (equal
+networks, equal configs); "module:callable" (importable from the project root) gets its args as
+they are, which must be plain YAML. reprokit.train's registries hold the same built-in names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from reprokit.core.checks import at_least as _at_least
+from reprokit.core.checks import non_negative as _non_negative
+from reprokit.core.checks import require as _require
+from reprokit.core.errors import ConfigError
+from reprokit.core.schema import load_dataclass, to_plain
+
+__all__ = ["ModelConfig", "LossConfig", "MODEL_ARGS", "LOSS_ARGS", "SimpleCNNArgs", "TripletArgs"]
+
+MAX_WIDTH = 2**16  # simple_cnn's channels and embedding_dim
+CALLABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+@dataclass(frozen=True)
+class SimpleCNNArgs:
+    """``model.args`` of the built-in ``simple_cnn``."""
+
+    channels: tuple[int, ...] = (16, 32, 64)
+    embedding_dim: int = 64
+
+    def check(self, key: str) -> None:
+        ok = bool(self.channels) and all(c >= 1 for c in self.channels)
+        _require(ok, f"{key}.channels", "a non-empty list of integers ≥ 1", self.channels)
+        _at_least(key, "embedding_dim", self.embedding_dim, 1)
+        # Beyond this a layer does not fit in memory (and past 2**63 torch cannot even size it).
+        widest = f"at most {MAX_WIDTH} (a layer's width)"
+        _require(all(c <= MAX_WIDTH for c in self.channels), f"{key}.channels", f"a list of integers {widest}", self.channels)
+        _require(self.embedding_dim <= MAX_WIDTH, f"{key}.embedding_dim", f"an integer {widest}", self.embedding_dim)
+
+
+@dataclass(frozen=True)
+class TripletArgs:
+    """``train.loss.args`` of the built-in ``triplet``: the margin, batch-all or batch-hard mining."""
+
+    margin: float = 0.5
+    miner: Literal["all", "hard"] = "all"
+
+    def check(self, key: str) -> None:
+        _non_negative(key, "margin", self.margin)
+
+
+MODEL_ARGS: dict[str, type] = {"simple_cnn": SimpleCNNArgs}
+LOSS_ARGS: dict[str, type] = {"triplet": TripletArgs}
+
+
+def _plain_value(value: Any) -> bool:
+    """Plain YAML: what a checkpoint read with ``torch.load(weights_only=True)`` can hold."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_value(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_value(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _check_named(key: str, name: str, args: dict[str, Any], builtins: dict[str, type]) -> None:
+    if name in builtins:
+        load_dataclass(builtins[name], args, f"{key}.args")
+        return
+    allowed = f"one of {', '.join(builtins)} or 'module:callable' (your own, e.g. 'my_models:build')"
+    _require(CALLABLE_NAME.fullmatch(name) is not None, f"{key}.name", allowed, name)
+    for k, v in args.items():
+        _require(_plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v)
+
+
+def _complete(name: str, args: dict[str, Any], builtins: dict[str, type]) -> dict[str, Any]:
+    """A built-in's args with its defaults filled in (equal networks, equal configs); others as given.
+    Invalid args stay as they are: ``check`` then reports them under their key."""
+    if name not in builtins:
+        return args
+    try:
+        return to_plain(load_dataclass(builtins[name], args))
+    except ConfigError:
+        return args
+
+
+@dataclass(frozen=True)
+class _Component:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)  # a built-in's: its defaults filled in
+    builtins: ClassVar[dict[str, type]] = {}
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", _complete(self.name, self.args, self.builtins))  # frozen: set once, here
+
+    def check(self, key: str) -> None:
+        _check_named(key, self.name, self.args, self.builtins)
+
+    def resolved_args(self) -> dict[str, Any]:
+        """A copy of ``args``, a built-in's with its defaults filled in: what the model or loss is built with."""
+        return dict(self.args)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Component):
+    """The embedding network, built as ``build(in_channels=..., **args)`` (in_channels: 1 for
+    data.image_mode L, 3 for RGB); it maps an image batch [N, C, H, W] to embeddings [N, D]."""
+
+    name: str = "simple_cnn"  # a built-in (simple_cnn) or "module:callable"
+    args: dict[str, Any] = field(default_factory=dict)
+    builtins: ClassVar[dict[str, type]] = MODEL_ARGS
+
+
+@dataclass(frozen=True)
+class LossConfig(_Component):
+    """The training loss, built as ``build(**args)``; called as ``loss(embeddings, labels)``, it
+    returns the loss, or (loss, {name: scalar}) statistics logged beside it."""
+
+    name: str = "triplet"  # a built-in (triplet) or "module:callable"
+    args: dict[str, Any] = field(default_factory=dict)
+    builtins: ClassVar[dict[str, type]] = LOSS_ARGS
