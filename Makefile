@@ -35,3 +35,7 @@ bench: install
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_mirror.py
+	$(PY) benchmarks/bench_pml.py
+	$(PY) benchmarks/bench_faiss.py
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_log.py

@@ -13,7 +13,9 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from reprokit.core.config import VisualizeConfig
+from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import atomic_path
+from reprokit.core.metric_names import EXTRA_METRICS
 
 __all__ = ["worst_queries", "draw_worst_queries", "read_per_query"]
 
@@ -30,8 +32,11 @@ def read_per_query(path: Path) -> pd.DataFrame:
 
 def worst_queries(pq: pd.DataFrame, metric: str, n: int) -> pd.DataFrame:
     if metric not in pq.columns:
-        allowed = [c for c in pq.columns if "@" in c]
-        raise KeyError(f"visualize.metric must be one of {', '.join(allowed)}; got {metric!r}")
+        allowed = [c for c in pq.columns if "@" in c or c in EXTRA_METRICS]
+        raise ConfigError(
+            f"visualize.metric must be one of the per-query metrics in the table ({', '.join(allowed)}); got {metric!r}",
+            hint="re-run validate (dvc repro) after changing validate's metrics",
+        )
     scored = pq[pq[metric].notna()]  # queries without ground truth have no score
     return scored.sort_values([metric, "item"], kind="stable").head(n)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.projects import PROJECT_ROOT, run, subprocess_env
+from tests.projects import PROJECT_ROOT, project_files, run, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +49,13 @@ def build(in_channels, width=8, embedding_dim=16):
 
 def _fresh_env(tmp: Path) -> Path:
     """A new venv holding only the built wheel; other packages come from this venv, after its own."""
+    # Built from a copy of the tracked files: a build writes build/ beside its sources.
+    src = tmp / "src"
+    for rel in project_files():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / rel, src / rel)
     dist = tmp / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(PROJECT_ROOT)], tmp,
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)], tmp,
         timeout=600)
     wheel = next(dist.glob("reprokit-*.whl"))
     venv = tmp / "venv"

@@ -8,7 +8,6 @@ whole split into one tensor as training and validation did before.
 import csv
 import pickle
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest

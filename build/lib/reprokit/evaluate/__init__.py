@@ -1,1 +1,0 @@
-"""Evaluation: chunked exact kNN, retrieval metrics, the DDP gather, the validation writer."""

@@ -1,1 +1,0 @@
-"""Logging: ``reprokit.LightningModule`` (``self.log`` of images and text), media conversion, the run-folder logger."""

@@ -1,1 +1,0 @@
-"""A reprokit pipeline in the user's own repository: ``reprokit init`` and the files it writes."""

@@ -1,1 +1,0 @@
-"""Provenance: run artifacts (code snapshot, config, dataframe, environment, git) and ``reprokit reproduce``."""

@@ -1,1 +1,0 @@
-"""Training: the loop, the embedding LightningModule, models, losses, checkpoints."""

@@ -1,1 +1,0 @@
-"""Visualization: the worst-queries figure."""
