@@ -15,8 +15,9 @@ gallery item), then runs, each in a fresh process so its peak RSS is its own:
 
 Columns: wall = the whole call (the up-front decode included); img/s = training images / wall;
 steady img/s = from the end of the first batch to the end of the last (no start-up, no up-front
-decode); peak RSS main = the process' ru_maxrss; workers = the largest worker's RSS (sampled every
-0.1 s; shared pages counted again). Not a timed test: the figures depend on the machine's load.
+decode); peak RSS = the process' ru_maxrss (validate: also right after the embedding pass, which
+decodes the images, before the metrics' chunks); workers = the largest total unique memory (USS,
+sampled every 0.1 s) of its DataLoader workers. Not a timed test: the figures depend on the load.
 
     python benchmarks/bench_data.py --size 10000 --size 50000
     python benchmarks/bench_data.py --size 50000 --steps 100   # one capped epoch, on a loaded machine
@@ -59,7 +60,7 @@ def write_dataset(folder: Path, n: int, seed: int = 0) -> Path:
         base = np.asarray(base, dtype=np.int16)
         val = label < n_val
         for v in range(VIEWS):
-            noisy = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+            noisy = np.clip(base + rng.normal(0, 60, base.shape), 0, 255).astype(np.uint8)
             rel = f"images/{label}_{v}.jpg"
             Image.fromarray(noisy).save(folder / rel, quality=90)
             rows.append([label, rel, "validation" if val else "train", "True" if val else "", "True" if val else ""])
@@ -80,7 +81,7 @@ def _params(folder: Path, workers: int) -> dict:
 
 
 class _RssSampler(threading.Thread):
-    """The largest RSS any child process (a DataLoader worker) reached, sampled every 0.1 s."""
+    """The largest sum of the child processes' (DataLoader workers') unique memory, sampled every 0.1 s."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -92,11 +93,13 @@ class _RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
+            total = 0
             for child in self.me.children(recursive=True):
                 try:
-                    self.workers_peak = max(self.workers_peak, child.memory_info().rss)
+                    total += child.memory_full_info().uss
                 except Exception:  # a worker that just exited
                     pass
+            self.workers_peak = max(self.workers_peak, total)
 
 
 def _in_memory_dataset():
@@ -188,6 +191,14 @@ def child_validate(folder: Path, loader: str, workers: int, model: Path) -> dict
 
         validate.validation_inputs = inputs
         validate.baseline_pixels = lambda cfg, images: AllPixels(images)
+    embed, after_embedding = validate.embed, {}
+
+    def measured_embed(*args, **kwargs):
+        result = embed(*args, **kwargs)
+        after_embedding["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return result
+
+    validate.embed = measured_embed
     out = folder / f"validate-{loader}-{workers}"
     sys.argv = ["validate", "--params", str(params), "--model", str(model), "--out", str(out)]
     sampler = _RssSampler()
@@ -201,6 +212,7 @@ def child_validate(folder: Path, loader: str, workers: int, model: Path) -> dict
     return {
         "wall_s": wall,
         "rss_main_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+        "rss_embedded_gib": after_embedding["rss"] / GIB,
         "rss_workers_gib": sampler.workers_peak / GIB,
         "cmc@1": metrics["cmc@1"],
         "baseline_cmc@1": baseline["cmc@1"],
@@ -219,6 +231,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, action="append", help="number of images (repeatable; default 10000, 50000)")
     parser.add_argument("--steps", type=int, help="cap the training epoch at this many batches")
     parser.add_argument("--skip", action="append", default=[], help="skip a run, e.g. 'validate memory 0'")
+    parser.add_argument("--repeat", type=int, default=1, help="run every measurement this many times, interleaved")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -236,7 +249,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}; "
           f"load average before: {load}")
     header = f"{'images':>7} {'stage':<9} {'loader':<10} {'wall s':>7} {'img/s':>7} {'steady img/s':>12} " \
-             f"{'peak RSS main':>13} {'workers':>8}  notes"
+             f"{'peak RSS':>9} {'(embedded)':>10} {'workers':>8}  notes"
     print(header)
     print("-" * len(header), flush=True)
     runs = [("train", "memory", 0), ("train", "stream", 0), ("train", "stream", 2),
@@ -249,7 +262,7 @@ def main() -> None:
             write_dataset(folder, n)
             print(f"{n:>7} (dataset written in {time.monotonic() - t0:.0f} s)", flush=True)
             model = folder / "train-stream-0" / "model.ckpt"
-            for stage, loader, workers in runs:
+            for stage, loader, workers in [r for _ in range(args.repeat) for r in runs]:
                 if f"{stage} {loader} {workers}" in args.skip:
                     continue
                 extra = str(args.steps or 0) if stage == "train" else str(model)
@@ -262,11 +275,13 @@ def main() -> None:
                 name = f"{loader} w{workers}" if loader == "stream" else loader
                 if stage == "train":
                     rate, steady, notes = f"{r['img_s']:.0f}", f"{r['steady_img_s']:.0f}", f"{r['images']} images"
+                    embedded = ""
                 else:
-                    rate, steady = "", ""
+                    rate, steady, embedded = "", "", f"{r['rss_embedded_gib']:.2f} GiB"
                     notes = f"cmc@1 {r['cmc@1']:.3f}, raw pixels {r['baseline_cmc@1']:.3f}"
                 print(f"{n:>7} {stage:<9} {name:<10} {r['wall_s']:>7.1f} {rate:>7} {steady:>12} "
-                      f"{r['rss_main_gib']:>9.2f} GiB {r['rss_workers_gib']:>4.2f} GiB  {notes}", flush=True)
+                      f"{r['rss_main_gib']:>5.2f} GiB {embedded:>10} {r['rss_workers_gib']:>4.2f} GiB  {notes}",
+                      flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

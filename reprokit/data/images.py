@@ -59,9 +59,10 @@ def load_images(df: pd.DataFrame, paths: Sequence[Path], size: int, mode: str = 
 class ImageDataset(torch.utils.data.Dataset):
     """The rows of a dataframe as (images, labels, indices) batches, decoded when a batch is asked for.
 
-    Holds the paths, the bounding boxes and the labels: never pixels, so memory does not grow with
-    the images' size and DataLoader workers decode in parallel. ``__getitems__`` decodes a whole
-    batch into one tensor (what ``DataLoader`` calls with a batch sampler; use ``collate_batch``).
+    Holds a path, a label and a bounding box per row, never pixels: the decoded dataset is never
+    in memory, only the batches in flight, and DataLoader workers decode them in parallel.
+    ``__getitems__`` decodes a whole batch into one tensor (what ``DataLoader`` calls with a batch
+    sampler; use ``collate_batch``).
     """
 
     def __init__(
@@ -117,7 +118,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 class ImageTensorDataset(torch.utils.data.Dataset):
-    """(image, label, index) triples from in-memory tensors; batched indexing in one gather."""
+    """(image, label, index) triples from in-memory tensors; batched indexing in one gather (the
+    in-memory counterpart of ``ImageDataset``, e.g. over ``load_images``)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.images = images

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from reprokit.core.config import Config, TrainerConfig
+from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import write_json, write_text
 from reprokit.core.metric_names import EXTRA_METRICS
 from reprokit.core.progress import progress
@@ -21,6 +22,7 @@ from reprokit.evaluate.gather import gather_for_metrics
 from reprokit.evaluate.metrics import retrieval_metrics
 
 __all__ = [
+    "embedding_device",
     "baseline_pixels", "embed", "embed_distributed", "score", "validation_inputs", "wants_distributed",
     "write_validation",
 ]
@@ -57,11 +59,33 @@ def _batches(images: torch.Tensor | ImageDataset, batch_size: int, batch_ids, nu
 
 
 @torch.inference_mode()
-def _embed_batches(model: nn.Module, batches, show: bool, pixels: RawPixels | None = None):
+def embedding_device(t: TrainerConfig) -> torch.device:
+    """The device ``trainer.accelerator`` names for one process: validate embeds where train trained.
+
+    ``auto`` takes a GPU when there is one. Asking for a GPU that is not there is one clear line.
+    """
+    wanted = t.accelerator
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator is {wanted!r} but this machine has no CUDA GPU", hint="use cpu or auto")
+        return torch.device("cuda")
+    if wanted == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("trainer.accelerator is 'mps' but MPS is not available here", hint="use cpu or auto")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _embed_batches(model: nn.Module, batches, show: bool, pixels: RawPixels | None = None,
+                   device: torch.device | None = None):
+    """Item indices and embeddings, both on ``device`` (the model's device by default)."""
+    device = device if device is not None else next(model.parameters(), torch.empty(0)).device
     idx, out = [], []
     for x, _, index in progress(batches, "embedding", enabled=show):
-        idx.append(index)
-        out.append(model(x))
+        idx.append(index.to(device))
+        out.append(model(x.to(device)))
         if pixels is not None:
             pixels.add(index, x)
     return torch.cat(idx), torch.cat(out)
@@ -100,6 +124,8 @@ def embed_distributed(
     t = cfg.trainer
     fabric = Fabric(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy)
     fabric.launch()
+    # Embed and gather on this rank's device (NCCL gathers CUDA tensors, gloo CPU ones).
+    model = model.to(fabric.device)
     bs, workers = cfg.validate.batch_size, cfg.validate.num_workers
     n_batches = -(-len(images) // bs)
     shard = DistributedSampler(range(n_batches), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False)

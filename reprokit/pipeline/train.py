@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def run() -> None:
     parser.add_argument("--out", default="runs/train")
     args = parser.parse_args()
     out = TrainDir(args.out)
+    started_at = time.time()
 
     cfg = load_config(args.params)
     df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
@@ -49,7 +51,7 @@ def run() -> None:
     if not is_global_zero:
         return  # under DDP, rank zero alone writes
     warn_untracked_imports(Path.cwd())
-    write_json(out.identity, new_run_identity(os.environ.get("DVC_EXP_NAME")))
+    write_json(out.identity, new_run_identity(os.environ.get("DVC_EXP_NAME"), started_at, time.time()))
     # Last: metrics.json exists only for a finished run.
     write_json(out.metrics, stats)
     print(f"train: {', '.join(f'{k}={v:.4f}' for k, v in stats.items())}", file=sys.stderr)

@@ -15,6 +15,7 @@ from reprokit.evaluate.validation import (
     baseline_pixels,
     embed,
     embed_distributed,
+    embedding_device,
     score,
     validation_inputs,
     wants_distributed,
@@ -39,6 +40,7 @@ def run() -> None:
     out = ValidateDir(args.out)
     remove_outputs(out.metrics, out.baseline, out.plots, out.params)
     model, _ = load_model(Path(args.model))
+    device = embedding_device(cfg.trainer)
     val_df, images = validation_inputs(cfg, df, paths)  # decoded batch by batch, never all at once
     # The raw-pixel baseline on the same split shows what the trained model adds; its pixels are
     # kept, within a bounded memory, as the embedding pass decodes them.
@@ -49,8 +51,9 @@ def run() -> None:
             return  # rank zero scores once and writes
     else:
         v = cfg.validate
-        embeddings = embed(model, images, v.batch_size, num_workers=v.num_workers, seed=cfg.seed, pixels=pixels)
-    res = score(cfg, val_df, embeddings)
+        embeddings = embed(model.to(device), images, v.batch_size, num_workers=v.num_workers, seed=cfg.seed, pixels=pixels)
+    # The metrics run on the CPU (reprokit's kNN and metric code is tested there; no GPU measured).
+    res = score(cfg, val_df, embeddings.cpu())
     baseline = score(cfg, val_df, pixels.matrix, show_progress=False, extra_metrics=False)
     write_validation(out.root, res, val_df, baseline)
     record_params(out.params, cfg, PARAMS)

@@ -32,10 +32,17 @@ def is_rank_zero() -> bool:
     return all(int(os.environ.get(k) or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
-def new_run_identity(exp_name: str | None) -> dict[str, str]:
-    """One id per pipeline run: later stages and the logger mirror attach to it."""
+def new_run_identity(exp_name: str | None, started_at: float, finished_at: float) -> dict[str, object]:
+    """The training run's identity: its id and name (the pipeline run's id is built on it), and
+    when it ran (Unix seconds): the experiment's own record of its time, e.g. to see queued
+    experiments overlap."""
     run_id = uuid.uuid4().hex
-    return {"run_id": run_id, "run_name": f"{exp_name or 'run'}-{run_id[:8]}"}
+    return {
+        "run_id": run_id,
+        "run_name": f"{exp_name or 'run'}-{run_id[:8]}",
+        "started_at": round(started_at, 3),
+        "finished_at": round(finished_at, 3),
+    }
 
 
 class _SamplerEpoch(pl.Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -44,7 +45,9 @@ class MlflowServer:
     def start(self, timeout: float = 90) -> str:
         exe = shutil.which("mlflow", path=str(Path(sys.executable).parent))
         if exe is None:
-            pytest.skip("mlflow server: the `mlflow` command is not installed beside this Python")
+            if importlib.util.find_spec("mlflow") is not None:
+                pytest.fail("mlflow is installed but its `mlflow` command is not beside this Python")
+            pytest.skip("mlflow server: the mlflow package is not installed here")
         self.root.mkdir(parents=True, exist_ok=True)
         cmd = [
             exe, "server",
@@ -63,7 +66,8 @@ class MlflowServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                pytest.skip(f"mlflow server exited with {self.proc.returncode}: {(self.root / 'server.log').read_text()[-500:]}")
+                # mlflow is installed (the command exists): a server that cannot start is a failure, never a skip.
+                pytest.fail(f"mlflow server exited with {self.proc.returncode}: {(self.root / 'server.log').read_text()[-500:]}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -72,7 +76,7 @@ class MlflowServer:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                pytest.skip(f"mlflow server did not answer /health within {timeout:.0f} s")
+                pytest.fail(f"mlflow server did not answer /health within {timeout:.0f} s")
             time.sleep(0.5)
 
     def stop(self) -> None:

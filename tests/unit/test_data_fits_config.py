@@ -41,3 +41,16 @@ def test_validation_where_no_query_can_find_anything_is_refused():
 
 def test_data_that_fits_passes():
     check_fits_config(_cfg(4, 3), _frame())
+
+
+def test_validate_embeds_on_the_device_trainer_names():
+    import torch
+
+    from reprokit.evaluate.validation import embedding_device
+
+    assert embedding_device(config_from_dict({"trainer": {"accelerator": "cpu"}}).trainer) == torch.device("cpu")
+    auto = embedding_device(config_from_dict({"trainer": {"accelerator": "auto"}}).trainer)
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="trainer.accelerator is 'gpu' but this machine has no CUDA GPU"):
+            embedding_device(config_from_dict({"trainer": {"accelerator": "gpu"}}).trainer)
