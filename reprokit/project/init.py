@@ -24,8 +24,9 @@ from reprokit.core.git import run_git
 __all__ = ["init_project", "InitReport", "TEMPLATE_FILES", "IGNORES"]
 
 # Template file -> where it goes in the project.
+# (dvc.yaml is stored as dvc.yaml.tmpl: DVC would take a dvc.yaml anywhere in the repository for a pipeline.)
 TEMPLATE_FILES = {
-    "dvc.yaml": "dvc.yaml",
+    "dvc.yaml.tmpl": "dvc.yaml",
     "params.yaml": "params.yaml",
     "models.py": "models.py",
     "stages/__init__.py": "stages/__init__.py",

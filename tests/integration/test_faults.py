@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -103,15 +104,28 @@ BROKEN = {
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def _validate_stage(root: Path) -> tuple[Path, int, str]:
+    """The real validate stage on ``root``'s params; (root, exit code, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.validate", "--params", str(root / "params.yaml"), "--out", str(root / "runs/validate")],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=600,
+    )
+    return root, proc.returncode, proc.stderr
+
+
 @pytest.fixture(scope="module")
 def broken_runs(tmp_path_factory) -> dict[str, tuple[Path, int, str]]:
-    """Each broken dataframe through the real validate stage, one process per case, all started at once.
+    """Each broken dataframe through the real validate stage, one process per case, a folder per case.
 
-    Each case has a folder of its own; the processes fail in their checks, before any compute, so
-    their cost is the interpreter and torch import: run side by side they take half the time on
-    2 cores. Per case: (its folder, exit code, stderr).
+    The processes fail in their checks, before any compute: their cost is the interpreter and the
+    torch import, one core each, so they run one per core side by side (not all at once: eleven
+    imports at a time need gigabytes on a machine others share). Per case: (folder, exit code, stderr).
     """
-    started = {}
+    roots = {}
     for kind in sorted(BROKEN):
         breaker, _ = BROKEN[kind]
         root = tmp_path_factory.mktemp("broken")
@@ -119,27 +133,10 @@ def broken_runs(tmp_path_factory) -> dict[str, tuple[Path, int, str]]:
         breaker(_dataset(data)).to_csv(data / "df.csv", index=False)
         params = {"data": {"dataframe": str(data / "df.csv"), "generate": [], "image_size": 8}}
         (root / "params.yaml").write_text(yaml.safe_dump(params))
-        # Files, not pipes: nobody has to drain eleven pipes while waiting for the processes.
-        with open(root / "stdout.txt", "w") as stdout, open(root / "stderr.txt", "w") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "stages.validate", "--params", str(root / "params.yaml"), "--out", str(root / "runs/validate")],
-                cwd=PROJECT,
-                stdout=stdout,
-                stderr=stderr,
-                env=subprocess_env(),
-            )
-        started[kind] = (root, proc)
-    finished = {}
-    try:
-        for kind, (root, proc) in started.items():
-            code = proc.wait(timeout=600)
-            finished[kind] = (root, code, (root / "stderr.txt").read_text())
-    finally:
-        for _, proc in started.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return finished
+        roots[kind] = root
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {kind: pool.submit(_validate_stage, root) for kind, root in roots.items()}
+        return {kind: future.result() for kind, future in futures.items()}
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))

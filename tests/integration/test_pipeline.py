@@ -124,8 +124,13 @@ def test_exp_run_and_exp_show_list_params_and_metrics(experiment_copy: Path):
 def test_plots_show_renders_curves_and_image(pipeline_copy: Path):
     run(["dvc", "plots", "show", "-o", "plots_html"], pipeline_copy)
     html = (pipeline_copy / "plots_html" / "index.html").read_text()
-    assert "Loss per step" in html and "CMC curve" in html
+    assert "Loss statistics per step" in html and "CMC curve" in html
     assert "worst_queries.png" in html
+    # Each plot drawn once: no second panel with DVC's defaults for a file already in a named plot.
+    panels = json.loads(run(["dvc", "plots", "show", "--json"], pipeline_copy).stdout)["data"]
+    assert set(panels) == {
+        "Loss statistics per step", "Loss statistics per epoch", "CMC curve", "runs/visualize/worst_queries.png",
+    }
 
 
 def test_resolved_config_is_recorded_with_overrides(pipeline_repo: Path):

@@ -20,7 +20,7 @@ def _git_repo(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", [n for n in TEMPLATE_FILES if n != "dvc.yaml"])
+@pytest.mark.parametrize("name", [n for n in TEMPLATE_FILES if n != "dvc.yaml.tmpl"])
 def test_templates_are_this_repositorys_files(name):
     """This repository is a reprokit project as `init` makes it: the files cannot drift apart."""
     assert template_text(name) == (ROOT / TEMPLATE_FILES[name]).read_text()
@@ -28,7 +28,7 @@ def test_templates_are_this_repositorys_files(name):
 
 def test_template_dvc_yaml_is_this_repositorys_without_reprokit_code_deps():
     ours = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    theirs = yaml.safe_load(template_text("dvc.yaml"))
+    theirs = yaml.safe_load(template_text("dvc.yaml.tmpl"))
     for stage in ours["stages"].values():
         spec = stage.get("do", stage)
         spec["deps"] = [d for d in spec["deps"] if not d.startswith("reprokit/")]
