@@ -58,7 +58,6 @@ def _batches(images: torch.Tensor | ImageDataset, batch_size: int, batch_ids, nu
     return image_loader(images, [list(r) for r in ranges], num_workers, WorkerSeeder(seed, rank))
 
 
-@torch.inference_mode()
 def embedding_device(t: TrainerConfig) -> torch.device:
     """The device ``trainer.accelerator`` names for one process: validate embeds where train trained.
 
@@ -78,6 +77,8 @@ def embedding_device(t: TrainerConfig) -> torch.device:
     return torch.device("cpu")
 
 
+# No autograd graph: without it every batch's activations would be kept until the end.
+@torch.inference_mode()
 def _embed_batches(model: nn.Module, batches, show: bool, pixels: RawPixels | None = None,
                    device: torch.device | None = None):
     """Item indices and embeddings, both on ``device`` (the model's device by default)."""

@@ -260,6 +260,7 @@ def test_run_cache_round_trip_restores_a_teammates_variant_without_running_it(pi
     run(["dvc", "remote", "add", "-d", "shared", str(remote)], origin)
     run(["git", "add", "-A"], origin)
     run(["git", "commit", "-qm", "pipeline results + shared DVC remote"], origin)
+    run(["dvc", "push"], origin)  # what the commit records, for the teammate's clone
     committed = (origin / "params.yaml").read_text()
 
     # The variant: never committed, only run and pushed.

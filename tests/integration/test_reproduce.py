@@ -146,3 +146,18 @@ def test_api_token_never_lands_in_files_or_console(pipeline_copy: Path):
                                 assert b"abc123" not in tar.extractfile(m).read(), (path, m.name)
                     continue
                 assert b"abc123" not in data, path
+
+
+def test_reproducing_never_publishes_to_the_tracker_and_a_dead_one_costs_nothing(history_repo: Path, tmp_path: Path):
+    from tests.integration.conftest import mirror_free_port
+
+    repo = copy_repo(history_repo, tmp_path / "repo")
+    dead = f"http://127.0.0.1:{mirror_free_port()}"  # nothing listens there
+    write_params(repo, {"logger": {"name": "mlflow", "args": {"tracking_uri": dead}, "strict": True}})
+    commit_all(repo, "pipeline with a (now dead) MLflow tracker")
+    proc = reprokit(["reproduce", "HEAD"], repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reproduced:" in proc.stderr and "NOT reproduced" not in proc.stderr
+    assert "throwaway csv logger" in proc.stderr
+    assert not (repo / "mlruns").exists() and not (repo / "logs" / "mlflow.db").exists()
+

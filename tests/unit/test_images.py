@@ -161,3 +161,4 @@ def test_embedding_a_dataset_equals_embedding_the_in_memory_tensor(frame):
     for workers in (0, 2):
         got = embed(model, dataset, batch_size=7, show_progress=False, num_workers=workers, seed=1)
         assert torch.equal(got, expected)
+        assert not got.requires_grad  # no autograd graph holding every batch's activations
