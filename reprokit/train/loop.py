@@ -13,8 +13,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pandas as pd
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from reprokit.core.config import Config
+from reprokit.core.fileio import atomic_path
 from reprokit.core.layout import TrainDir
 from reprokit.data.images import ImageDataset, WorkerSeeder, image_loader
 from reprokit.data.sampler import LabelBalancedBatchSampler
@@ -61,6 +63,15 @@ class _SamplerEpoch(pl.Callback):
         self.seeder.rank = trainer.global_rank
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint beside its path and renames it into place: a run killed while saving
+    never leaves a truncated last.ckpt for ``train.resume`` to read."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        with atomic_path(Path(path)) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
 def resume_dir(cfg: Config) -> Path:
     """Where ``train.resume`` keeps its last checkpoint: outside the DVC outputs (DVC deletes
     those before a stage runs), one folder per training configuration, so a changed config
@@ -89,6 +100,7 @@ def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callba
         log_every_n_steps=cfg.train.log_every_n_steps,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        plugins=[AtomicCheckpointIO()],
         # Our batch sampler shards itself across ranks (set_distributed): Lightning must not wrap it.
         use_distributed_sampler=False,
     )
