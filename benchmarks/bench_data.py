@@ -9,6 +9,8 @@ gallery item), then runs, each in a fresh process so its peak RSS is its own:
   - ``memory``: the previous commit's path: every image decoded up front into one float32 tensor
     (``load_images``, kept unchanged, + ``ImageTensorDataset``), swapped in for ``ImageDataset``;
   - ``stream w0`` / ``stream w2``: images decoded per batch by the DataLoader, 0 or 2 workers;
+- ``decode``: the same training batches (sampler, ``--steps``) through the same loaders, no model:
+  what loading alone delivers (``memory``: its up-front decode included in wall);
 - ``validate``: the validate stage's ``run`` (embedding, metrics, the raw-pixel baseline) with the
   model the streamed training wrote, ``memory`` (all images and the baseline's pixels at full
   size in memory, as before) or ``stream w0`` / ``stream w2``.
@@ -167,6 +169,39 @@ def child_train(folder: Path, loader: str, workers: int, steps: int | None) -> d
     }
 
 
+def child_decode(folder: Path, loader: str, workers: int, steps: int | None) -> dict:
+    import itertools
+
+    from reprokit.core.config import config_from_dict
+    from reprokit.data.images import ImageDataset, WorkerSeeder, image_loader
+    from reprokit.data.sampler import LabelBalancedBatchSampler
+    from reprokit.data.source import load_dataset, split_rows
+
+    cfg = config_from_dict(_params(folder, workers))
+    df, paths, _ = load_dataset(cfg, check_images=False)
+    train_df, train_paths = split_rows(df, paths, "train")
+    rss = _RssSampler()
+    rss.start()
+    start = time.monotonic()
+    source = _in_memory_dataset() if loader == "memory" else ImageDataset
+    dataset = source.from_frame(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
+    sampler = LabelBalancedBatchSampler(dataset.labels.numpy(), cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
+    sizes, first = [], None
+    for x, _, _ in itertools.islice(image_loader(dataset, sampler, workers, WorkerSeeder(0)), steps):
+        sizes.append(len(x))
+        first = first or time.monotonic()
+    end = time.monotonic()
+    rss.stop.set()
+    return {
+        "wall_s": end - start,
+        "images": sum(sizes),
+        "img_s": sum(sizes) / (end - start),
+        "steady_img_s": sum(sizes[1:]) / (end - first),
+        "rss_main_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+        "rss_workers_gib": rss.workers_peak / GIB,
+    }
+
+
 def child_validate(folder: Path, loader: str, workers: int, model: Path) -> dict:
     import yaml
 
@@ -239,6 +274,8 @@ def main() -> None:
         what, folder, loader, workers, extra = args.child
         if what == "train":
             res = child_train(Path(folder), loader, int(workers), int(extra) or None)
+        elif what == "decode":
+            res = child_decode(Path(folder), loader, int(workers), int(extra) or None)
         else:
             res = child_validate(Path(folder), loader, int(workers), Path(extra))
         print(json.dumps(res))
@@ -253,6 +290,7 @@ def main() -> None:
     print(header)
     print("-" * len(header), flush=True)
     runs = [("train", "memory", 0), ("train", "stream", 0), ("train", "stream", 2),
+            ("decode", "memory", 0), ("decode", "stream", 0), ("decode", "stream", 2),
             ("validate", "memory", 0), ("validate", "stream", 0), ("validate", "stream", 2)]
     with tempfile.TemporaryDirectory(prefix="reprokit-bench-data-") as tmp:
         log = Path(tmp) / "children.log"
@@ -265,7 +303,7 @@ def main() -> None:
             for stage, loader, workers in [r for _ in range(args.repeat) for r in runs]:
                 if f"{stage} {loader} {workers}" in args.skip:
                     continue
-                extra = str(args.steps or 0) if stage == "train" else str(model)
+                extra = str(model) if stage == "validate" else str(args.steps or 0)
                 try:
                     r = _run_child([stage, str(folder), loader, str(workers), extra], log)
                 except subprocess.CalledProcessError:
@@ -273,7 +311,7 @@ def main() -> None:
                     print(log.read_text()[-3000:])
                     raise
                 name = f"{loader} w{workers}" if loader == "stream" else loader
-                if stage == "train":
+                if stage in ("train", "decode"):
                     rate, steady, notes = f"{r['img_s']:.0f}", f"{r['steady_img_s']:.0f}", f"{r['images']} images"
                     embedded = ""
                 else:

@@ -77,19 +77,34 @@ def embedding_device(t: TrainerConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def _n_rows(n: int, batch_size: int, batch_ids) -> int:
+    return sum(min((b + 1) * batch_size, n) - b * batch_size for b in batch_ids)
+
+
 # No autograd graph: without it every batch's activations would be kept until the end.
 @torch.inference_mode()
-def _embed_batches(model: nn.Module, batches, show: bool, pixels: RawPixels | None = None,
+def _embed_batches(model: nn.Module, batches, n_rows: int, show: bool, pixels: RawPixels | None = None,
                    device: torch.device | None = None):
-    """Item indices and embeddings, both on ``device`` (the model's device by default)."""
+    """Item indices and embeddings of the ``n_rows`` items of ``batches``, in their order, both on
+    ``device`` (the model's device by default).
+
+    Written into two tensors allocated once: per-batch outputs kept in a list until the end pin
+    the heap between them, and the batches' transient activations then raised the RSS with every
+    batch (about 0.5 GiB more at 33,000 RGB 64x64 images than at 3,300).
+    """
     device = device if device is not None else next(model.parameters(), torch.empty(0)).device
-    idx, out = [], []
+    idx = torch.empty(n_rows, dtype=torch.long, device=device)
+    out, pos = None, 0
     for x, _, index in progress(batches, "embedding", enabled=show):
-        idx.append(index.to(device))
-        out.append(model(x.to(device)))
+        y = model(x.to(device))
+        if out is None:
+            out = torch.empty((n_rows, *y.shape[1:]), dtype=y.dtype, device=y.device)
+        out[pos : pos + len(y)] = y
+        idx[pos : pos + len(y)] = index
+        pos += len(y)
         if pixels is not None:
             pixels.add(index, x)
-    return torch.cat(idx), torch.cat(out)
+    return idx, out if out is not None else torch.empty(0, 0, device=device)
 
 
 def embed(
@@ -100,7 +115,7 @@ def embed(
     seeded from ``seed``), in order; ``pixels`` receives each batch's pixels as it goes."""
     n_batches = -(-len(images) // batch_size)
     batches = _batches(images, batch_size, range(n_batches), num_workers, seed)
-    return _embed_batches(model, batches, show_progress, pixels)[1]
+    return _embed_batches(model, batches, len(images), show_progress, pixels)[1]
 
 
 def wants_distributed(t: TrainerConfig) -> bool:
@@ -133,7 +148,7 @@ def embed_distributed(
     mine = list(shard)
     keep = pixels if fabric.is_global_zero else None
     idx, emb = _embed_batches(model, _batches(images, bs, mine, workers, cfg.seed, fabric.global_rank),
-                              fabric.is_global_zero, keep)
+                              _n_rows(len(images), bs, mine), fabric.is_global_zero, keep)
     _, emb = gather_for_metrics(idx, emb)
     if keep is not None:
         others = sorted(set(range(n_batches)) - set(mine))
