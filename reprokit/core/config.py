@@ -147,9 +147,20 @@ class TrainConfig:
     num_workers: int = 0
     resume: bool = False
     log_every_n_steps: int = 1
+    # Embed the validation split every n epochs (and after the last) and log validate's overall
+    # metrics as val/<metric> in plots/epoch.tsv and live (0: never).
+    validate_every_n_epochs: int = 1
+    checkpoint: Literal["last", "best"] = "last"  # best: model.ckpt is the epoch with the highest `monitor`
+    monitor: str = "map@5"  # with checkpoint: best, a metric validate computes (higher is better)
 
     def check(self, key: str) -> None:
         _at_least(key, "epochs", self.epochs, 1)
+        _at_least(key, "validate_every_n_epochs", self.validate_every_n_epochs, 0)
+        if self.checkpoint == "best" and self.validate_every_n_epochs == 0:
+            raise ConfigError(
+                f"{key}.checkpoint 'best' needs validation while training; got {key}.validate_every_n_epochs 0",
+                hint=f"set {key}.validate_every_n_epochs to 1 or more, or {key}.checkpoint: last",
+            )
         _require(self.n_labels >= 2, f"{key}.n_labels", "an integer ≥ 2 (a triplet needs a negative)", self.n_labels)
         n_inst = self.n_instances
         _require(n_inst >= 2, f"{key}.n_instances", "an integer ≥ 2 (a triplet needs a positive)", n_inst)
@@ -273,6 +284,7 @@ class Config:
             # W&B cuts tags at 64 characters; key/value backends join the tags with commas.
             _require(ok, f"tags[{i}]", f"a non-empty string of at most {MAX_TAG_LENGTH} characters without commas", tag)
         self._check_visualize_metric()
+        self._check_monitor()
         if self.model.name == "simple_cnn":
             blocks = len(self.model.args["channels"])
             _require(
@@ -309,6 +321,17 @@ class Config:
             f"visualize.metric must be one of the metrics validate computes ({', '.join(computed)}); got {metric!r}",
             hint=f"add {match[2]} to validate.{match[1]}_top_k, or rank by a computed metric" if match else None,
         )
+
+    def _check_monitor(self) -> None:
+        """train.monitor picks the best epoch among validate's metrics, computed while training."""
+        if self.train.checkpoint != "best":
+            return
+        computed = self.validate.metric_names()
+        if self.train.monitor not in computed:
+            raise ConfigError(
+                f"train.monitor must be one of the metrics validate computes ({', '.join(computed)}); "
+                f"got {self.train.monitor!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)

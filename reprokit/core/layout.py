@@ -51,6 +51,12 @@ class TrainDir(_StageDir):
         return self.plots / "epoch.tsv"
 
     @property
+    def wall_times(self) -> Path:
+        """When each step and epoch row was logged (Unix seconds): beside the curves, not in them,
+        so the curves stay byte-identical run to run while a replay can still show the real times."""
+        return self.root / "wall_times.tsv"
+
+    @property
     def artifacts(self) -> Path:
         return self.root / "artifacts"
 

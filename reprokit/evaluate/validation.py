@@ -158,16 +158,19 @@ def embed_distributed(
 
 
 def score(
-    cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True, extra_metrics: bool = True
+    cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True, extra_metrics: bool = True,
+    by_category: bool = True,
 ):
     """Retrieval metrics of the validation split with the ``validate`` settings.
 
     The dataframe's optional ``category`` and ``sequence`` columns are used as they are (a
     ``sequence`` cell is text; equal texts, empty ones included, are one sequence).
-    ``extra_metrics=False`` leaves out ``validate.extra_metrics`` (the raw-pixel baseline).
+    ``extra_metrics=False`` leaves out ``validate.extra_metrics`` (the raw-pixel baseline);
+    ``by_category=False`` the per-category averages (validation while training: overall only).
     """
     v = cfg.validate
-    categories = val_df["category"].astype(str).tolist() if "category" in val_df.columns else None
+    has_categories = by_category and "category" in val_df.columns
+    categories = val_df["category"].astype(str).tolist() if has_categories else None
     sequences = val_df["sequence"].tolist() if "sequence" in val_df.columns else None
     return retrieval_metrics(
         embeddings,

@@ -6,17 +6,25 @@ Layout under ``root`` (see the artifact contract in the README):
 - ``plots/epoch.tsv`` one row per epoch: ``epoch  step  <key>...`` (epoch-level values)
 - ``images/<key>/<step>.png`` and ``text/<key>/<step>.txt`` for images and texts (``<step>-<n>`` for
   the n-th further one logged under the same key and step)
+- ``wall_times.tsv`` when each step and epoch row was logged: ``table  key  wall_time`` (``step``/``epoch``,
+  the row's step or epoch, Unix seconds), kept out of the curves so that they stay byte-identical
 - ``hparams.json``
 
 Keys ending in ``_step``/``_epoch`` (Lightning's names for ``on_step=True, on_epoch=True``) go to
 the step/epoch table without the suffix; other keys go where the module says they were logged
 (``epoch_keys``), defaulting to the step table. Tables are rewritten atomically at every epoch
 end, so a killed run leaves complete (if shorter) files.
+
+``live`` (optional) receives every value as it is logged, named as the mirror names it when it
+replays these files (``reprokit.core.scalars``): the step values of each logged step, and each epoch's
+whole row once the epoch ends. It must not block; the train stage hands it to the configured logger
+from another thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +34,25 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from reprokit.core.fileio import atomic_path, write_json, write_text
 from reprokit.core.layout import TrainDir, media_name
+from reprokit.core.scalars import Scalar, epoch_tag, read_wall_times, step_tag, write_wall_times
 from reprokit.core.tables import read_table, write_table
 from reprokit.log.media import Occurrences, to_pil
 
-__all__ = ["RunFolderLogger"]
+__all__ = ["RunFolderLogger", "LiveSink"]
+
+# Called with the scalars just logged and whether they close an epoch (a good moment to flush).
+LiveSink = Callable[[list[Scalar], bool], None]
+_INDEX = ("step", "epoch")
 
 
 class RunFolderLogger(Logger):
-    def __init__(self, root: str | Path, epoch_keys: set[str] | None = None, state_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        epoch_keys: set[str] | None = None,
+        state_dir: str | Path | None = None,
+        live: LiveSink | None = None,
+    ) -> None:
         super().__init__()
         self.root = Path(root)
         self.layout = TrainDir(self.root)
@@ -44,6 +63,8 @@ class RunFolderLogger(Logger):
         self.epoch_keys = epoch_keys if epoch_keys is not None else set()
         self._step_rows: dict[int, dict[str, Any]] = {}
         self._epoch_rows: dict[int, dict[str, Any]] = {}
+        self._wall: dict[tuple[str, int], float] = {}  # ("step", step) / ("epoch", epoch) -> Unix seconds
+        self.live = live
 
     # -- Logger interface ---------------------------------------------------------------
     @property
@@ -70,8 +91,9 @@ class RunFolderLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         step = int(step or 0)
+        now = round(time.time(), 3)
         epoch = metrics.get("epoch")
-        epoch_level = False
+        epoch_level, stepped = False, []
         for key, value in metrics.items():
             if key == "epoch":
                 continue
@@ -80,14 +102,34 @@ class RunFolderLogger(Logger):
                 epoch_level = True
                 self._epoch_row(epoch, step)[key[: -len("_epoch")]] = value
             elif key.endswith("_step"):
-                self._step_row(step, epoch)[key[: -len("_step")]] = value
+                stepped.append(key[: -len("_step")])
+                self._step_row(step, epoch)[stepped[-1]] = value
             elif key in self.epoch_keys:
                 epoch_level = True
                 self._epoch_row(epoch, step)[key] = value
             else:
+                stepped.append(key)
                 self._step_row(step, epoch)[key] = value
+        live: list[Scalar] = []
+        if stepped:
+            self._wall[("step", step)] = now
+            row = self._step_rows[step]
+            live += [Scalar(step_tag(k), step, row[k], now) for k in stepped]
         if epoch_level:
+            row = self._epoch_rows[int(epoch) if epoch is not None else max(self._epoch_rows)]
+            self._wall[("epoch", row["epoch"])] = now
+            live += [Scalar(epoch_tag(k), row["step"], v, now) for k, v in row.items() if k not in _INDEX]
             self.save()  # an epoch ended: its complete rows reach the disk
+        if live and self.live is not None:
+            self.live(live, epoch_level)
+
+    @rank_zero_only
+    def log_epoch_values(self, epoch: int, values: Mapping[str, float]) -> None:
+        """Values of epoch ``epoch`` computed outside Lightning's logging (validation while training),
+        kept at full precision: they join the epoch's row, written and sent with it when the epoch's
+        own values are logged (Lightning does so right after the epoch-end hooks)."""
+        row = self._epoch_rows.setdefault(int(epoch), {"epoch": int(epoch)})
+        row.update({k: float(v) for k, v in values.items()})
 
     def log_image(self, key: str, image_hwc: np.ndarray, step: int) -> Path:
         path = self.layout.images / key / media_name(step, self._media.next(self, "image", key, step), ".png")
@@ -109,6 +151,8 @@ class RunFolderLogger(Logger):
                 write_table(layout.step_table, ["step", "epoch"], list(self._step_rows.values()))
             if self._epoch_rows:
                 write_table(layout.epoch_table, ["epoch", "step"], list(self._epoch_rows.values()))
+            if self._wall:
+                write_wall_times(layout.wall_times, self._wall)
 
     def restore(self) -> None:
         """Reload the tables kept in ``state_dir`` (resuming); rows re-logged later overwrite them."""
@@ -119,6 +163,8 @@ class RunFolderLogger(Logger):
             if path.exists():
                 for row in read_table(path):
                     rows[int(row[key])] = row
+        if state.wall_times.exists():
+            self._wall.update(read_wall_times(state.wall_times))
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

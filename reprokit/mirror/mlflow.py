@@ -10,13 +10,17 @@ A dead server must cost seconds: unless the user set them, ``MLFLOW_HTTP_REQUEST
 and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (<= logger.timeout_s) are set while this backend runs.
 MLflow keys cannot hold ``@``: ``validate/cmc@1`` is logged as ``validate/cmc_at_1`` (see
 ``mlflow_key``; the report notes it). Replaying into an existing run skips metric points already there, so a replay after a partial
-one fills the run in without duplicates. Images and texts are artifacts under
+one fills the run in without duplicates: also a run the train stage filled live (:class:`MlflowLive`),
+found again by the same tag (the training's run id), points that reached it during training kept,
+the others added; each point's timestamp is the wall time training logged it at. The run records
+which pipeline run it holds in its ``reprokit.claim`` tag. Images and texts are artifacts under
 ``images/<tag>/<step>.png`` and ``text/<tag>/<step>.txt`` (``<step>-<n>.png`` for further media
 under one key at one step); run files under their run-folder path.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -30,11 +34,13 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from reprokit.core.errors import ConfigError
-from reprokit.mirror.base import MirrorBackend, RunInfo
+from reprokit.mirror.base import LiveWriter, MirrorBackend, RunInfo
 from reprokit.mirror.runfolder import Media, Scalar
 from reprokit.mirror.tags import key_value_tags
 
-__all__ = ["MlflowBackend", "public_uri", "mlflow_key"]
+__all__ = ["MlflowBackend", "MlflowLive", "public_uri", "mlflow_key"]
+
+CLAIM_TAG = "reprokit.claim"
 
 _KEY_OK = re.compile(r"^[\w\-. /]+$")  # MLflow's allowed characters for keys (':' too, not on Windows)
 _KEY_BAD = re.compile(r"[^\w\-. /]")
@@ -64,6 +70,7 @@ class MlflowBackend(MirrorBackend):
         "experiment_name": "MLflow experiment (default reprokit)",
         "artifact_location": "artifact root of a newly created experiment",
     }
+    continues_runs = True
 
     def check_config(self) -> None:
         uri = self.args.get("tracking_uri")
@@ -73,7 +80,10 @@ class MlflowBackend(MirrorBackend):
                 "use sqlite:///path/to/mlflow.db or http://host:port"
             )
 
-    def start(self, run: RunInfo) -> None:
+    def _connect(self, run: RunInfo) -> str:
+        """Client and experiment (created if needed), once per backend; returns the experiment id."""
+        if getattr(self, "exp_id", None) is not None:
+            return self.exp_id
         logs = run.home_dir / "logs"
         uri = str(self.args.get("tracking_uri", f"sqlite:///{logs / 'mlflow.db'}"))
         scheme = urlsplit(uri).scheme
@@ -84,28 +94,47 @@ class MlflowBackend(MirrorBackend):
         self.set_env_default("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         self.set_env_default("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(min(run.timeout_s, 30)))))
         self.client = MlflowClient(tracking_uri=uri)
-        name = str(self.args.get("experiment_name", "reprokit"))
-        exp = self.client.get_experiment_by_name(name)
+        self.experiment = str(self.args.get("experiment_name", "reprokit"))
+        exp = self.client.get_experiment_by_name(self.experiment)
         if exp is None:
             location = self.args.get("artifact_location")
             if location is None and scheme == "sqlite":
                 location = (logs / "mlflow-artifacts").as_uri()
-            exp_id = self.client.create_experiment(name, artifact_location=location)
+            self.exp_id = self.client.create_experiment(self.experiment, artifact_location=location)
         else:
-            exp_id = exp.experiment_id
+            self.exp_id = exp.experiment_id
+        return self.exp_id
+
+    def _find(self, run: RunInfo):
+        exp_id = self._connect(run)
         found = self.client.search_runs(
             [exp_id], filter_string=f"tags.`reprokit.run_id` = '{run.run_id}'", max_results=1
         )
-        if found:
-            self.mlflow_run = found[0]
+        return found[0] if found else None
+
+    def recorded_claim(self, run: RunInfo) -> dict[str, str] | None:
+        found = self._find(run)
+        text = found.data.tags.get(CLAIM_TAG) if found is not None else None
+        try:
+            claim = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return {str(k): str(v) for k, v in claim.items()} if isinstance(claim, dict) else None
+
+    def start(self, run: RunInfo) -> None:
+        found = self._find(run)
+        if found is not None:
+            self.mlflow_run = found
             self.client.update_run(self.mlflow_run.info.run_id, status="RUNNING")
         else:
             self.mlflow_run = self.client.create_run(
-                exp_id, run_name=run.run_name, tags={"reprokit.run_id": run.run_id}
+                self.exp_id, run_name=run.run_name, tags={"reprokit.run_id": run.run_id}
             )
         self.run_id = self.mlflow_run.info.run_id
         self.run = run
-        self.experiment = name
+        self._seen: dict[str, set[tuple[int, float]]] | None = None
+        if run.claim is not None:  # first: the claim is laid before anything else is added
+            self.client.set_tag(self.run_id, CLAIM_TAG, json.dumps(run.claim, sort_keys=True))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         have = self.mlflow_run.data.params
@@ -120,16 +149,26 @@ class MlflowBackend(MirrorBackend):
         for i in range(0, len(todo), 100):
             self.client.log_batch(self.run_id, tags=todo[i : i + 100], synchronous=True)
 
+    def _points(self) -> dict[str, set[tuple[int, float]]]:
+        """(step, value) of every point the run holds, read once (only a reused run has any), then kept up to date."""
+        if self._seen is None:
+            self._seen = {
+                key: {(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)}
+                for key in self.mlflow_run.data.metrics
+            }
+        return self._seen
+
     def log_scalars(self, scalars: list[Scalar]) -> None:
-        seen: dict[str, set[tuple[int, float]]] = {}
-        for key in self.mlflow_run.data.metrics:  # only a reused run has any
-            seen[key] = {(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)}
+        seen = self._points()
         now = int(time.time() * 1000)
-        todo = [
-            Metric(mlflow_key(s.tag), s.value, now, s.step)
-            for s in scalars
-            if (s.step, s.value) not in seen.get(mlflow_key(s.tag), ())
-        ]
+        todo, fresh = [], []
+        for s in scalars:
+            key = mlflow_key(s.tag)
+            if (s.step, s.value) in seen.get(key, ()):
+                continue
+            at = now if s.wall_time is None else int(round(s.wall_time * 1000))
+            todo.append(Metric(key, s.value, at, s.step))
+            fresh.append((key, (s.step, s.value)))
         renamed = sorted({s.tag for s in scalars if mlflow_key(s.tag) != s.tag})
         if renamed:
             self.notes.append(
@@ -138,6 +177,8 @@ class MlflowBackend(MirrorBackend):
             )
         for i in range(0, len(todo), _BATCH):
             self.client.log_batch(self.run_id, metrics=todo[i : i + _BATCH], synchronous=True)
+            for key, point in fresh[i : i + _BATCH]:
+                seen.setdefault(key, set()).add(point)
 
     def _log_as(self, src: Path, artifact_path: str, name: str) -> None:
         """Upload ``src`` as ``artifact_path/name`` (MLflow keeps the local file name)."""
@@ -168,3 +209,31 @@ class MlflowBackend(MirrorBackend):
             "experiment_name": self.experiment,
             "artifact_uri": public_uri(self.mlflow_run.info.artifact_uri or ""),
         }
+
+
+class MlflowLive(LiveWriter):
+    """A training's values, into the MLflow run tagged with the training's run id, as they are logged.
+
+    The run is created here (or found again, for a resumed training: points already there are not
+    sent twice); the mirror stage finds it by the same tag and adds the rest. Its status is FINISHED
+    once training completed (the mirror sets it RUNNING while it adds), FAILED if training failed.
+    """
+
+    def start(self, run: RunInfo) -> None:
+        self.backend = MlflowBackend(self.args)
+        self.backend.check_config()
+        self.backend._connect(run)
+        self.backend.start(run)
+
+    def write(self, scalars: list[Scalar]) -> None:
+        self.backend.log_scalars(scalars)
+
+    def close(self, finished: bool) -> None:
+        try:
+            if hasattr(self.backend, "run_id"):
+                self.backend.client.set_terminated(self.backend.run_id, "FINISHED" if finished else "FAILED")
+        finally:
+            self.backend.restore_env()
+
+
+MlflowBackend.live = MlflowLive

@@ -9,8 +9,19 @@ Step axis (the same for every backend):
 - ``train/<col>``        per-step values from ``train/plots/step.tsv`` at ``step``;
 - ``train_epoch/<col>``  per-epoch values from ``train/plots/epoch.tsv`` at the epoch's ``step``
                          column (the global step at which the epoch ended; ``epoch`` if empty);
+- ``val/<metric>``       validation while training (``val/cmc@1`` columns of ``epoch.tsv``), at the
+                         same step (a column with a ``/`` keeps its name: ``reprokit.core.scalars``);
 - ``validate/<metric>``, ``validate/<category>/<metric>``, ``validate/n_queries*`` and the
   ``visualize/*`` figures at the run's final step (the largest train step; 0 without train).
+
+Train values carry the wall time at which training logged them (``train/wall_times.tsv``), so a
+replay shows the real training duration on a logger's time axis.
+
+Identity: the training's own logger run (``train/run.json``'s ``run_id`` and ``run_name``, the run
+the train stage logs into live) is this pipeline run's logger run, unless that logger run already
+holds another pipeline run on the same training (see :func:`claim_fits`); then the pipeline run gets
+the id :func:`pipeline_run_id` builds from the later stages' records, and a complete logger run of
+its own. ``downstream`` (what the later stages recorded, by digest) is the claim a backend records.
 """
 
 from __future__ import annotations
@@ -27,16 +38,12 @@ from reprokit.core.config import flatten, redact
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import read_json
 from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
+from reprokit.core.scalars import Scalar, WallTimes, epoch_tag, read_wall_times, step_tag
 
-__all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
-
-
-
-@dataclass(frozen=True)
-class Scalar:
-    tag: str
-    step: int
-    value: float
+__all__ = [
+    "Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES", "pipeline_run_id", "downstream_parts",
+    "claim_fits",
+]
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,11 @@ class Artifact:
 
 @dataclass
 class RunData:
-    run_id: str
+    run_id: str  # the pipeline run's own id and name (pipeline_run_id): used when the training's run is taken
     run_name: str
+    train_run_id: str = ""  # the training's logger run: this pipeline run's, unless another one holds it
+    train_run_name: str = ""
+    downstream: dict[str, str] = field(default_factory=dict)  # later stages' records -> digest (the claim)
     scalars: list[Scalar] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     images: list[Media] = field(default_factory=list)
@@ -86,9 +96,11 @@ def _load_json(path: Path) -> Any:
         raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
 
 
-def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: str) -> list[Scalar]:
-    """Every non-empty numeric cell of a TSV curve -> a Scalar at the row's ``step_col``."""
+def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: str, wall: WallTimes) -> list[Scalar]:
+    """Every non-empty numeric cell of a TSV curve -> a Scalar at the row's ``step_col``, stamped with
+    the row's wall time when ``wall`` has it."""
     out: list[Scalar] = []
+    table, name = ("epoch", epoch_tag) if prefix == "train_epoch" else ("step", step_tag)
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         if reader.fieldnames is None or step_col not in reader.fieldnames:
@@ -99,6 +111,7 @@ def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: st
                 step = int(float(step_cell))
             except (TypeError, ValueError):
                 raise MirrorError(f"{path}:{line}: column {step_col!r} must be an integer; got {step_cell!r}") from None
+            at = wall.get((table, _int_or(row.get(table), -1)))
             for col, cell in row.items():
                 if col in index_cols or col is None or cell in (None, ""):
                     continue
@@ -106,8 +119,15 @@ def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: st
                     value = float(cell)
                 except ValueError:
                     raise MirrorError(f"{path}:{line}: column {col!r} must be a number; got {cell!r}") from None
-                out.append(Scalar(f"{prefix}/{col}", step, value))
+                out.append(Scalar(name(col), step, value, at))
     return out
+
+
+def _int_or(cell: str | None, default: int) -> int:
+    try:
+        return int(float(cell or ""))
+    except ValueError:
+        return default
 
 
 def _media(root: Path, suffix: str, skipped: list[str]) -> list[tuple[str, int, int, Path]]:
@@ -159,18 +179,36 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
-    """The pipeline run's id: the training run's id combined with what the later stages used and produced.
+def _downstream_files(runs: RunsDir) -> list[Path]:
+    candidates = (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png")))
+    return [p for p in candidates if p.is_file()]
 
-    Re-running validate alone with other params (``dvc exp run -S validate.distance=cosine``)
-    changes its params record and its metrics, hence the id: a new logger run, the earlier one
-    untouched. Replaying the same finished run again gives the same id: the same logger run.
+
+def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
+    """The pipeline run's own id: the training run's id combined with what the later stages used and produced.
+
+    Re-running validate alone with other params (``dvc exp run -S validate.memory_budget_mb=512``)
+    changes its params record, hence the id: when the training's logger run already holds the
+    earlier pipeline run, this one gets a logger run of its own, the earlier one untouched.
+    Replaying the same finished run again gives the same id: the same logger run.
     """
     parts = [f"train/run_id={train_run_id}"]
-    for path in (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png"))):
-        if path.is_file():
-            parts.append(f"{path.relative_to(runs.root).as_posix()}={_digest(path)}")
+    parts += [f"{p.relative_to(runs.root).as_posix()}={_digest(p)}" for p in _downstream_files(runs)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def downstream_parts(runs: RunsDir) -> dict[str, str]:
+    """What the later stages recorded, ``{path under runs/: sha256[:16]}``: the claim a pipeline run
+    lays on its training's logger run."""
+    return {p.relative_to(runs.root).as_posix(): _digest(p)[:16] for p in _downstream_files(runs)}
+
+
+def claim_fits(recorded: dict[str, str] | None, downstream: dict[str, str]) -> bool:
+    """Whether a pipeline run whose later stages recorded ``downstream`` is the one the training's
+    logger run holds (``recorded``: the claim found there; None or empty: no pipeline run yet, only
+    the live training). It is when every record found there is one of its own: the same run,
+    replayed again or completed by a stage that ran since (validate mirrored, then visualize too)."""
+    return not recorded or all(downstream.get(k) == v for k, v in recorded.items())
 
 
 def _read_identity(runs: RunsDir) -> RunData:
@@ -184,7 +222,8 @@ def _read_identity(runs: RunsDir) -> RunData:
     run_id = pipeline_run_id(runs, train_id)
     # "<experiment that trained>-<pipeline id[:8]>": the same name whenever this run is replayed.
     prefix = train_name.rsplit("-", 1)[0] if "-" in train_name else "run"
-    data = RunData(run_id=run_id, run_name=f"{prefix}-{run_id[:8]}")
+    data = RunData(run_id=run_id, run_name=f"{prefix}-{run_id[:8]}", train_run_id=train_id,
+                   train_run_name=train_name or f"run-{train_id[:8]}", downstream=downstream_parts(runs))
     data.auto_tags["train_run_id"] = train_id
     data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
     return data
@@ -192,9 +231,15 @@ def _read_identity(runs: RunsDir) -> RunData:
 
 def _read_scalars(runs: RunsDir, data: RunData) -> None:
     train = runs.train
+    wall: WallTimes = {}
+    if train.wall_times.is_file():
+        try:
+            wall = read_wall_times(train.wall_times)
+        except (OSError, ValueError) as exc:
+            data.skipped.append(f"{train.wall_times.relative_to(runs.root).as_posix()} ({' '.join(str(exc).split())})")
     for tsv, prefix in ((train.step_table, "train"), (train.epoch_table, "train_epoch")):
         if tsv.is_file():
-            data.scalars += _read_tsv(tsv, "step", ("step", "epoch"), prefix)
+            data.scalars += _read_tsv(tsv, "step", ("step", "epoch"), prefix, wall)
         elif train.root.is_dir():
             data.missing.append(tsv.relative_to(runs.root).as_posix())
     if runs.validate.metrics.is_file():

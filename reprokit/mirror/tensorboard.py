@@ -7,7 +7,13 @@ protos (no torch import, PNGs stored as they are, not re-encoded). Images are im
 event per tag and step, so several images under one key at one step are the samples of one event,
 in order. Texts follow the convention of ``SummaryWriter.add_text`` (tag ``<tag>/text_summary``);
 hyperparameters go to the HParams plugin; tags are a text (``reprokit/tags``); artifacts are copied
-to ``<run>/artifacts/``.
+to ``<run>/artifacts/``. Scalars carry the wall time training logged them at.
+
+Live (:class:`TensorBoardLive`): while the train stage runs, its values go into the training's own
+folder ``logs/tensorboard/<train run_name>/`` as they are logged, flushed at every epoch end, so
+``tensorboard --logdir logs/tensorboard`` shows the curves grow. The mirror stage then rewrites
+that folder whole (when this pipeline run is the one the training's run holds; see
+``reprokit.mirror.runfolder``): every event once, the live ones with the same values and times.
 """
 
 from __future__ import annotations
@@ -30,13 +36,17 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.text import plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from reprokit.mirror._files import RunFolder
-from reprokit.mirror.base import MirrorBackend, RunInfo
+from reprokit.mirror import paths as run_paths
+from reprokit.mirror._files import RunFolder, folder_claim
+from reprokit.mirror.base import LiveWriter, MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
 from reprokit.mirror.runfolder import Media, Scalar
 from reprokit.mirror.tags import key_value_tags
 
-__all__ = ["TensorBoardBackend"]
+__all__ = ["TensorBoardBackend", "TensorBoardLive"]
+
+_DEFAULT_ROOT = "logs/tensorboard"
+
 
 def _string_tensor(values: list[bytes]) -> tensor_pb2.TensorProto:
     return tensor_pb2.TensorProto(
@@ -69,6 +79,10 @@ def _text_summary(tag: str, text: str) -> summary_pb2.Summary:
     return summary_pb2.Summary(value=[value])
 
 
+def _scalar_summary(s: Scalar) -> summary_pb2.Summary:
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=s.tag, simple_value=s.value)])
+
+
 def _hparam_value(value: Any) -> bool | int | float | str:
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
@@ -76,15 +90,20 @@ def _hparam_value(value: Any) -> bool | int | float | str:
 class TensorBoardBackend(MirrorBackend):
     name = "tensorboard"
     allowed_args = {"log_dir": "root folder of the runs (default logs/tensorboard)"}
+    continues_runs = True
+
+    def recorded_claim(self, run: RunInfo) -> dict[str, str] | None:
+        return folder_claim(resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT)), run)
 
     def start(self, run: RunInfo) -> None:
-        root = resolve(run.home_dir, self.args.get("log_dir", "logs/tensorboard"))
+        root = resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT))
         self.folder = RunFolder(root, run)
         self.writer = EventFileWriter(str(self.folder.staging), max_queue_size=1000, flush_secs=3600)
         self.images: dict[tuple[int, str], list[Path]] = defaultdict(list)  # (step, tag) -> PNGs, in order
 
-    def _add(self, summary: summary_pb2.Summary, step: int) -> None:
-        self.writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+    def _add(self, summary: summary_pb2.Summary, step: int, wall_time: float | None = None) -> None:
+        at = time.time() if wall_time is None else wall_time
+        self.writer.add_event(event_pb2.Event(wall_time=at, step=step, summary=summary))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         if params:
@@ -99,8 +118,7 @@ class TensorBoardBackend(MirrorBackend):
 
     def log_scalars(self, scalars: list[Scalar]) -> None:
         for s in scalars:
-            value = summary_pb2.Summary.Value(tag=s.tag, simple_value=s.value)
-            self._add(summary_pb2.Summary(value=[value]), s.step)
+            self._add(_scalar_summary(s), s.step, s.wall_time)
 
     def log_image(self, image: Media) -> None:
         self.images[(image.step, image.tag)].append(image.path)  # written at finish, one event per tag and step
@@ -121,3 +139,25 @@ class TensorBoardBackend(MirrorBackend):
         if hasattr(self, "writer"):
             self.writer.close()
             self.folder.discard()
+
+
+class TensorBoardLive(LiveWriter):
+    """A training's values, into its own run folder, as they are logged (an event file of their own)."""
+
+    def start(self, run: RunInfo) -> None:
+        root = resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT))
+        self.folder = run_paths.run_folder(root, run.run_name, run.run_id)
+        run_paths.mark_live(self.folder, run.run_id, run.run_name)
+        self.writer = EventFileWriter(str(self.folder), max_queue_size=1000, flush_secs=3600, filename_suffix=".live")
+
+    def write(self, scalars: list[Scalar]) -> None:
+        for s in scalars:
+            at = time.time() if s.wall_time is None else s.wall_time
+            self.writer.add_event(event_pb2.Event(wall_time=at, step=s.step, summary=_scalar_summary(s)))
+        self.writer.flush()
+
+    def close(self, finished: bool) -> None:
+        self.writer.close()
+
+
+TensorBoardBackend.live = TensorBoardLive

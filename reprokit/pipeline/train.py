@@ -1,4 +1,10 @@
-"""train: fit the embedding model; write runs/train/ (model, loss statistics, curves, artifacts)."""
+"""train: fit the embedding model; write runs/train/ (model, loss statistics, curves, artifacts).
+
+While it trains, the configured logger receives every value live, into the training's own logger
+run (``reprokit.mirror.live``; the mirror stage completes that run later), and every
+``train.validate_every_n_epochs`` epochs the validation split is scored with validate's engine
+(``reprokit.evaluate.while_training``).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,20 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from reprokit.core.config import load_config
-from reprokit.core.fileio import remove_outputs, replace_dir, staging_dir_in, write_json
+from reprokit.core.config import Config, load_config
+from reprokit.core.fileio import read_json, remove_outputs, replace_dir, staging_dir_in, write_json
 from reprokit.core.layout import TrainDir
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.data.source import load_dataset
+from reprokit.evaluate.while_training import TrainingValidator
+from reprokit.mirror.live import LiveMirror, open_live
 from reprokit.provenance.artifacts import warn_untracked_imports, write_run_artifacts
-from reprokit.train.loop import is_rank_zero, new_run_identity, train
+from reprokit.train.loop import ValidationHook, is_rank_zero, new_run_identity, resume_dir, train
+
+__all__ = ["run", "main"]
 
 
 @contextlib.contextmanager
@@ -36,7 +46,37 @@ def staged_artifacts(out: TrainDir, cfg, csv_path: Path, project_dir: Path) -> I
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def run() -> None:
+def run_identity(cfg: Config) -> dict[str, str]:
+    """This training's id and name; with ``train.resume``, those of the run it resumes (kept beside
+    its checkpoint), so a resumed training continues the same logger run."""
+    fresh = new_run_identity(os.environ.get("DVC_EXP_NAME"))
+    if not cfg.train.resume:
+        return fresh
+    kept = resume_dir(cfg) / "run.json"
+    if kept.is_file():
+        return {k: str(v) for k, v in read_json(kept).items() if k in ("run_id", "run_name")}
+    if is_rank_zero():
+        write_json(kept, fresh)
+    return fresh
+
+
+@contextlib.contextmanager
+def live_logging(cfg: Config, identity: dict[str, str]) -> Iterator[LiveMirror | None]:
+    """The live mirror of this training (rank zero; None when the logger has no live writer),
+    closed when training ends, within ``logger.timeout_s``."""
+    live = open_live(cfg.logger, identity["run_id"], identity["run_name"]) if is_rank_zero() else None
+    finished = False
+    try:
+        yield live
+        finished = True
+    finally:
+        if live is not None:
+            live.close(finished, cfg.logger.timeout_s)
+
+
+def run(on_validation: Sequence[ValidationHook] = ()) -> None:
+    """The train stage. ``on_validation``: hooks called with ``(epoch, metrics)`` after each validation
+    while training (see ``reprokit.train.epoch_validation``); one returning True stops training."""
     parser = stage_parser("train", __doc__)
     parser.add_argument("--out", default="runs/train")
     args = parser.parse_args()
@@ -45,16 +85,23 @@ def run() -> None:
 
     cfg = load_config(args.params)
     df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
-    remove_outputs(out.metrics, out.identity, out.plots, out.images, out.texts, out.artifacts)
-    with staged_artifacts(out, cfg, csv_path, Path.cwd()):
-        stats, is_global_zero = train(cfg, df, paths, out.root)
+    remove_outputs(out.metrics, out.identity, out.plots, out.wall_times, out.images, out.texts, out.artifacts)
+    identity = run_identity(cfg)
+    validator = TrainingValidator(cfg, df, paths) if cfg.train.validate_every_n_epochs > 0 else None
+    with live_logging(cfg, identity) as live, staged_artifacts(out, cfg, csv_path, Path.cwd()):
+        sink = live.send if live is not None else None
+        stats, is_global_zero = train(cfg, df, paths, out.root, validator=validator, on_validation=on_validation, live=sink)
     if not is_global_zero:
         return  # under DDP, rank zero alone writes
     warn_untracked_imports(Path.cwd())
-    write_json(out.identity, new_run_identity(os.environ.get("DVC_EXP_NAME"), started_at, time.time()))
+    write_json(out.identity, {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3)})
     # Last: metrics.json exists only for a finished run.
     write_json(out.metrics, stats)
-    print(f"train: {', '.join(f'{k}={v:.4f}' for k, v in stats.items())}", file=sys.stderr)
+    shown = [f"{k}={v:.4f}" for k, v in stats.items() if isinstance(v, float)]
+    if isinstance(stats.get("best"), dict):
+        best = stats["best"]
+        shown += [f"best epoch {best['epoch']} ({', '.join(f'{k}={v:.4f}' for k, v in best.items() if k != 'epoch')})"]
+    print(f"train: {', '.join(shown)}", file=sys.stderr)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -21,12 +22,13 @@ from reprokit.core.layout import TrainDir
 from reprokit.data.images import ImageDataset, WorkerSeeder, image_loader
 from reprokit.data.sampler import LabelBalancedBatchSampler
 from reprokit.data.source import split_rows
-from reprokit.log.run_logger import RunFolderLogger
+from reprokit.log.run_logger import LiveSink, RunFolderLogger
 from reprokit.train.checkpoint import save_model
 from reprokit.train.embedding_module import EmbeddingModule
+from reprokit.train.epoch_validation import EpochValidation, ValidationHook, Validator
 from reprokit.train.models import IMAGE_CHANNELS
 
-__all__ = ["train", "new_run_identity"]
+__all__ = ["train", "new_run_identity", "ValidationHook", "Validator"]
 
 
 def is_rank_zero() -> bool:
@@ -34,17 +36,12 @@ def is_rank_zero() -> bool:
     return all(int(os.environ.get(k) or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
-def new_run_identity(exp_name: str | None, started_at: float, finished_at: float) -> dict[str, object]:
-    """The training run's identity: its id and name (the pipeline run's id is built on it), and
-    when it ran (Unix seconds): the experiment's own record of its time, e.g. to see queued
-    experiments overlap."""
+def new_run_identity(exp_name: str | None) -> dict[str, str]:
+    """The training run's identity, known from its first step: its id and name, those of the logger
+    run it logs into live (the pipeline run's id is built on it). ``runs/train/run.json`` adds when
+    it ran (Unix seconds): the experiment's own record of its time, e.g. to see queued experiments overlap."""
     run_id = uuid.uuid4().hex
-    return {
-        "run_id": run_id,
-        "run_name": f"{exp_name or 'run'}-{run_id[:8]}",
-        "started_at": round(started_at, 3),
-        "finished_at": round(finished_at, 3),
-    }
+    return {"run_id": run_id, "run_name": f"{exp_name or 'run'}-{run_id[:8]}"}
 
 
 class _SamplerEpoch(pl.Callback):
@@ -106,9 +103,24 @@ def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callba
     )
 
 
-def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tuple[dict[str, float], bool]:
+def train(
+    cfg: Config,
+    df: pd.DataFrame,
+    paths: list[Path],
+    out_dir: Path,
+    *,
+    validator: Validator | None = None,
+    on_validation: Sequence[ValidationHook] = (),
+    live: LiveSink | None = None,
+) -> tuple[dict[str, object], bool]:
     """Fit the model; write plots/ and model.ckpt (rank zero); return (final-epoch loss
-    statistics, whether this process is the global rank zero that writes the outputs)."""
+    statistics, plus ``best`` with ``train.checkpoint: best``; whether this process is the global
+    rank zero that writes the outputs).
+
+    ``validator`` (model -> overall retrieval metrics) runs every ``train.validate_every_n_epochs``
+    epochs and after the last; ``on_validation`` hooks are then called with ``(epoch, metrics)`` and
+    may stop training (see ``reprokit.train.epoch_validation``). ``live`` receives every logged value.
+    """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     # The model and loss first: a user module that fails to import or build stops before any image is read.
     in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
@@ -122,8 +134,13 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
     seeder = WorkerSeeder(cfg.seed)
     loader = image_loader(dataset, sampler, cfg.train.num_workers, seeder, persistent=True)
     state_dir = resume_dir(cfg) if cfg.train.resume else None
-    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir)
+    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir, live=live)
     callbacks: list[pl.Callback] = [_SamplerEpoch(sampler, seeder)]
+    validation = None
+    if validator is not None and cfg.train.validate_every_n_epochs > 0:
+        monitor = cfg.train.monitor if cfg.train.checkpoint == "best" else None
+        validation = EpochValidation(validator, cfg.train.validate_every_n_epochs, cfg.train.epochs, monitor, on_validation)
+        callbacks.append(validation)
     ckpt_path = None
     if state_dir is not None:
         # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end.
@@ -139,10 +156,18 @@ def train(cfg: Config, df: pd.DataFrame, paths: list[Path], out_dir: Path) -> tu
     if cfg.train.resume and trainer.is_global_zero:
         shutil.rmtree(resume_dir(cfg), ignore_errors=True)  # finished: nothing left to resume
 
-    final = logger.last_epoch_values()
+    final = {k: v for k, v in logger.last_epoch_values().items() if not k.startswith("val/")}
+    best = validation.best() if validation is not None else None
+    if best is not None and validation.best_weights is not None:
+        module.model.load_state_dict(validation.best_weights)  # model.ckpt is the best epoch's model
+    if validation is not None and validation.stopped_at is not None and trainer.is_global_zero:
+        print(f"train: stopped after epoch {validation.stopped_at}: a validation hook asked to", file=sys.stderr)
     if trainer.is_global_zero:
         save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=in_channels)
     # The loss, then its statistics in the order the loss returns them (triplet: pos_dist, neg_dist,
     # active_tri), then anything else logged per epoch (a run resumed after its last step logs nothing).
     order = dict.fromkeys(("loss", *module.stat_names, *final))
-    return {k: final[k] for k in order if k in final}, trainer.is_global_zero
+    stats: dict[str, object] = {k: final[k] for k in order if k in final}
+    if best is not None:
+        stats["best"] = best
+    return stats, trainer.is_global_zero

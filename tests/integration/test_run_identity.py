@@ -2,6 +2,12 @@
 
 Real `dvc exp run` in a copy of the finished pipeline; the logger runs are read back from the
 TensorBoard event files with tensorboard's own reader.
+
+The first pipeline run on a training lands in the training's own logger run (the one train logged
+into live: `runs/train/run.json`'s id and name). A later pipeline run on the same training (a
+stage after train re-ran with other params) gets a logger run of its own, complete, train curves
+replayed. Validation while training scores with validate's distance and k lists, so those are train
+params now and changing one re-trains: the later-stage change here is `visualize.n_queries`.
 """
 
 from __future__ import annotations
@@ -32,15 +38,19 @@ def _local(repo: Path, report: dict) -> Path:
     return repo / "logs" / "tensorboard" / Path(report["where"]["log_dir"]).name
 
 
-def test_validate_only_change_makes_a_new_logger_run_and_leaves_the_old_one(pipeline_copy):
+def test_a_later_stage_change_makes_a_new_logger_run_and_leaves_the_old_one(pipeline_copy):
     repo = pipeline_copy
+    training = read_json(repo / "runs/train/run.json")
     first = read_json(repo / "runs/mirror/report.json")
+    # The first pipeline run on this training is the training's own logger run.
+    assert (first["run_id"], first["run_name"]) == (training["run_id"], training["run_name"])
     first_dir = _local(repo, first)
     before = _tree_digest(first_dir)
-    assert readers.read_tensorboard({"log_dir": first_dir}).params["validate.distance"] == "euclidean"
+    assert readers.read_tensorboard({"log_dir": first_dir}).params["visualize.n_queries"] == 3
 
-    out = run(["dvc", "exp", "run", "-S", "validate.distance=cosine"], repo)
-    assert "Running stage 'train'" not in out.stdout + out.stderr  # only validate and after re-ran
+    out = run(["dvc", "exp", "run", "-S", "visualize.n_queries=2"], repo)
+    assert "Running stage 'train'" not in out.stdout + out.stderr  # only visualize and after re-ran
+    assert read_json(repo / "runs/train/run.json") == training
 
     second = read_json(repo / "runs/mirror/report.json")
     assert second["ok"], second["error"]
@@ -50,10 +60,14 @@ def test_validate_only_change_makes_a_new_logger_run_and_leaves_the_old_one(pipe
     # The earlier logger run is exactly as it was, byte for byte.
     assert _tree_digest(first_dir) == before
     view = readers.read_tensorboard(second["where"])
-    assert view.params["validate.distance"] == "cosine"  # the params actually used
+    assert view.params["visualize.n_queries"] == 2  # the params actually used
     assert view.params["train.epochs"] == yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"]
+    # Complete: the training's curves replayed into it, every step once.
+    steps = (repo / "runs/train/plots/step.tsv").read_text().splitlines()[1:]
+    assert sorted(view.scalars["train/loss"]) == sorted(int(line.split("\t")[0]) for line in steps)
+    assert not view.duplicates
     # Both runs still name the training run they came from.
-    assert view.key_values["train_run_id"] == read_json(repo / "runs/train/run.json")["run_id"]
+    assert view.key_values["train_run_id"] == training["run_id"]
 
 
 def test_replaying_a_finished_run_again_gives_the_same_logger_run(pipeline_copy):
