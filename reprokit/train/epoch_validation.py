@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 __all__ = ["EpochValidation", "Validator", "ValidationHook", "preserved_rng", "evaluating"]
@@ -62,6 +63,17 @@ def evaluating(model: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
+@torch.no_grad()
+def share_rank_zeros_buffers(model: nn.Module) -> None:
+    """Under DDP, give every rank rank zero's buffers (BatchNorm's running statistics): each rank
+    updated its own with its own batches since DDP last broadcast them (at a forward pass), so
+    without this the ranks would embed their shares of the validation split with different models.
+    DDP broadcasts them again at the next training step anyway: training is not changed by it."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 class EpochValidation(pl.Callback):
     def __init__(
         self,
@@ -89,6 +101,7 @@ class EpochValidation(pl.Callback):
         if not self.due(epoch):
             return
         model = pl_module.model
+        share_rank_zeros_buffers(model)  # the model rank zero saves is the one every rank scores
         with preserved_rng(), evaluating(model), torch.inference_mode():
             metrics = {k: float(v) for k, v in self.validator(model).items()}
         trainer.logger.log_epoch_values(epoch, {f"val/{k}": v for k, v in metrics.items()})

@@ -42,11 +42,16 @@ class View:
     images: dict[str, dict[int, list[Shot]]] = field(default_factory=dict)
     texts: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     artifacts: set[str] = field(default_factory=set)
+    # Unix seconds of each point, where the backend keeps it (TensorBoard, MLflow); not compared: a
+    # replay stamps what has no recorded time (validate's values) when it sends it.
+    wall_times: dict[str, dict[int, float]] = field(default_factory=dict, compare=False)
 
-    def scalar(self, tag: str, step: int, value: float) -> None:
+    def scalar(self, tag: str, step: int, value: float, wall_time: float | None = None) -> None:
         if step in self.scalars.setdefault(tag, {}):
             self.duplicates.append((tag, step))
         self.scalars[tag][step] = value
+        if wall_time is not None:
+            self.wall_times.setdefault(tag, {})[step] = wall_time
 
     def image(self, tag: str, step: int, data: bytes | Path) -> None:
         self.images.setdefault(tag, {}).setdefault(step, []).append(_shot(data))
@@ -125,7 +130,7 @@ def read_tensorboard(where: dict[str, Any]) -> View:
     tags = acc.Tags()
     for tag in tags["scalars"]:
         for ev in acc.Scalars(tag):
-            view.scalar(tag, ev.step, ev.value)
+            view.scalar(tag, ev.step, ev.value, ev.wall_time)
     _tensorboard_images(log_dir, view)
     for tag in tags["tensors"]:
         if tag.endswith("/text_summary"):
@@ -172,7 +177,7 @@ def read_mlflow(where: dict[str, Any], download_dir: Path) -> View:
     for key in run.data.metrics:
         for m in client.get_metric_history(run_id, key):
             # MLflow refuses '@' in keys; the backend's documented mapping is undone here.
-            view.scalar(key.replace("_at_", "@"), m.step, m.value)
+            view.scalar(key.replace("_at_", "@"), m.step, m.value, m.timestamp / 1000)
     view.params = dict(run.data.params)
     view.key_values = dict(run.data.tags)
     view.user_tags = {k for k, v in run.data.tags.items() if v == "true"}

@@ -56,3 +56,24 @@ def test_one_epoch_of_ddp_training_completes_and_rank_zero_alone_writes(pipeline
     assert len(steps) == per_epoch_single // 2
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert not leftovers  # no temp files from a second writer
+
+
+def test_ddp_training_validates_every_epoch_deterministically(pipeline_copy: Path):
+    """Validation while training under DDP (each rank embeds its share of the batches, every rank scores
+    the gathered embeddings): the same bytes twice, and the last epoch's values are validate's own."""
+    write_params(pipeline_copy, {"train": {"epochs": 2, "checkpoint": "best"}, **DDP})
+    outs = []
+    for name in ("runs/train_ddp_a", "runs/train_ddp_b"):
+        proc = _stage(pipeline_copy, "stages.train", "--out", name)
+        assert proc.stderr.count("train: loss=") == 1  # rank zero alone reports and writes
+        outs.append(pipeline_copy / name)
+    for rel in ("plots/epoch.tsv", "plots/step.tsv", "metrics.json"):
+        assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
+    header, *rows = (outs[0] / "plots/epoch.tsv").read_text().splitlines()
+    names = header.split("\t")
+    best = json.loads((outs[0] / "metrics.json").read_text())["best"]
+    row = dict(zip(names, rows[best["epoch"]].split("\t")))
+    write_params(pipeline_copy, {"trainer": {"strategy": "auto", "devices": 1}})
+    _stage(pipeline_copy, "stages.validate", "--model", str(outs[0] / "model.ckpt"), "--out", "runs/validate_ddp")
+    overall = json.loads((pipeline_copy / "runs/validate_ddp/metrics.json").read_text())["overall"]
+    assert overall == {m: float(row[f"val/{m}"]) for m in overall}

@@ -19,6 +19,7 @@ CONTRACT = [
     "runs/train/plots/epoch.tsv",
     "runs/train/model.ckpt",
     "runs/train/run.json",
+    "runs/train/wall_times.tsv",
     "runs/train/artifacts/code.tar.gz",
     "runs/train/artifacts/config.yaml",
     "runs/train/artifacts/dataframe.csv",
@@ -52,6 +53,16 @@ def test_train_metrics_hold_the_loss_statistics(pipeline_repo: Path):
     first = step[step["epoch"] == 0]
     assert epoch["loss"].iloc[0] == pytest.approx(first["loss"].mean(), rel=1e-5)
     assert metrics["loss"] == pytest.approx(epoch["loss"].iloc[-1])
+
+
+def test_train_validates_every_epoch_with_validates_numbers(pipeline_repo: Path):
+    """Validation while training (the default, every epoch): validate's metrics per epoch in epoch.tsv;
+    the last epoch's are exactly validate's own for model.ckpt (checkpoint: last), the same engine."""
+    epoch = pd.read_csv(pipeline_repo / "runs/train/plots/epoch.tsv", sep="\t")
+    overall = json.loads((pipeline_repo / "runs/validate/metrics.json").read_text())["overall"]
+    assert [c for c in epoch.columns if c.startswith("val/")] == sorted(f"val/{m}" for m in overall)
+    assert epoch["val/cmc@1"].notna().all() and epoch["val/cmc@1"].between(0, 1).all()
+    assert {m: epoch[f"val/{m}"].iloc[-1] for m in overall} == overall
 
 
 def test_validation_metrics_overall_and_by_category(pipeline_repo: Path):
@@ -90,14 +101,43 @@ def test_second_repro_runs_nothing(pipeline_copy: Path):
     assert "up to date" in out
 
 
-def test_changing_a_validate_param_reruns_only_validate_and_visualize(pipeline_copy: Path):
+def _ran(out: str) -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+
+
+def test_changing_a_validate_param_train_does_not_score_with_reruns_only_validate(
+    pipeline_copy: Path, pipeline_repo: Path
+):
+    write_params(pipeline_copy, {"validate": {"memory_budget_mb": 64}})
+    ran = _ran(run(["dvc", "repro"], pipeline_copy).stdout)
+    assert "validate" in ran and not ran & {"prepare", "train"}
+    # A memory budget never changes a number (hence train does not list it), so per_query.tsv is the
+    # same and visualize, whose input it is, need not run again.
+    rel = "runs/validate/metrics.json"
+    assert (pipeline_copy / rel).read_bytes() == (pipeline_repo / rel).read_bytes()
+
+
+def test_changing_the_metrics_validate_computes_retrains_too(pipeline_copy: Path):
+    """Validation while training scores with validate's k lists: changing one re-trains."""
     write_params(pipeline_copy, {"validate": {"cmc_top_k": [1, 3]}})
-    out = run(["dvc", "repro"], pipeline_copy).stdout
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert {"validate", "visualize"} <= ran
-    assert not ran & {"prepare", "train"}
+    ran = _ran(run(["dvc", "repro"], pipeline_copy).stdout)
+    assert {"train", "validate", "visualize"} <= ran and "prepare" not in ran
     metrics = json.loads((pipeline_copy / "runs/validate/metrics.json").read_text())
     assert "cmc@3" in metrics["overall"]
+    epoch = pd.read_csv(pipeline_copy / "runs/train/plots/epoch.tsv", sep="\t")
+    assert epoch["val/cmc@3"].iloc[-1] == metrics["overall"]["cmc@3"]
+
+
+def test_checkpoint_best_is_the_model_validate_scores(pipeline_copy: Path):
+    write_params(pipeline_copy, {"train": {"epochs": 4, "checkpoint": "best", "monitor": "map@5"}})
+    run(["dvc", "repro"], pipeline_copy)
+    epoch = pd.read_csv(pipeline_copy / "runs/train/plots/epoch.tsv", sep="\t")
+    best = int(epoch["val/map@5"].idxmax())  # the first epoch with the highest map@5
+    train = json.loads((pipeline_copy / "runs/train/metrics.json").read_text())
+    assert train["best"] == {"epoch": int(epoch.loc[best, "epoch"]), "map@5": epoch.loc[best, "val/map@5"]}
+    # validate scored model.ckpt at exactly the values training recorded for that epoch: it is that model.
+    overall = json.loads((pipeline_copy / "runs/validate/metrics.json").read_text())["overall"]
+    assert overall == {m: epoch.loc[best, f"val/{m}"] for m in overall}
 
 
 def test_force_repro_is_byte_identical(pipeline_copy: Path, pipeline_repo: Path):
@@ -129,8 +169,13 @@ def test_plots_show_renders_curves_and_image(pipeline_copy: Path):
     # Each plot drawn once: no second panel with DVC's defaults for a file already in a named plot.
     panels = json.loads(run(["dvc", "plots", "show", "--json"], pipeline_copy).stdout)["data"]
     assert set(panels) == {
-        "Loss statistics per step", "Loss statistics per epoch", "CMC curve", "runs/visualize/worst_queries.png",
+        "Loss statistics per step", "Loss statistics per epoch", "Retrieval metrics per epoch", "CMC curve",
+        "runs/visualize/worst_queries.png",
     }
+    # CMC@1 by epoch: validation while training, one point per epoch (REDUCED_PARAMS: 2 epochs).
+    (panel,) = panels["Retrieval metrics per epoch"]
+    points = [v for v in panel["content"]["data"]["values"] if v["field"] == "val/cmc@1"]
+    assert [p["epoch"] for p in points] == ["0", "1"] and all(0 < float(p["dvc_inferred_y_value"]) <= 1 for p in points)
 
 
 def test_resolved_config_is_recorded_with_overrides(pipeline_repo: Path):

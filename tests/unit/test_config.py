@@ -46,6 +46,11 @@ def test_defaults_equal_the_project_params():
         ({"train": {"loss": {"args": {"miner": "semi"}}}}, "train.loss.args.miner must be one of 'all', 'hard'; got 'semi'"),
         ({"train": {"n_labels": 600, "n_instances": 4, "loss": {"args": {"miner": "hard"}}}}, None),
         ({"train": {"num_workers": -1}}, "train.num_workers must be an integer ≥ 0; got -1"),
+        ({"train": {"validate_every_n_epochs": -1}}, "train.validate_every_n_epochs must be an integer ≥ 0; got -1"),
+        ({"train": {"checkpoint": "first"}}, "train.checkpoint must be one of 'last', 'best'; got 'first'"),
+        ({"train": {"checkpoint": "best", "validate_every_n_epochs": 0}},
+         "train.checkpoint 'best' needs validation while training; got train.validate_every_n_epochs 0 "
+         "(hint: set train.validate_every_n_epochs to 1 or more, or train.checkpoint: last)"),
         ({"validate": {"cmc_top_k": []}}, "validate.cmc_top_k must be a non-empty list of distinct integers ≥ 1; got []"),
         ({"validate": {"cmc_top_k": [1, 0]}}, "validate.cmc_top_k must be a non-empty list of distinct integers ≥ 1; got [1, 0]"),
         ({"validate": {"map_top_k": [5, 5]}}, "validate.map_top_k must be a list of distinct integers ≥ 1; got [5, 5]"),
@@ -98,6 +103,12 @@ def test_defaults_equal_the_project_params():
          "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@10, map@r, "
          "r_precision); got 'map@5' (hint: add 5 to validate.map_top_k, or rank by a computed metric)"),
         ({"visualize": {"metric": "n_gt"}}, "visualize.metric must be one of the metrics validate computes"),
+        ({"train": {"checkpoint": "best", "monitor": "map@50"}},
+         "train.monitor must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5, map@r, "
+         "r_precision); got 'map@50'"),
+        ({"train": {"checkpoint": "best", "monitor": "loss"}}, "train.monitor must be one of the metrics validate computes"),
+        ({"train": {"checkpoint": "best", "monitor": "mrr"}, "validate": {"extra_metrics": ["mrr"]}}, None),
+        ({"train": {"monitor": "loss"}}, None),  # checkpoint: last does not use it
         ({"model": {"args": {"channels": [8, 8, 8, 8]}}, "data": {"image_size": 8}},
          "data.image_size must be ≥ 16 with 4 entries in model.args.channels (each conv block halves the image); got 8"),
         ({"data": {"digits": {"n_source": 30}}},

@@ -156,6 +156,9 @@ KEYS: dict[str, Pair] = {
     "train.num_workers": small(ints(0, 4)),
     "train.resume": texts(True, False),
     "train.log_every_n_steps": ints(1, 50),
+    "train.validate_every_n_epochs": ints(0, 10),
+    "train.checkpoint": either(st.sampled_from(["last", "best"]), st.sampled_from(["Best", "first", "", 1, None])),
+    "train.monitor": either(st.sampled_from(METRICS), st.one_of(st.sampled_from(ODD_METRICS), WRONG_TYPE)),
     "validate.batch_size": ints(1, 300, 7),
     "validate.distance": either(st.sampled_from(["euclidean", "cosine"]), st.sampled_from(["manhattan", "Euclidean"])),
     "validate.cmc_top_k": int_lists(1, 5, 2, 10, 20, 2**40),
@@ -192,10 +195,12 @@ if "extra_metrics" in {f.name for f in dataclasses.fields(ValidateConfig)}:  # a
 
 # A changed key may be reported under the key a cross-key rule ties it to.
 RELATED: dict[str, set[str]] = {
-    "validate.cmc_top_k": {"visualize.metric"},
-    "validate.precision_top_k": {"visualize.metric"},
-    "validate.map_top_k": {"visualize.metric"},
-    "validate.extra_metrics": {"visualize.metric"},
+    "validate.cmc_top_k": {"visualize.metric", "train.monitor"},
+    "validate.precision_top_k": {"visualize.metric", "train.monitor"},
+    "validate.map_top_k": {"visualize.metric", "train.monitor"},
+    "validate.extra_metrics": {"visualize.metric", "train.monitor"},
+    "train.checkpoint": {"train.monitor"},
+    "train.validate_every_n_epochs": {"train.checkpoint"},
     "model.name": {"model.args", "data.image_size"},
     "model.args.channels": {"data.image_size"},
     "model.args": {"data.image_size"},
