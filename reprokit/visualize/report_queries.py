@@ -183,7 +183,7 @@ def build_query_table(
             [_number(q[m]) for m in metrics],
             failed[r],
             [int(i) for i in q["retrieved"]],
-            [_number(d, 4) for d in q["distances"]],  # the page shows 3 decimals
+            [_number(d, 3) for d in q["distances"]],  # as the page shows them (rounded once)
             gt[r][:GROUND_TRUTH_SHOWN],
             len(gt[r]),
         ])
