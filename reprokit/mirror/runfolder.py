@@ -26,8 +26,7 @@ from reprokit.core.config import flatten, redact
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import read_json
 from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
-# Re-exported: the naming moved down to core, where the report uses it too.
-from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name  # noqa: F401
+from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name  # core: the report names runs too
 
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
 

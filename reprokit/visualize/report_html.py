@@ -18,13 +18,19 @@ from typing import Any
 from reprokit.visualize.report_data import ReportData
 from reprokit.visualize.report_queries import QueryTable, query_records
 
-__all__ = ["render_page", "CSP"]
+__all__ = ["render_page", "page_style", "CSP"]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
 def _asset(name: str) -> str:
     return resources.files("reprokit.visualize").joinpath("report_assets", name).read_text(encoding="utf-8")
+
+
+def page_style() -> str:
+    """The report's stylesheet (system fonts, the query/relevant/irrelevant/truth frame colours),
+    for another page in the report's style (e.g. the comparison of two runs)."""
+    return _asset("report.css")
 
 
 def _e(value: Any) -> str:
@@ -200,7 +206,7 @@ def render_page(data: ReportData, table: QueryTable, cmc_uri: str | None, curves
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(ident.run_name)} · reprokit report</title>
 <style>
-{_asset("report.css")}
+{page_style()}
 {_sheet_styles(table.sheets)}
 </style>
 </head>

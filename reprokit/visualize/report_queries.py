@@ -51,15 +51,17 @@ def metric_columns(pq: pd.DataFrame) -> list[str]:
 
 
 # One array per query, in this order (names once, not per row: a third of the JSON's size).
-QUERY_FIELDS = ("item", "label", "category", "n_gt", "metrics", "failed_at_1", "retrieved", "distances", "truth", "n_truth")
+QUERY_FIELDS = ("item", "label", "category", "n_gt", "metrics", "failed_at_1", "retrieved", "distances", "truth")
 
 
 def _number(x: Any, digits: int = 6) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
 
 
-def _ground_truth(pq: pd.DataFrame, val_df: pd.DataFrame) -> list[list[int]]:
-    """Per query: the gallery items it should find (same label; not itself nor its own sequence)."""
+def _ground_truth(pq: pd.DataFrame, val_df: pd.DataFrame, limit: int) -> list[list[int]]:
+    """Per query: the first ``limit`` gallery items it should find (same label; not itself nor its
+    own sequence). How many there are in all is the table's ``n_gt``; a label of 10,000 items is
+    never listed whole per query."""
     labels = val_df["label"].to_numpy()
     gallery = val_df["is_gallery"].to_numpy(dtype=bool)
     seq = val_df["sequence"].astype("string").fillna("").to_numpy() if "sequence" in val_df.columns else None
@@ -68,7 +70,12 @@ def _ground_truth(pq: pd.DataFrame, val_df: pd.DataFrame) -> list[list[int]]:
         by_label.setdefault(int(labels[idx]), []).append(int(idx))
     out = []
     for item, label in zip(pq["item"].tolist(), pq["label"].tolist()):
-        gt = [i for i in by_label.get(int(label), ()) if i != item and (seq is None or seq[i] != seq[item])]
+        gt: list[int] = []
+        for i in by_label.get(int(label), ()):
+            if i != item and (seq is None or seq[i] != seq[item]):
+                gt.append(i)
+                if len(gt) == limit:
+                    break
         out.append(gt)
     return out
 
@@ -91,7 +98,7 @@ def _priority(pq: pd.DataFrame, gt: list[list[int]], worst_metric: str | None) -
         order = sorted(order, key=lambda r: (keys[r], int(pq["item"].iat[r])))
     seen: dict[int, None] = {}
     for r in order:
-        for i in (int(pq["item"].iat[r]), *pq["retrieved"].iat[r], *gt[r][:GROUND_TRUTH_SHOWN]):
+        for i in (int(pq["item"].iat[r]), *pq["retrieved"].iat[r], *gt[r]):
             seen.setdefault(int(i), None)
     return list(seen)
 
@@ -169,7 +176,7 @@ def build_query_table(
         )
     labels = val_df["label"].to_numpy()
     metrics = metric_columns(pq)
-    gt = _ground_truth(pq, val_df)
+    gt = _ground_truth(pq, val_df, GROUND_TRUTH_SHOWN)
     slots, sheets, cell = _thumbnails(_priority(pq, gt, worst_metric), val_paths, _bbox(val_df))
     categories = val_df["category"].astype(str).tolist() if "category" in val_df.columns else None
     failed = _failed_at_1(pq, labels)
@@ -184,8 +191,7 @@ def build_query_table(
             failed[r],
             [int(i) for i in q["retrieved"]],
             [_number(d, 3) for d in q["distances"]],  # as the page shows them (rounded once)
-            gt[r][:GROUND_TRUTH_SHOWN],
-            len(gt[r]),
+            gt[r],
         ])
     payload = {
         "metrics": metrics,

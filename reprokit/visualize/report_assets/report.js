@@ -104,9 +104,9 @@
     tiles.appendChild(group);
     var truth = el("div", "group");
     q.truth.forEach(function (item) { truth.appendChild(tile(item, "truth", "truth", "item " + item)); });
-    if (q.n_truth > q.truth.length) truth.appendChild(el("span", "more-truth", "+" + (q.n_truth - q.truth.length) + " more"));
-    if (!q.n_truth) truth.appendChild(el("span", "more-truth", "no ground truth in the gallery"));
-    tiles.appendChild(el("div", "group-label", "ground truth (" + q.n_truth + ")"));
+    if (q.n_gt > q.truth.length) truth.appendChild(el("span", "more-truth", "+" + (q.n_gt - q.truth.length) + " more"));
+    if (!q.n_gt) truth.appendChild(el("span", "more-truth", "no ground truth in the gallery"));
+    tiles.appendChild(el("div", "group-label", "ground truth (" + q.n_gt + ")"));
     tiles.appendChild(truth);
     cell.appendChild(tiles);
     var info = el("p", "detail-info");
