@@ -101,6 +101,7 @@ class VisualizeDir(_StageDir):
 
     @property
     def gradcam(self) -> Path:
+        """The worst queries with Grad-CAM heat maps over each query and retrieved item."""
         return self.root / "gradcam.png"
 
     @property

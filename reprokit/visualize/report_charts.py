@@ -38,7 +38,8 @@ _RC = {
 def svg_data_uri(fig: Figure, salt: str) -> str:
     buf = io.StringIO()
     with matplotlib.rc_context({**_RC, "svg.hashsalt": salt}):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+        # The figures lay themselves out (constrained layout): a "tight" bbox would lay out twice.
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue().encode()).decode()
 
 
@@ -50,7 +51,7 @@ def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]
 def cmc_chart(cmc: dict[str, list[float]], baseline: dict[str, float]) -> str:
     """CMC@k of the trained embedding for k = 1..K, with the raw-pixel baseline's CMC@k points."""
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(4.6, 3.0))
+        fig = Figure(figsize=(4.6, 3.0), layout="constrained")
         ax = fig.add_subplot()
         k, value = _finite(cmc.get("k", []), cmc.get("cmc", []))
         ax.plot(k, value, marker="o", markersize=4, color=TRAINED, label="trained embedding")
@@ -63,7 +64,6 @@ def cmc_chart(cmc: dict[str, list[float]], baseline: dict[str, float]) -> str:
         ax.set_ylabel("CMC@k")
         ax.set_ylim(0, 1.02)
         ax.set_xticks(sorted({int(x) for x in k} | {p[0] for p in raw}))
-        ax.set_title("CMC curve")
         ax.legend(loc="center right")
         return svg_data_uri(fig, "cmc")
 
