@@ -1,1 +1,1 @@
-"""Visualization: the worst-queries figure and the run's HTML report (``report``, ``report_*``)."""
+"""Visualization: the worst-queries figure."""

@@ -28,6 +28,7 @@ class RunIdentity:
     run_name: str  # the pipeline run's name: the logger run the mirror writes has the same
     run_id: str
     train_run_id: str
+    train_run_name: str
     commit: str | None
     branch: str | None
     dirty: bool | None  # None: train recorded no git state
@@ -106,6 +107,7 @@ def _identity(runs: RunsDir) -> RunIdentity:
         run_name=pipeline_run_name(train_name, run_id),
         run_id=run_id,
         train_run_id=train_id,
+        train_run_name=train_name,
         commit=state.get("commit"),
         branch=state.get("branch"),
         dirty=state.get("dirty") if state.get("is_repo", True) and "dirty" in state else None,

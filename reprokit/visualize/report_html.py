@@ -225,7 +225,8 @@ def render_page(data: ReportData, table: QueryTable, cmc_uri: str | None, curves
 {_queries(table)}
 </main>
 <footer>
-<p>Written by the report stage from the files under <code>runs/</code> (train run <code>{_e(ident.train_run_id)}</code>);
+<p>Written by the report stage from the files under <code>runs/</code> (training run {_e(ident.train_run_name)},
+<code>{_e(ident.train_run_id)}</code>);
 every image, chart and script is inside this file.</p>
 {missing}
 </footer>

@@ -173,11 +173,11 @@ def build_run_folder(
     if "visualize" in stages:
         figure = _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
         exp.image("visualize/worst_queries", step, figure)
+    assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
+    exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
+    exp.run_name = f"run-{exp.run_id[:8]}"
     if "report" in stages:  # the page and an asset beside it: both are artifacts, under report/
         _write(runs / "report" / "index.html", "<!doctype html><title>report</title><img src='thumbs/0.png'>\n")
         _png(runs / "report" / "thumbs" / "0.png", (4, 4), "L")
         exp.artifacts |= {"report/index.html", "report/thumbs/0.png"}
-    assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
-    exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
-    exp.run_name = f"run-{exp.run_id[:8]}"
     return runs, exp
