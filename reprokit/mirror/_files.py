@@ -2,8 +2,11 @@
 
 A replay writes the run's folder into a staging folder and swaps it in at ``finish``, so
 replaying the same run again replaces it instead of appending duplicate events, and a failed
-replay leaves the previous folder untouched. The folder a training filled live is replaced the same
-way: everything it received is in the run folder the replay reads, with the same wall times.
+replay leaves the previous folder untouched. The folder a training filled live (``RunInfo.live_id``)
+is adopted by the first pipeline run mirrored without a folder of its own yet: everything it received
+is in the run folder the replay reads, with the same wall times, so the pipeline run's folder is
+written whole and the live one removed once it is in place; a later pipeline run on the same
+training finds no live folder left and gets a folder of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class RunFolder:
         self.final = paths.run_folder(root, run.run_name, run.run_id)
         self.staging = paths.staging_dir(self.final, run.home_dir)
         self.run = run
+        adopt = not self.final.exists() and run.live_id and run.live_name
+        self.live = paths.live_folder(root, run.live_name, run.live_id) if adopt else None
 
     def copy_in(self, rel: str, src: Path) -> Path:
         dst = self.staging / rel
@@ -31,12 +36,13 @@ class RunFolder:
         return dst
 
     def publish(self) -> dict[str, Any]:
-        paths.publish(self.staging, self.final, self.run.run_id, self.run.run_name, self.run.claim)
-        return {"logger_run_id": self.run.run_id, "run_name": self.run.run_name, "log_dir": str(self.final)}
+        paths.publish(self.staging, self.final, self.run.run_id, self.run.run_name)
+        out = {"logger_run_id": self.run.run_id, "run_name": self.run.run_name, "log_dir": str(self.final)}
+        if self.live is not None and self.live != self.final:
+            shutil.rmtree(self.live, ignore_errors=True)  # adopted: its events are all in the folder just published
+            out["adopted_live_run"] = self.live.name
+        return out
 
     def discard(self) -> None:
         paths.discard(self.staging)
 
-
-def folder_claim(root: Path, run: RunInfo) -> dict[str, str] | None:
-    return paths.recorded_claim(root, run.run_name, run.run_id)

@@ -6,10 +6,11 @@ order: ``start``, ``log_params``, ``log_tags``, ``log_scalars`` (all of them, so
 ``log_image``/``log_text`` (sorted by step), ``log_artifact``, ``finish``; ``abort`` after a
 failure. One instance mirrors one run, in one thread.
 
-A backend that can find a logger run again and add to it (``continues_runs``) also answers
-``recorded_claim`` (which pipeline run, if any, a training's logger run already holds: the replay
-calls it first, to choose the run) and records ``RunInfo.claim`` in the run it opens. A backend that
-can receive a training's values while it trains names its ``live`` writer (:class:`LiveWriter`).
+A backend that can receive a training's values while it trains names its ``live`` writer
+(:class:`LiveWriter`); its ``start`` then *adopts* the logger run the training filled live
+(``RunInfo.live_id``), when the pipeline run has no logger run yet and that one is still there: the
+first pipeline run on a training completes the run its training logged into, under the pipeline
+run's id and name; a later one (another validation of the same model) gets a run of its own.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ class RunInfo:
     """Who the logger run is: the pipeline run's id and readable name, plus where to put files."""
 
     def __init__(
-        self, run_id: str, run_name: str, home_dir: Path, timeout_s: float, claim: Mapping[str, str] | None = None
+        self, run_id: str, run_name: str, home_dir: Path, timeout_s: float,
+        live_id: str | None = None, live_name: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.run_name = run_name
         self.home_dir = home_dir  # project dir whose logs/ hold the default folders (see paths.py)
         self.timeout_s = timeout_s
-        # The later stages' records (path -> digest) of the pipeline run this logger run holds; None
-        # while only the training has logged into it (live).
-        self.claim = dict(claim) if claim is not None else None
+        # The logger run the train stage filled live (the training's id and name), for start() to adopt.
+        self.live_id = live_id
+        self.live_name = live_name
 
 
 class MirrorBackend(ABC):
@@ -47,8 +49,6 @@ class MirrorBackend(ABC):
     allowed_args: ClassVar[Mapping[str, str]] = {}
     # True when images/texts are copied beside the logger's files rather than held natively.
     media_as_files: ClassVar[bool] = False
-    # True when the backend finds a logger run again by its id and adds to it (see recorded_claim).
-    continues_runs: ClassVar[bool] = False
     # The writer that receives a training's values while it trains; None: the mirror stage alone.
     live: ClassVar[type[LiveWriter] | None] = None
 
@@ -81,14 +81,9 @@ class MirrorBackend(ABC):
     def check_config(self) -> None:  # noqa: B027 - optional hook
         """Raise ConfigError for arg values the backend can tell are wrong without connecting."""
 
-    def recorded_claim(self, run: RunInfo) -> dict[str, str] | None:
-        """The claim recorded in the logger run of ``run.run_id``; None when there is no such run or
-        only a training has logged into it. Only called when ``continues_runs``."""
-        return None
-
     @abstractmethod
     def start(self, run: RunInfo) -> None:
-        """Open (or find again) the logger run of ``run.run_id``."""
+        """Open (or find again) the logger run of ``run.run_id`` (a live backend: or adopt ``run.live_id``'s)."""
 
     def log_params(self, params: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         pass
@@ -117,9 +112,9 @@ class MirrorBackend(ABC):
 
 
 class LiveWriter(ABC):
-    """Receives a training's values while it trains, into the logger run the mirror stage completes
-    later (``reprokit.mirror.live`` drives it from a thread of its own). Any error it raises stops the
-    live logging for the rest of the training, never the training."""
+    """Receives a training's values while it trains, into a logger run of the training's id and name
+    that the mirror stage adopts and completes later (``reprokit.mirror.live`` drives it from a thread
+    of its own). Any error it raises stops the live logging for the rest of the training, never the training."""
 
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.args = dict(args)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from reprokit.core.fileio import write_json, write_text
-from reprokit.mirror._files import RunFolder, folder_claim
+from reprokit.mirror._files import RunFolder
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
 from reprokit.mirror.runfolder import Media, Scalar
@@ -30,10 +30,6 @@ class CsvBackend(MirrorBackend):
     name = "csv"
     allowed_args = {"log_dir": "root folder of the runs (default logs/csv)"}
     media_as_files = True
-    continues_runs = True
-
-    def recorded_claim(self, run: RunInfo) -> dict[str, str] | None:
-        return folder_claim(resolve(run.home_dir, self.args.get("log_dir", "logs/csv")), run)
 
     def start(self, run: RunInfo) -> None:
         self.folder = RunFolder(resolve(run.home_dir, self.args.get("log_dir", "logs/csv")), run)

@@ -10,17 +10,18 @@ A dead server must cost seconds: unless the user set them, ``MLFLOW_HTTP_REQUEST
 and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (<= logger.timeout_s) are set while this backend runs.
 MLflow keys cannot hold ``@``: ``validate/cmc@1`` is logged as ``validate/cmc_at_1`` (see
 ``mlflow_key``; the report notes it). Replaying into an existing run skips metric points already there, so a replay after a partial
-one fills the run in without duplicates: also a run the train stage filled live (:class:`MlflowLive`),
-found again by the same tag (the training's run id), points that reached it during training kept,
-the others added; each point's timestamp is the wall time training logged it at. The run records
-which pipeline run it holds in its ``reprokit.claim`` tag. Images and texts are artifacts under
+one fills the run in without duplicates. Live (:class:`MlflowLive`): the train stage logs into a run
+tagged with the training's run id; the first pipeline run mirrored on that training, finding no run
+of its own, adopts it (re-tagged with the pipeline run's id, renamed to its name: the same MLflow
+run, its URL unchanged), keeps the points that reached it during training and adds the others; a
+later pipeline run on the same training finds no such run left and gets one of its own. Each
+point's timestamp is the wall time training logged it at. Images and texts are artifacts under
 ``images/<tag>/<step>.png`` and ``text/<tag>/<step>.txt`` (``<step>-<n>.png`` for further media
 under one key at one step); run files under their run-folder path.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -40,7 +41,7 @@ from reprokit.mirror.tags import key_value_tags
 
 __all__ = ["MlflowBackend", "MlflowLive", "public_uri", "mlflow_key"]
 
-CLAIM_TAG = "reprokit.claim"
+RUN_TAG = "reprokit.run_id"
 
 _KEY_OK = re.compile(r"^[\w\-. /]+$")  # MLflow's allowed characters for keys (':' too, not on Windows)
 _KEY_BAD = re.compile(r"[^\w\-. /]")
@@ -70,7 +71,6 @@ class MlflowBackend(MirrorBackend):
         "experiment_name": "MLflow experiment (default reprokit)",
         "artifact_location": "artifact root of a newly created experiment",
     }
-    continues_runs = True
 
     def check_config(self) -> None:
         uri = self.args.get("tracking_uri")
@@ -105,36 +105,27 @@ class MlflowBackend(MirrorBackend):
             self.exp_id = exp.experiment_id
         return self.exp_id
 
-    def _find(self, run: RunInfo):
+    def _find(self, run: RunInfo, run_id: str):
         exp_id = self._connect(run)
-        found = self.client.search_runs(
-            [exp_id], filter_string=f"tags.`reprokit.run_id` = '{run.run_id}'", max_results=1
-        )
+        found = self.client.search_runs([exp_id], filter_string=f"tags.`{RUN_TAG}` = '{run_id}'", max_results=1)
         return found[0] if found else None
 
-    def recorded_claim(self, run: RunInfo) -> dict[str, str] | None:
-        found = self._find(run)
-        text = found.data.tags.get(CLAIM_TAG) if found is not None else None
-        try:
-            claim = json.loads(text) if text else None
-        except ValueError:
-            return None
-        return {str(k): str(v) for k, v in claim.items()} if isinstance(claim, dict) else None
-
     def start(self, run: RunInfo) -> None:
-        found = self._find(run)
+        found = self._find(run, run.run_id)
+        if found is None and run.live_id:
+            found = self._find(run, run.live_id)  # the run the training filled live: adopted
+            if found is not None:
+                self.client.set_tag(found.info.run_id, RUN_TAG, run.run_id)
+                self.client.update_run(found.info.run_id, name=run.run_name)
+                self.notes.append(f"completed the run training logged into live ({run.live_name})")
         if found is not None:
             self.mlflow_run = found
             self.client.update_run(self.mlflow_run.info.run_id, status="RUNNING")
         else:
-            self.mlflow_run = self.client.create_run(
-                self.exp_id, run_name=run.run_name, tags={"reprokit.run_id": run.run_id}
-            )
+            self.mlflow_run = self.client.create_run(self.exp_id, run_name=run.run_name, tags={RUN_TAG: run.run_id})
         self.run_id = self.mlflow_run.info.run_id
         self.run = run
         self._seen: dict[str, set[tuple[int, float]]] | None = None
-        if run.claim is not None:  # first: the claim is laid before anything else is added
-            self.client.set_tag(self.run_id, CLAIM_TAG, json.dumps(run.claim, sort_keys=True))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         have = self.mlflow_run.data.params
@@ -215,8 +206,8 @@ class MlflowLive(LiveWriter):
     """A training's values, into the MLflow run tagged with the training's run id, as they are logged.
 
     The run is created here (or found again, for a resumed training: points already there are not
-    sent twice); the mirror stage finds it by the same tag and adds the rest. Its status is FINISHED
-    once training completed (the mirror sets it RUNNING while it adds), FAILED if training failed.
+    sent twice); the mirror stage adopts it and adds the rest. Its status is FINISHED once training
+    completed (the mirror sets it RUNNING while it adds), FAILED if training failed.
     """
 
     def start(self, run: RunInfo) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reprokit.core.fileio import read_json, replace_dir, staging_dir_in, write_json
 
-__all__ = ["home_dir", "resolve", "run_folder", "staging_dir", "publish", "discard", "mark_live", "recorded_claim"]
+__all__ = ["home_dir", "resolve", "run_folder", "staging_dir", "publish", "discard", "mark_live", "live_folder"]
 
 _QUEUE_MARK = "/.dvc/tmp/exps/"
 MARKER = "reprokit_run.json"
@@ -80,27 +80,26 @@ def _remove_stale(base: Path) -> None:
             pass
 
 
-def publish(staging: Path, final: Path, run_id: str, run_name: str, claim: dict[str, str] | None = None) -> Path:
-    write_json(staging / MARKER, {"run_id": run_id, "run_name": run_name, "claim": claim})
+def publish(staging: Path, final: Path, run_id: str, run_name: str) -> Path:
+    write_json(staging / MARKER, {"run_id": run_id, "run_name": run_name})
     return replace_dir(staging, final)
 
 
 def mark_live(folder: Path, run_id: str, run_name: str) -> None:
-    """Mark ``folder`` as the logger run of ``run_id`` while a training logs into it live (no claim yet)."""
+    """Mark ``folder`` as the run a training (``run_id``) logs into live, not yet adopted by a pipeline run."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / MARKER).is_file():
-        write_json(folder / MARKER, {"run_id": run_id, "run_name": run_name, "claim": None})
+        write_json(folder / MARKER, {"run_id": run_id, "run_name": run_name, "live": True})
 
 
-def recorded_claim(root: Path, run_name: str, run_id: str) -> dict[str, str] | None:
-    """The claim in the marker of ``run_id``'s folder under ``root`` (None: no such folder, or live only)."""
-    marker = run_folder(root, run_name, run_id) / MARKER
+def live_folder(root: Path, run_name: str, run_id: str) -> Path | None:
+    """The folder under ``root`` a training (``run_id``) filled live, while no pipeline run has adopted it."""
+    folder = run_folder(root, run_name, run_id)
     try:
-        found = read_json(marker) if marker.is_file() else {}
+        marker = read_json(folder / MARKER) if (folder / MARKER).is_file() else {}
     except (OSError, ValueError):
         return None
-    claim = found.get("claim") if found.get("run_id") == run_id else None
-    return {str(k): str(v) for k, v in claim.items()} if isinstance(claim, dict) else None
+    return folder if marker.get("run_id") == run_id and marker.get("live") is True else None
 
 
 def discard(staging: Path) -> None:

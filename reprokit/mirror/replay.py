@@ -27,7 +27,7 @@ from reprokit.mirror import registry
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import home_dir
 from reprokit.mirror.registry import BackendSpec
-from reprokit.mirror.runfolder import RunData, claim_fits, read_run_folder
+from reprokit.mirror.runfolder import RunData, read_run_folder
 
 __all__ = ["mirror_run", "reproduction_logger"]
 
@@ -63,15 +63,6 @@ class _Driver:
         with self._lock:
             self.cancel.set()
 
-    def choose_run(self, data: RunData, home: Path, timeout_s: float) -> RunInfo:
-        """The logger run this pipeline run goes to: its training's (the one train logged into live),
-        unless that one already holds another pipeline run; then a run of its own."""
-        own = RunInfo(data.run_id, data.run_name, home, timeout_s, data.downstream)
-        if not type(self.backend).continues_runs or not data.train_run_id:
-            return own
-        training = RunInfo(data.train_run_id, data.train_run_name, home, timeout_s, data.downstream)
-        return training if claim_fits(self.call(self.backend.recorded_claim, training), data.downstream) else own
-
     def replay(self, data: RunData, info: RunInfo) -> dict[str, Any]:
         b = self.backend
         self.call(b.start, info)
@@ -100,25 +91,22 @@ class _Driver:
             raise
 
 
-def _run_with_deadline(driver: _Driver, data: RunData, home: Path, timeout_s: float,
-                       report: dict[str, Any]) -> dict[str, Any]:
+def _run_with_deadline(driver: _Driver, data: RunData, info: RunInfo) -> dict[str, Any]:
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            info = driver.choose_run(data, home, timeout_s)
-            report.update(run_id=info.run_id, run_name=info.run_name)
             box["where"] = driver.replay(data, info)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             box["error"] = exc
 
     # daemon: a backend stuck past the deadline must not keep the process alive at exit.
-    thread = threading.Thread(target=work, name=f"reprokit-mirror-{data.run_id[:8]}", daemon=True)
+    thread = threading.Thread(target=work, name=f"reprokit-mirror-{info.run_id[:8]}", daemon=True)
     thread.start()
-    thread.join(timeout_s)
+    thread.join(info.timeout_s)
     if thread.is_alive():
         driver.stop()
-        raise TimeoutError(f"no answer within logger.timeout_s={timeout_s:g} s")
+        raise TimeoutError(f"no answer within logger.timeout_s={info.timeout_s:g} s")
     if "error" in box:
         raise box["error"]
     return box["where"]
@@ -184,8 +172,10 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         report.update(run_id=data.run_id, run_name=data.run_name, missing=data.missing, skipped=data.skipped)
         if type(backend).media_as_files and (data.images or data.texts):
             report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
-        where = _run_with_deadline(driver, data, home_dir(project), logger.timeout_s, report)
-        report["where"] = _scrub_dict(where, secrets)
+        # live_*: the logger run the train stage filled live, which a live backend adopts (see base.py).
+        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s,
+                       live_id=data.train_run_id or None, live_name=data.train_run_name or None)
+        report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secrets)
         report.update(ok=True, published="yes")
     except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
         what = exc.one_line() if isinstance(exc, MirrorError) else f"{type(exc).__name__}: {exc}"

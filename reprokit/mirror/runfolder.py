@@ -15,19 +15,13 @@ Step axis (the same for every backend):
   ``visualize/*`` figures at the run's final step (the largest train step; 0 without train).
 
 Train values carry the wall time at which training logged them (``train/wall_times.tsv``), so a
-replay shows the real training duration on a logger's time axis.
-
-Identity: the training's own logger run (``train/run.json``'s ``run_id`` and ``run_name``, the run
-the train stage logs into live) is this pipeline run's logger run, unless that logger run already
-holds another pipeline run on the same training (see :func:`claim_fits`); then the pipeline run gets
-the id :func:`pipeline_run_id` builds from the later stages' records, and a complete logger run of
-its own. ``downstream`` (what the later stages recorded, by digest) is the claim a backend records.
+replay shows the real training duration on a logger's time axis. ``RunData.train_run_id`` and
+``train_run_name`` name the logger run the train stage logged into live (see ``reprokit.mirror.live``).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +32,11 @@ from reprokit.core.config import flatten, redact
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import read_json
 from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
+from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name  # core: the report names runs too
 from reprokit.core.scalars import Scalar, WallTimes, epoch_tag, read_wall_times, step_tag
 
-__all__ = [
-    "Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES", "pipeline_run_id", "downstream_parts",
-    "claim_fits",
-]
+__all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
+
 
 
 @dataclass(frozen=True)
@@ -68,11 +61,10 @@ class Artifact:
 
 @dataclass
 class RunData:
-    run_id: str  # the pipeline run's own id and name (pipeline_run_id): used when the training's run is taken
+    run_id: str  # the pipeline run's id and name (reprokit.core.run_identity)
     run_name: str
-    train_run_id: str = ""  # the training's logger run: this pipeline run's, unless another one holds it
+    train_run_id: str = ""  # the training's, under which train logged live: the run the mirror adopts
     train_run_name: str = ""
-    downstream: dict[str, str] = field(default_factory=dict)  # later stages' records -> digest (the claim)
     scalars: list[Scalar] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     images: list[Media] = field(default_factory=list)
@@ -175,42 +167,6 @@ def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]
     return base
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _downstream_files(runs: RunsDir) -> list[Path]:
-    candidates = (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png")))
-    return [p for p in candidates if p.is_file()]
-
-
-def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
-    """The pipeline run's own id: the training run's id combined with what the later stages used and produced.
-
-    Re-running validate alone with other params (``dvc exp run -S validate.memory_budget_mb=512``)
-    changes its params record, hence the id: when the training's logger run already holds the
-    earlier pipeline run, this one gets a logger run of its own, the earlier one untouched.
-    Replaying the same finished run again gives the same id: the same logger run.
-    """
-    parts = [f"train/run_id={train_run_id}"]
-    parts += [f"{p.relative_to(runs.root).as_posix()}={_digest(p)}" for p in _downstream_files(runs)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
-def downstream_parts(runs: RunsDir) -> dict[str, str]:
-    """What the later stages recorded, ``{path under runs/: sha256[:16]}``: the claim a pipeline run
-    lays on its training's logger run."""
-    return {p.relative_to(runs.root).as_posix(): _digest(p)[:16] for p in _downstream_files(runs)}
-
-
-def claim_fits(recorded: dict[str, str] | None, downstream: dict[str, str]) -> bool:
-    """Whether a pipeline run whose later stages recorded ``downstream`` is the one the training's
-    logger run holds (``recorded``: the claim found there; None or empty: no pipeline run yet, only
-    the live training). It is when every record found there is one of its own: the same run,
-    replayed again or completed by a stage that ran since (validate mirrored, then visualize too)."""
-    return not recorded or all(downstream.get(k) == v for k, v in recorded.items())
-
-
 def _read_identity(runs: RunsDir) -> RunData:
     identity = runs.train.identity
     if not identity.is_file():
@@ -220,10 +176,8 @@ def _read_identity(runs: RunsDir) -> RunData:
     if len(train_id) != 32 or any(c not in "0123456789abcdef" for c in train_id):
         raise MirrorError(f"{identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
     run_id = pipeline_run_id(runs, train_id)
-    # "<experiment that trained>-<pipeline id[:8]>": the same name whenever this run is replayed.
-    prefix = train_name.rsplit("-", 1)[0] if "-" in train_name else "run"
-    data = RunData(run_id=run_id, run_name=f"{prefix}-{run_id[:8]}", train_run_id=train_id,
-                   train_run_name=train_name or f"run-{train_id[:8]}", downstream=downstream_parts(runs))
+    data = RunData(run_id=run_id, run_name=pipeline_run_name(train_name, run_id), train_run_id=train_id,
+                   train_run_name=train_name or f"run-{train_id[:8]}")
     data.auto_tags["train_run_id"] = train_id
     data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
     return data
@@ -281,13 +235,15 @@ def _read_params_and_tags(runs: RunsDir, data: RunData, extra_tags: tuple[str, .
 
 
 def _read_artifacts(runs: RunsDir, data: RunData) -> None:
-    """Reproducibility files and every validate/visualize record; not the model (size)."""
-    art_dir, train, validate = runs.train.artifacts, runs.train.root, runs.validate.root
+    """Reproducibility files, every validate/visualize record and the report (page and its
+    assets, as they sit under ``report/``); not the model (size)."""
+    art_dir, train, validate, report = runs.train.artifacts, runs.train.root, runs.validate.root, runs.report.root
     files = sorted(p for p in art_dir.rglob("*") if p.is_file()) if art_dir.is_dir() else []
     files += sorted(p for p in train.glob("*.json")) if train.is_dir() else []
     files += sorted(p for p in validate.rglob("*") if p.is_file()) if validate.is_dir() else []
     if runs.visualize.params.is_file():
         files.append(runs.visualize.params)
+    files += sorted(p for p in report.rglob("*") if p.is_file()) if report.is_dir() else []
     data.artifacts = [Artifact(p.relative_to(runs.root).as_posix(), p) for p in files if not p.name.startswith(".")]
 
 

@@ -12,8 +12,9 @@ to ``<run>/artifacts/``. Scalars carry the wall time training logged them at.
 Live (:class:`TensorBoardLive`): while the train stage runs, its values go into the training's own
 folder ``logs/tensorboard/<train run_name>/`` as they are logged, flushed at every epoch end, so
 ``tensorboard --logdir logs/tensorboard`` shows the curves grow. The mirror stage then rewrites
-that folder whole (when this pipeline run is the one the training's run holds; see
-``reprokit.mirror.runfolder``): every event once, the live ones with the same values and times.
+it whole under the pipeline run's name and removes the live folder (the first pipeline run on a
+training adopts it, see ``reprokit.mirror._files``): every event once, the live ones with the same
+values and times.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tensorboard.plugins.text import plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from reprokit.mirror import paths as run_paths
-from reprokit.mirror._files import RunFolder, folder_claim
+from reprokit.mirror._files import RunFolder
 from reprokit.mirror.base import LiveWriter, MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
 from reprokit.mirror.runfolder import Media, Scalar
@@ -90,10 +91,6 @@ def _hparam_value(value: Any) -> bool | int | float | str:
 class TensorBoardBackend(MirrorBackend):
     name = "tensorboard"
     allowed_args = {"log_dir": "root folder of the runs (default logs/tensorboard)"}
-    continues_runs = True
-
-    def recorded_claim(self, run: RunInfo) -> dict[str, str] | None:
-        return folder_claim(resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT)), run)
 
     def start(self, run: RunInfo) -> None:
         root = resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT))

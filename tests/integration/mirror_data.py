@@ -24,12 +24,10 @@ from PIL import Image
 from reprokit.core.layout import RunsDir
 from reprokit.mirror.runfolder import pipeline_run_id
 
-__all__ = ["Expected", "Shot", "build_run_folder", "pixels_digest", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS",
-           "CONTINUING"]
+__all__ = ["Expected", "Shot", "build_run_folder", "pixels_digest", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS"]
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 RUN_NAME = "run-01234567"
-CONTINUING = ("tensorboard", "csv", "mlflow")  # backends that find a logger run again and add to it
 USER_TAGS = ["baseline", "digits"]
 AUTO_TAGS = {"git_commit": "a" * 40, "git_branch": "main", "git_dirty": "false", "dvc_exp_name": "brisk-lamb"}
 CONFIG = {
@@ -59,20 +57,8 @@ class Expected:
     texts: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # tag -> step -> every text, in order
     artifacts: set[str] = field(default_factory=set)
     final_step: int = 0
-    # The logger run a backend shows: the training's own (RUN_ID, RUN_NAME) on backends that continue a
-    # run (this pipeline run is the first on its training); its own id (train's id combined with the
-    # later stages' records) on the others. See use_backend.
-    run_id: str = ""
+    run_id: str = ""  # the pipeline run's id (train's id combined with the later stages' records)
     run_name: str = ""
-    own_run_id: str = ""
-    own_run_name: str = ""
-
-    def use_backend(self, backend: str) -> Expected:
-        """Set run_id/run_name to what ``backend`` shows for this first pipeline run on its training."""
-        continues = backend in CONTINUING
-        self.run_id = RUN_ID if continues else self.own_run_id
-        self.run_name = RUN_NAME if continues else self.own_run_name
-        return self
 
     def add(self, tag: str, step: int, value: float) -> None:
         self.scalars.setdefault(tag, {})[step] = value
@@ -99,7 +85,8 @@ def _write(path: Path, text: str | bytes) -> None:
 
 
 def build_run_folder(
-    root: Path, epochs: int = 2, steps_per_epoch: int = 3, stages: tuple[str, ...] = ("train", "validate", "visualize")
+    root: Path, epochs: int = 2, steps_per_epoch: int = 3,
+    stages: tuple[str, ...] = ("train", "validate", "visualize", "report"),
 ) -> tuple[Path, Expected]:
     runs = root / "runs"
     exp = Expected(user_tags=list(USER_TAGS), auto_tags=dict(AUTO_TAGS))
@@ -187,6 +174,10 @@ def build_run_folder(
         figure = _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
         exp.image("visualize/worst_queries", step, figure)
     assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
-    exp.own_run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
-    exp.own_run_name = f"run-{exp.own_run_id[:8]}"
-    return runs, exp.use_backend("tensorboard")
+    exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
+    exp.run_name = f"run-{exp.run_id[:8]}"
+    if "report" in stages:  # the page and an asset beside it: both are artifacts, under report/
+        _write(runs / "report" / "index.html", "<!doctype html><title>report</title><img src='thumbs/0.png'>\n")
+        _png(runs / "report" / "thumbs" / "0.png", (4, 4), "L")
+        exp.artifacts |= {"report/index.html", "report/thumbs/0.png"}
+    return runs, exp

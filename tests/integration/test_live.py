@@ -45,14 +45,15 @@ def _expected_curves(repo: Path) -> dict[str, dict[int, tuple[float, float]]]:
     return out
 
 
-def _tensorboard_first_epoch(repo: Path) -> float | None:
+def _tensorboard_first_epoch(repo: Path) -> tuple[float, str] | None:
+    """(first epoch's loss, the run folder's name) once the live folder holds it."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for folder in (repo / "logs/tensorboard").glob("*"):
         acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         acc.Reload()
         if "train_epoch/loss" in acc.Tags()["scalars"]:
-            return acc.Scalars("train_epoch/loss")[0].value
+            return acc.Scalars("train_epoch/loss")[0].value, folder.name
     return None
 
 
@@ -64,12 +65,13 @@ def _mlflow_runs(uri: str, experiment: str):
     return client, (client.search_runs([exp.experiment_id]) if exp is not None else [])
 
 
-def _mlflow_first_epoch(uri: str, experiment: str) -> float | None:
+def _mlflow_first_epoch(uri: str, experiment: str) -> tuple[float, str] | None:
+    """(first epoch's loss, the MLflow run id) once the live run holds it."""
     client, runs = _mlflow_runs(uri, experiment)
     for found in runs:
         history = client.get_metric_history(found.info.run_id, "train_epoch/loss")
         if history:
-            return history[0].value
+            return history[0].value, found.info.run_id
     return None
 
 
@@ -138,24 +140,27 @@ def test_the_logger_shows_the_first_epoch_while_train_runs(backend, pipeline_cop
     write_params(repo, {"train": {"epochs": EPOCHS}, "logger": logger})
 
     pipeline = _Pipeline(repo, tmp_path / "dvc.log")
-    live_loss = pipeline.wait_for(first_epoch, "first epoch's loss in the logger")
+    live_loss, live_run = pipeline.wait_for(first_epoch, "first epoch's loss in the logger")
     pipeline.assert_still_training()
     pipeline.finish()
 
     training = read_json(repo / "runs/train/run.json")
     report = read_json(repo / "runs/mirror/report.json")
     assert report["ok"], report["error"]
-    # The training's own logger run is the pipeline run's: the one it logged into live, completed.
-    assert (report["run_id"], report["run_name"]) == (training["run_id"], training["run_name"])
     epoch0 = pd.read_csv(repo / "runs/train/plots/epoch.tsv", sep="\t")["loss"].iloc[0]
     if backend == "mlflow":
+        # The very MLflow run that received the training live, adopted: the pipeline run's id and name now.
         client, runs = _mlflow_runs(uri, experiment)
-        assert len(runs) == 1 and runs[0].data.tags["reprokit.run_id"] == training["run_id"]
+        assert [r.info.run_id for r in runs] == [live_run] == [report["where"]["logger_run_id"]]
+        assert runs[0].data.tags["reprokit.run_id"] == report["run_id"] and runs[0].info.run_name == report["run_name"]
+        assert runs[0].data.tags["train_run_id"] == training["run_id"]
         assert runs[0].info.status == "FINISHED" and live_loss == epoch0
         view = readers.read_mlflow({"tracking_uri": uri, "logger_run_id": runs[0].info.run_id}, tmp_path / "dl")
     else:
+        # The live folder (named after the training) became the pipeline run's, written whole.
+        assert live_run == training["run_name"] and report["where"]["adopted_live_run"] == live_run
         (folder,) = (repo / "logs/tensorboard").iterdir()
-        assert folder.name == training["run_name"]
+        assert folder.name == report["run_name"]
         assert len(list(folder.glob("events.out.tfevents.*"))) == 1  # the live file replaced by the whole run
         assert live_loss == pytest.approx(epoch0, rel=1e-6)
         view = readers.read_tensorboard({"log_dir": folder})
@@ -170,7 +175,7 @@ def test_a_logger_down_during_training_costs_one_warning_and_the_mirror_fills_in
         write_params(repo, {"train": {"epochs": EPOCHS},
                             "logger": {"name": "mlflow", "args": {"tracking_uri": uri}, "timeout_s": 20.0}})
         pipeline = _Pipeline(repo, tmp_path / "dvc.log")
-        pipeline.wait_for(lambda: _mlflow_first_epoch(uri, "reprokit"), "first epoch's loss in MLflow")
+        _, live_run = pipeline.wait_for(lambda: _mlflow_first_epoch(uri, "reprokit"), "first epoch's loss in MLflow")
         server.stop()
         pipeline.assert_still_training()  # the next epochs go to a dead server
         out = pipeline.finish()
@@ -183,9 +188,10 @@ def test_a_logger_down_during_training_costs_one_warning_and_the_mirror_fills_in
         server.start()  # the same port and store
         filled = run([sys.executable, "-m", "reprokit.cli", "mirror"], repo)
         assert "warning" not in filled.stderr, filled.stderr
-        training = read_json(repo / "runs/train/run.json")
+        report = read_json(repo / "runs/mirror/report.json")
         client, runs = _mlflow_runs(uri, "reprokit")
-        assert len(runs) == 1 and runs[0].data.tags["reprokit.run_id"] == training["run_id"]
+        assert [r.info.run_id for r in runs] == [live_run]  # the run filled live, adopted and completed
+        assert runs[0].data.tags["reprokit.run_id"] == report["run_id"]
         # What arrived before the server died is there once, the rest filled in.
         history = client.get_metric_history(runs[0].info.run_id, "train_epoch/loss")
         assert len(history) == EPOCHS and len({m.step for m in history}) == EPOCHS

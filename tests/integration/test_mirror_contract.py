@@ -59,7 +59,6 @@ def _environment() -> dict[str, str]:
 def test_contract(backend, mirror_project, request, tmp_path):
     _require(backend)
     project, exp = mirror_project
-    exp.use_backend(backend)
     logger = LoggerConfig(name=backend, args=_args(backend, request), timeout_s=120)
     env_before = _environment()
     report = mirror_run(runs_dir="runs", logger=logger, tags=("extra-tag",), project_dir=project)
@@ -104,7 +103,6 @@ def test_replaying_twice(backend, mirror_project, request, tmp_path):
     """
     _require(backend)
     project, exp = mirror_project
-    exp.use_backend(backend)
     args = _args(backend, request) | ({"experiment_name": "replay"} if backend == "mlflow" else {})
     logger = LoggerConfig(name=backend, args=args, timeout_s=120)
     first = mirror_run(logger=logger, project_dir=project)

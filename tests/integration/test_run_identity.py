@@ -3,11 +3,12 @@
 Real `dvc exp run` in a copy of the finished pipeline; the logger runs are read back from the
 TensorBoard event files with tensorboard's own reader.
 
-The first pipeline run on a training lands in the training's own logger run (the one train logged
-into live: `runs/train/run.json`'s id and name). A later pipeline run on the same training (a
-stage after train re-ran with other params) gets a logger run of its own, complete, train curves
-replayed. Validation while training scores with validate's distance and k lists, so those are train
-params now and changing one re-trains: the later-stage change here is `visualize.n_queries`.
+The first pipeline run on a training adopts the logger run train filled live (named after the
+training, `runs/train/run.json`) and completes it under the pipeline run's own id and name; a later
+pipeline run on the same training (a stage after train re-ran with other params) gets a logger run
+of its own, complete, train curves replayed. Validation while training scores with validate's
+distance and k lists, so those are train params now and changing one re-trains: the later-stage
+change here is `visualize.n_queries` (it was `validate.distance`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def test_a_later_stage_change_makes_a_new_logger_run_and_leaves_the_old_one(pipe
     repo = pipeline_copy
     training = read_json(repo / "runs/train/run.json")
     first = read_json(repo / "runs/mirror/report.json")
-    # The first pipeline run on this training is the training's own logger run.
-    assert (first["run_id"], first["run_name"]) == (training["run_id"], training["run_name"])
+    # The first pipeline run on this training took over the folder train filled live.
+    assert first["where"]["adopted_live_run"] == training["run_name"]
+    assert not (repo / "logs/tensorboard" / training["run_name"]).exists()
     first_dir = _local(repo, first)
     before = _tree_digest(first_dir)
     assert readers.read_tensorboard({"log_dir": first_dir}).params["visualize.n_queries"] == 3
@@ -55,6 +57,7 @@ def test_a_later_stage_change_makes_a_new_logger_run_and_leaves_the_old_one(pipe
     second = read_json(repo / "runs/mirror/report.json")
     assert second["ok"], second["error"]
     assert second["run_id"] != first["run_id"] and second["run_name"] != first["run_name"]
+    assert "adopted_live_run" not in second["where"]  # nothing live left to adopt: a run of its own
     second_dir = Path(second["where"]["log_dir"])
     assert second_dir != first_dir
     # The earlier logger run is exactly as it was, byte for byte.

@@ -117,3 +117,43 @@ def test_open_live_rejects_a_bad_logger_before_training(tmp_path, monkeypatch):
         open_live(LoggerConfig(name="tensorboard"), RUN.run_id, RUN.run_name, tmp_path, backends=missing)
     assert err.value.hint == 'pip install "reprokit[x]"'
     assert BACKENDS["tensorboard"].package == "tensorboard"
+
+
+def test_the_first_pipeline_run_adopts_the_live_folder_a_later_one_gets_its_own(tmp_path):
+    """TensorBoard: train's live folder (the training's name) becomes the pipeline run's, written whole;
+    another pipeline run on the same training then gets a folder of its own, the first untouched."""
+    from reprokit.mirror import mirror_run
+    from reprokit.mirror.tensorboard import TensorBoardLive
+    from tests.integration import mirror_readers as readers
+    from tests.integration.mirror_data import RUN_ID, RUN_NAME, build_run_folder
+
+    project = tmp_path / "project"
+    runs, exp = build_run_folder(project)
+    writer = TensorBoardLive({})
+    writer.start(RunInfo(RUN_ID, RUN_NAME, project, 5.0))
+    writer.write([Scalar(tag, step, value, 1000.0 + step) for tag, points in exp.scalars.items()
+                  if tag.startswith("train") for step, value in points.items()])
+    writer.close(True)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    live = EventAccumulator(str(project / "logs/tensorboard" / RUN_NAME), size_guidance={"scalars": 0})
+    live.Reload()
+    assert [(e.step, e.wall_time) for e in live.Scalars("train/loss")] == [
+        (step, 1000.0 + step) for step in sorted(exp.scalars["train/loss"])]
+
+    first = mirror_run(logger=LoggerConfig(), project_dir=project)
+    assert first["ok"], first["error"]
+    assert (first["run_id"], first["where"]["adopted_live_run"]) == (exp.run_id, RUN_NAME)
+    folder = Path(first["where"]["log_dir"])
+    assert [p.name for p in (project / "logs/tensorboard").iterdir()] == [folder.name] == [exp.run_name]
+    view = readers.read_tensorboard(first["where"])
+    readers.assert_contract(view, exp)  # every event once, the live ones included
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+
+    (runs / "visualize" / "params.yaml").write_text("visualize:\n  n_queries: 2\n")  # another pipeline run
+    before = sorted((p.relative_to(folder), p.read_bytes()) for p in folder.rglob("*") if p.is_file())
+    second = mirror_run(logger=LoggerConfig(), project_dir=project)
+    assert second["ok"] and second["run_id"] != first["run_id"] and "adopted_live_run" not in second["where"]
+    assert sorted((p.relative_to(folder), p.read_bytes()) for p in folder.rglob("*") if p.is_file()) == before
+    replayed = readers.read_tensorboard(second["where"]).scalars["train/loss"]  # complete: train replayed
+    assert replayed == pytest.approx(exp.scalars["train/loss"], rel=1e-6)

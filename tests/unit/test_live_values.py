@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from reprokit.core.scalars import Scalar, epoch_tag, read_wall_times, step_tag
 from reprokit.log.run_logger import RunFolderLogger
-from reprokit.mirror.runfolder import claim_fits, read_run_folder
+from reprokit.mirror.runfolder import read_run_folder
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 
@@ -66,19 +64,3 @@ def test_the_curves_stay_deterministic_wall_times_go_beside_them(tmp_path):
 def test_tags_of_the_curves():
     assert (step_tag("loss"), epoch_tag("loss")) == ("train/loss", "train_epoch/loss")
     assert (step_tag("val/cmc@1"), epoch_tag("val/cmc@1")) == ("val/cmc@1", "val/cmc@1")
-
-
-@pytest.mark.parametrize(
-    ("recorded", "downstream", "fits"),
-    [
-        (None, {"validate/metrics.json": "a"}, True),  # only the live training so far
-        ({}, {}, True),
-        ({"validate/metrics.json": "a"}, {"validate/metrics.json": "a"}, True),  # replayed again
-        # completed since: visualize ran after a mirror that saw validate only
-        ({"validate/metrics.json": "a"}, {"validate/metrics.json": "a", "visualize/params.yaml": "c"}, True),
-        ({"validate/metrics.json": "a"}, {"validate/metrics.json": "b"}, False),  # another validation
-        ({"validate/metrics.json": "a", "visualize/params.yaml": "c"}, {"validate/metrics.json": "a"}, False),
-    ],
-)
-def test_which_pipeline_run_a_training_run_holds(recorded, downstream, fits):
-    assert claim_fits(recorded, downstream) is fits
