@@ -38,7 +38,7 @@ def run() -> None:
     torch.use_deterministic_algorithms(True)
     df, paths, _ = load_dataset(cfg)
     out = ValidateDir(args.out)
-    remove_outputs(out.metrics, out.baseline, out.plots, out.params)
+    remove_outputs(out.metrics, out.by_category, out.baseline, out.plots, out.params)
     model, _ = load_model(Path(args.model))
     device = embedding_device(cfg.trainer)
     val_df, images = validation_inputs(cfg, df, paths)  # decoded batch by batch, never all at once

@@ -218,6 +218,8 @@ SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss",
 def set_key(data: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
+        if p not in data:
+            data[p] = {}  # a section params.yaml leaves at its defaults (commented out)
         if not isinstance(data.get(p), dict):
             return  # an earlier change replaced this section: nothing to set
         data = data[p]
