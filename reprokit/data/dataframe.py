@@ -38,9 +38,7 @@ Definitions worth knowing:
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,9 @@ from reprokit.data.cells import is_missing as _missing
 from reprokit.data.cells import show as _show
 from reprokit.data.cells import to_bool as _to_bool
 from reprokit.data.cells import to_int as _to_int
+from reprokit.data.csv_reader import FORMAT_HINT as _FORMAT_HINT
+from reprokit.data.csv_reader import one_line as _one_line
+from reprokit.data.csv_reader import read_csv as _read_csv
 from reprokit.data.labels import LABEL_MAP_KEY, check_labels
 from reprokit.data.problems import Problems
 
@@ -66,10 +67,6 @@ REQUIRED_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
 BBOX_COLUMNS = ("x_1", "x_2", "y_1", "y_2")
 SPLITS = ("train", "validation")
 
-_FORMAT_HINT = (
-    "the OML format needs columns label, path, split, is_query, is_gallery "
-    "(optional: category, sequence, x_1, x_2, y_1, y_2)"
-)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -117,56 +114,6 @@ def find_dataframe_problems(
         out = None
     problems = [DataFrameError(f"{csv_path}: {e}", hint=e.hint) for e in rep.found]
     return (out if not problems else None), problems
-
-
-def _blank(record: list[str]) -> bool:
-    return not record or (len(record) == 1 and not record[0].strip())
-
-
-def _read_csv(csv_path: Path) -> tuple[pd.DataFrame, list[int]]:
-    # The csv module rather than pandas: pandas silently drops extra fields (index_col=False) or
-    # turns them into an index, and pads short rows; a row with the wrong number of fields is a
-    # broken file and must be reported with its row number.
-    records: list[list[str]] = []
-    lines: list[int] = []  # the file line each record starts on
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, strict=True)
-            done = 0
-            for rec in reader:
-                start, done = done + 1, reader.line_num
-                if not _blank(rec):
-                    records.append(rec)
-                    lines.append(start)
-    except FileNotFoundError:
-        raise DataFrameError(f"{csv_path}: file not found", hint="check data.dataframe in params.yaml") from None
-    except UnicodeDecodeError as exc:
-        msg = f"{csv_path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
-        raise DataFrameError(msg, hint="save the dataframe as a UTF-8 CSV") from None
-    except (csv.Error, OSError) as exc:
-        raise DataFrameError(
-            f"{csv_path}: cannot be parsed as CSV: {_one_line(str(exc))}",
-            hint="check the quoting and delimiters (a comma-separated file with a header row is expected)",
-        ) from None
-    if not records:
-        raise DataFrameError(f"{csv_path}: the file is empty (no header, no rows)", hint=_FORMAT_HINT)
-    header, rows = records[0], records[1:]
-    bad = [i for i, rec in enumerate(rows) if len(rec) != len(header)]
-    if bad:
-        raise DataFrameError(
-            f"{csv_path}: cannot be parsed as CSV: {_count(bad)} without the header's "
-            f"{len(header)} fields: {Problems(lines=lines[1:]).listing(bad, [f'{len(rows[i])} fields' for i in bad])}",
-            hint="check the delimiters and quoting of those rows (a field containing a comma must be quoted)",
-        )
-    return pd.DataFrame(rows, columns=header), lines[1:]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _count(positions: Sequence[int]) -> str:
-    return "1 row" if len(positions) == 1 else f"{len(positions)} rows"
 
 
 # --- checking ----------------------------------------------------------------------------------
