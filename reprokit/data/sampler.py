@@ -41,10 +41,12 @@ class LabelBalancedBatchSampler:
         self.rank, self.world_size = 0, 1
 
     @staticmethod
-    def problems(labels: Sequence[int], n_labels: int, n_instances: int) -> list[ConfigError]:
+    def problems(labels: Sequence[int], n_labels: int, n_instances: int,
+                 shown: Callable[[int], str] = str) -> list[ConfigError]:
         """Why batches of ``n_labels`` x ``n_instances`` cannot be drawn from ``labels`` (empty: they can).
 
         The one owner of that rule: the constructor raises the first, ``reprokit check-data`` lists all.
+        ``shown`` writes a label in a message (e.g. with the text it was numbered from).
         """
         uniq, counts = np.unique(np.asarray(labels), return_counts=True)
         found = []
@@ -57,7 +59,7 @@ class LabelBalancedBatchSampler:
             small = uniq[counts < n_instances]
             found.append(ConfigError(
                 f"train.n_instances must be <= the instances of every training label; got {n_instances}, "
-                f"but {len(small)} label(s) have fewer (e.g. label {small[0]} has {counts[counts < n_instances][0]})",
+                f"but {len(small)} label(s) have fewer (e.g. label {shown(int(small[0]))} has {counts[counts < n_instances][0]})",
                 hint=f"lower train.n_instances to {int(counts.min())} or drop the small labels",
             ))
         return found

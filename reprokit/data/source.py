@@ -8,7 +8,7 @@ import pandas as pd
 
 from reprokit.core.config import Config
 from reprokit.core.errors import DataFrameError, ReprokitError
-from reprokit.data.dataframe import find_dataframe_problems, load_dataframe, resolve_image_paths
+from reprokit.data.dataframe import LABEL_MAP_KEY, find_dataframe_problems, load_dataframe, resolve_image_paths
 from reprokit.data.sampler import LabelBalancedBatchSampler
 
 __all__ = ["load_dataset", "dataset_problems", "split_rows", "check_fits_config", "fit_problems"]
@@ -66,7 +66,12 @@ def fit_problems(cfg: Config, df: pd.DataFrame) -> list[ReprokitError]:
     train_labels = df.loc[df["split"] == "train", "label"].to_numpy()
     if len(train_labels):
         # The sampler states its own rule about n_labels / n_instances against the labels: one owner.
-        found += LabelBalancedBatchSampler.problems(train_labels, cfg.train.n_labels, cfg.train.n_instances)
+        mapping = df.attrs.get(LABEL_MAP_KEY)
+        text_of = {code: text for text, code in mapping.items()} if mapping is not None else {}
+        found += LabelBalancedBatchSampler.problems(
+            train_labels, cfg.train.n_labels, cfg.train.n_instances,
+            shown=lambda code: f"{code} ({text_of[code]!r})" if code in text_of else str(code),
+        )
     val = df[df["split"] == "validation"]
     if len(val) and not _some_query_has_ground_truth(val):
         found.append(DataFrameError(

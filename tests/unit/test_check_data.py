@@ -156,6 +156,14 @@ def test_label_map_is_recorded_as_a_train_artifact(tmp_path):
     assert (out.artifacts / "label_map.csv").read_text().splitlines()[:2] == ["label,label_text", "0,a"]
 
 
+def test_a_numbered_label_is_named_by_its_text_in_the_batch_rule(tmp_path, monkeypatch, capsys):
+    # Numbered with the validation labels "7" and "8": 7, 8, a, b, c -> c is 4.
+    project = _project(tmp_path, _rows(labels_train=("b", "b", "a", "a", "a", "c")), data={"label_map": "auto"},
+                       train={"n_labels": 2, "n_instances": 2})
+    code, _, err = _check_data(project, monkeypatch, capsys)
+    assert code == 1 and "(e.g. label 4 ('c') has 1)" in err, err
+
+
 def test_integer_labels_are_left_alone_under_label_map_auto(tmp_path, monkeypatch):
     project = _project(tmp_path, _rows(), data={"label_map": "auto"})
     monkeypatch.chdir(project)
