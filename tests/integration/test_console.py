@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # summary, and torch's LeafSpec deprecation raised inside Lightning's _pytree helper.
 NOISE = ("GPU available", "TPU available", "litlogger", "litmodels", "💡", "_pytree", "LeafSpec",
          "`Trainer.fit` stopped")
-STAGES = ("prepare", "train", "validate", "visualize", "mirror")
+STAGES = ("prepare", "train", "validate", "visualize", "report", "mirror")
 
 
 def _lines(text: str) -> list[str]:
