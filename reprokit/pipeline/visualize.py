@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from reprokit.core.config import load_config
+from reprokit.core.console import summary
 from reprokit.core.layout import VisualizeDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.source import load_dataset, split_rows
@@ -27,7 +27,7 @@ def run() -> None:
     val_df, val_paths = split_rows(df, paths, "validation")
     n = draw_worst_queries(read_per_query(Path(args.per_query)), val_df, val_paths, cfg.visualize, out.worst_queries)
     record_params(out.params, cfg, PARAMS)
-    print(f"visualize: {n} worst queries by {cfg.visualize.metric} -> {out.worst_queries}", file=sys.stderr)
+    summary("visualize", f"{n} worst queries by {cfg.visualize.metric}", out.worst_queries)
 
 
 def main() -> None:
