@@ -16,6 +16,7 @@ __all__ = [
     "TrainingDivergedError",
     "ReproduceError",
     "LogValueError",
+    "GradCamError",
 ]
 
 
@@ -53,6 +54,10 @@ class TrainingDivergedError(ReprokitError):
 
 class ReproduceError(ReprokitError):
     """`reprokit reproduce` could not check out, run or compare a past revision."""
+
+
+class GradCamError(ReprokitError):
+    """Grad-CAM cannot run on the model: no such layer, or one without spatial output [N, C, H, W]."""
 
 
 class LogValueError(ReprokitError, ValueError):

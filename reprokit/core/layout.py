@@ -100,6 +100,11 @@ class VisualizeDir(_StageDir):
         return self.root / "worst_queries.png"
 
     @property
+    def gradcam(self) -> Path:
+        """The worst queries with Grad-CAM heat maps over each query and retrieved item."""
+        return self.root / "gradcam.png"
+
+    @property
     def params(self) -> Path:
         return self.root / "params.yaml"
 

@@ -30,6 +30,7 @@ CONTRACT = [
     "runs/validate/per_query.tsv",
     "runs/validate/plots/cmc.tsv",
     "runs/visualize/worst_queries.png",
+    "runs/visualize/gradcam.png",
 ]
 
 
@@ -125,11 +126,12 @@ def test_plots_show_renders_curves_and_image(pipeline_copy: Path):
     run(["dvc", "plots", "show", "-o", "plots_html"], pipeline_copy)
     html = (pipeline_copy / "plots_html" / "index.html").read_text()
     assert "Loss statistics per step" in html and "CMC curve" in html
-    assert "worst_queries.png" in html
+    assert "worst_queries.png" in html and "gradcam.png" in html
     # Each plot drawn once: no second panel with DVC's defaults for a file already in a named plot.
     panels = json.loads(run(["dvc", "plots", "show", "--json"], pipeline_copy).stdout)["data"]
     assert set(panels) == {
         "Loss statistics per step", "Loss statistics per epoch", "CMC curve", "runs/visualize/worst_queries.png",
+        "runs/visualize/gradcam.png",
     }
 
 
