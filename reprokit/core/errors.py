@@ -17,6 +17,7 @@ __all__ = [
     "ReproduceError",
     "LogValueError",
     "GradCamError",
+    "CompareError",
 ]
 
 
@@ -58,6 +59,10 @@ class ReproduceError(ReprokitError):
 
 class GradCamError(ReprokitError):
     """Grad-CAM cannot run on the model: no such layer, or one without spatial output [N, C, H, W]."""
+
+
+class CompareError(ReprokitError):
+    """`reprokit compare` cannot read a revision's run, or the two runs are not comparable."""
 
 
 class LogValueError(ReprokitError, ValueError):

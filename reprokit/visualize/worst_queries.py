@@ -17,19 +17,13 @@ from reprokit.core.config import VisualizeConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import atomic_path
 from reprokit.core.metric_names import EXTRA_METRICS
+from reprokit.core.per_query import read_per_query  # re-exported: read here by the visualize stage
 
 __all__ = ["worst_queries", "draw_worst_queries", "read_per_query", "query_rows", "Cell", "tile", "compose", "save_png"]
 
 BLUE, GREEN, RED, GREY = (40, 90, 220), (30, 160, 60), (210, 40, 40), (150, 150, 150)
 TILE, FRAME, GAP, CAPTION = 64, 4, 6, 14
 TILE_W, TILE_H = TILE + 2 * FRAME, TILE + 2 * FRAME + CAPTION
-
-
-def read_per_query(path: Path) -> pd.DataFrame:
-    pq = pd.read_csv(path, sep="\t", keep_default_na=True, dtype={"category": str, "path": str})
-    pq["retrieved"] = [[int(x) for x in str(s).split()] if isinstance(s, str) else [] for s in pq["retrieved"]]
-    pq["distances"] = [[float(x) for x in str(s).split()] if isinstance(s, str) else [] for s in pq["distances"]]
-    return pq
 
 
 def worst_queries(pq: pd.DataFrame, metric: str, n: int) -> pd.DataFrame:
