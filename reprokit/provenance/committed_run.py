@@ -84,13 +84,14 @@ def _param(params: dict[str, Any], dotted: str, default: Any) -> Any:
 def _read_text(fs, path: str, label: str, hint: str | None = None) -> str:
     try:
         return fs.read_text(path)
-    except FileNotFoundError:
-        raise CompareError(f"{label} has no {path}", hint=hint) from None
-    except Exception as exc:  # an output whose data is neither in the cache nor on a remote
+    except Exception as exc:
+        if not _exists(fs, path):
+            raise CompareError(f"{label} has no {path}", hint=hint) from None
+        # Recorded (dvc.lock names it) but its data is neither in the cache nor on a reachable remote.
         text = " ".join(str(exc).split())[:300]
         raise CompareError(
-            f"{label}: cannot read {path} ({type(exc).__name__}: {text})",
-            hint="fetch it: `dvc pull` / `dvc exp pull`, or `dvc fetch --rev REV`",
+            f"{label}: {path} is recorded but its data is not in the DVC cache nor on a remote ({text})",
+            hint="fetch it: `dvc pull` (or `dvc exp pull REMOTE EXP` for an experiment)",
         ) from None
 
 

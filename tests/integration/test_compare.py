@@ -88,6 +88,14 @@ def test_compare_an_experiment_then_head_1_head_lists_the_flips_of_the_per_query
     assert _printed(again.stdout, "regressed") == (len(regressed), regressed)
     assert _printed(again.stdout, "improved") == (len(improved), improved)
 
+    # A clone without the outputs in its cache reads them from the DVC remote (here: the cache moved away).
+    remote = tmp_path / "remote"
+    (repo / ".dvc/cache").rename(remote)
+    run(["dvc", "remote", "add", "-d", "--local", "team", str(remote)], repo)
+    from_remote = _compare(repo, "HEAD~1", "HEAD", "--limit", "0")
+    assert from_remote.returncode == 0, from_remote.stderr
+    assert from_remote.stdout == again.stdout
+
 
 def test_runs_on_other_validation_data_are_refused_in_one_line(pipeline_copy: Path):
     repo = pipeline_copy
