@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
 from reprokit.core.config import Config, load_config
 from reprokit.core.errors import GradCamError
 from reprokit.core.layout import VisualizeDir
@@ -47,7 +45,6 @@ def run() -> None:
     out = VisualizeDir(args.out)
 
     cfg = load_config(args.params)
-    torch.use_deterministic_algorithms(True)  # the same figure, byte for byte, on a re-run
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
     val_df, val_paths = split_rows(df, paths, "validation")
     pq = read_per_query(Path(args.per_query))
