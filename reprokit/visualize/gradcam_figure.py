@@ -31,7 +31,8 @@ from reprokit.visualize.worst_queries import BLUE, GAP, TILE, TILE_W, compose, q
 __all__ = ["draw_gradcam", "draw_no_gradcam", "jet", "overlay"]
 
 HEAT_ALPHA = 0.6  # opacity of the colour where the map is hottest (1.0); 0 where it is cold
-LINE = 12  # pixels per header line
+LINE = 12  # pixels per line of a label tile
+HEADER_FONT, HEADER_LINE = 12, 16  # the header's font size and pixels per line
 SIMILARITY = {"euclidean": "-euclidean distance", "cosine": "cosine similarity"}
 
 
@@ -66,12 +67,22 @@ def _label_tile(lines: list[str], font) -> Image.Image:
     return out
 
 
-def _header(fig: Image.Image, lines: list[str], font) -> Image.Image:
-    out = Image.new("RGB", (fig.width, fig.height + GAP + LINE * len(lines)), "white")
+def _text_font(size: int):
+    try:
+        return ImageFont.load_default(size=size)  # scalable (Pillow >= 10.1 with FreeType)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def _header(fig: Image.Image, lines: list[str]) -> Image.Image:
+    font = _text_font(HEADER_FONT)
+    # Wrapped to the figure (about 6.5 px per character at this size): a narrow figure keeps it all.
+    lines = [part for line in lines for part in textwrap.wrap(line, width=max(20, int((fig.width - 2 * GAP) / 6.5)))]
+    out = Image.new("RGB", (fig.width, fig.height + GAP + HEADER_LINE * len(lines)), "white")
     draw = ImageDraw.Draw(out)
     for i, line in enumerate(lines):
-        draw.text((GAP, GAP + i * LINE), line, fill="black", font=font)
-    out.paste(fig, (0, GAP + LINE * len(lines)))
+        draw.text((GAP, GAP + i * HEADER_LINE), line, fill="black", font=font)
+    out.paste(fig, (0, GAP + HEADER_LINE * len(lines)))
     return out
 
 
@@ -114,16 +125,16 @@ def draw_gradcam(
         f"({SIMILARITY.get(distance, distance)}) of each query and retrieved item;",
         "upper row: the retrieved item's map, lower row: the query's map for that same pair; red = hot.",
     ]
-    save_png(_header(compose(grid, cfg.top_k, rows_per_block=2, block_gap=3 * GAP), header, font), out)
+    save_png(_header(compose(grid, cfg.top_k, rows_per_block=2, block_gap=3 * GAP), header), out)
     return len(rows)
 
 
 def draw_no_gradcam(reason: str, out: Path, width: int = 640) -> None:
     """A figure that says why there is no Grad-CAM: the stage's declared output exists either way."""
-    font = ImageFont.load_default()
-    lines = textwrap.wrap(f"no Grad-CAM: {reason}", width=max(20, (width - 2 * GAP) // 6))
-    fig = Image.new("RGB", (width, 2 * GAP + LINE * max(len(lines), 1)), "white")
+    font, line_h = _text_font(13), 17
+    lines = textwrap.wrap(f"no Grad-CAM: {reason}", width=max(20, (width - 2 * GAP) // 7))
+    fig = Image.new("RGB", (width, 2 * GAP + line_h * max(len(lines), 1)), "white")
     draw = ImageDraw.Draw(fig)
     for i, line in enumerate(lines):
-        draw.text((GAP, GAP + i * LINE), line, fill=(170, 30, 30), font=font)
+        draw.text((GAP, GAP + i * line_h), line, fill=(170, 30, 30), font=font)
     save_png(fig, out)
