@@ -64,3 +64,4 @@ bench: install
 	$(PY) benchmarks/bench_faiss.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_log.py
+	$(PY) benchmarks/bench_visualize.py

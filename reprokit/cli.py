@@ -4,6 +4,7 @@
     reprokit mirror [--logger NAME]                   replay a finished run's files into the experiment logger
     reprokit check-data                               every check that needs no training, every problem at once
     reprokit init [DIR] [--force]                     write a working pipeline into a git repository
+    reprokit compare A B [--html PATH]                metric deltas and the queries that flipped between two runs
 
 Errors are one line on stderr with a non-zero exit; ``--verbose`` or REPROKIT_DEBUG=1 adds the traceback.
 """
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("dir", nargs="?", default=".", help="the repository (default: .)")
     ini.add_argument("--force", action="store_true", help="overwrite files that already exist")
     ini.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    cmp = sub.add_parser("compare", help="compare two finished runs: metric deltas and the queries that flipped")
+    cmp.add_argument("a", help="a commit, branch, tag or DVC experiment name")
+    cmp.add_argument("b", help="the run to compare with A (deltas are B - A)")
+    cmp.add_argument("--html", metavar="PATH", help="also write a self-contained page: A's top-k beside B's")
+    cmp.add_argument("--metric", help="order the flipped queries by this per-query metric (default: visualize.metric)")
+    cmp.add_argument("--limit", type=int, default=20, help="flipped queries listed per direction (0: all; default 20)")
+    cmp.add_argument("--repo", default=".", help="the project repository (default: .)")
+    cmp.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     chk = sub.add_parser(
         "check-data", help="every check that needs no training (data, images, batches, model), all problems at once"
@@ -128,6 +138,23 @@ def _model_problems(cfg) -> list:
     return found
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from reprokit.provenance.compare import compare_runs, format_comparison, titles
+
+    c = compare_runs(Path(args.repo), args.a, args.b, args.metric)
+    print(format_comparison(c, args.limit))
+    if args.html:
+        from reprokit.visualize.compare_page import write_compare_page
+
+        page = write_compare_page(
+            Path(args.html), label_a=c.a.label, label_b=c.b.label, metric=c.metric, n_queries=c.n_queries,
+            overall=c.overall, sections=list(zip(titles(c), (c.regressed, c.improved))),
+            read_image=lambda path: c.a.image_bytes(path) or c.b.image_bytes(path),
+        )
+        print(f"compare: wrote {page}", file=sys.stderr)
+    return 0
+
+
 def _init(args: argparse.Namespace) -> int:
     from reprokit.project.init import describe, init_project
 
@@ -137,7 +164,8 @@ def _init(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init}
+    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init,
+                "compare": _compare}
     run_main(lambda: handlers[args.command](args), "reprokit")
 
 

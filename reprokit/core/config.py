@@ -204,11 +204,19 @@ class VisualizeConfig:
     n_queries: int = 6
     top_k: int = 5
     n_ground_truth: int = 2
+    # The module path inside the model whose activations Grad-CAM weighs (e.g. "features.8");
+    # null: the model's last nn.Conv2d.
+    gradcam_layer: str | None = None
 
     def check(self, key: str) -> None:
         _at_least(key, "n_queries", self.n_queries, 1)
         _at_least(key, "top_k", self.top_k, 1)  # validate retrieves at least visualize.top_k items
         _at_least(key, "n_ground_truth", self.n_ground_truth, 0)
+        layer = self.gradcam_layer
+        _require(
+            layer is None or re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", layer) is not None,
+            f"{key}.gradcam_layer", "null or a module path inside the model, e.g. features.8", layer,
+        )
 
 
 @dataclass(frozen=True)

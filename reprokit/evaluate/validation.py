@@ -17,6 +17,7 @@ from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import write_json, write_text
 from reprokit.core.layout import ValidateDir
 from reprokit.core.metric_names import EXTRA_METRICS
+from reprokit.core.per_query import encode_floats, encode_ints, encode_paths
 from reprokit.core.progress import progress
 from reprokit.core.tables import write_table
 from reprokit.data.images import ImageDataset, RawPixels, WorkerSeeder, image_loader
@@ -195,13 +196,17 @@ def _fmt(x) -> str:
 
 
 def write_per_query(path: Path, res, val_df: pd.DataFrame) -> None:
-    """One row per query; item indices are rows of the validation split, paths given for reading."""
+    """One row per query (format: reprokit.core.per_query); items as rows of the validation split and paths."""
     pq = res.per_query.copy()
-    pq.insert(1, "path", val_df["path"].to_numpy()[pq["item"].to_numpy()])
-    pq["retrieved"] = [" ".join(str(int(i)) for i in r) for r in pq["retrieved"]]
-    pq["distances"] = [" ".join(repr(round(float(d), 6)) for d in r) for r in pq["distances"]]
+    val_paths = val_df["path"].to_numpy()
+    pq.insert(1, "path", val_paths[pq["item"].to_numpy()])
+    # The paths are the items' stable identity: another run's split may order its rows differently.
+    paths = [encode_paths(val_paths[int(i)] for i in r if int(i) >= 0) for r in pq["retrieved"]]
+    pq["retrieved"] = [encode_ints(r) for r in pq["retrieved"]]
+    pq["distances"] = [encode_floats(r) for r in pq["distances"]]
     for name in res.metric_names:
         pq[name] = [_fmt(x) for x in pq[name]]
+    pq["retrieved_paths"] = paths
     write_text(path, pq.to_csv(index=False, sep="\t"))
 
 

@@ -175,6 +175,8 @@ def build_run_folder(
     if "visualize" in stages:
         figure = _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
         exp.image("visualize/worst_queries", step, figure)
+        cams = _png(runs / "visualize" / "gradcam.png", (64, 96), "RGB", shade=5)
+        exp.image("visualize/gradcam", step, cams)
     assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
     exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
     exp.run_name = f"run-{exp.run_id[:8]}"

@@ -33,6 +33,7 @@ CONTRACT = [
     "runs/validate/by_category.json",
     "runs/validate/plots/by_category.tsv",
     "runs/visualize/worst_queries.png",
+    "runs/visualize/gradcam.png",
 ]
 
 
@@ -137,6 +138,7 @@ PANELS = {
     "CMC curve": ("k", "cmc", "k (rank)", "CMC@k (queries with a match in their top k)"),
     "runs/validate/plots/by_category.tsv": ("cmc@1", "category", "CMC@1", "category"),
     "runs/visualize/worst_queries.png": None,
+    "runs/visualize/gradcam.png": None,
 }
 
 
@@ -163,7 +165,7 @@ def test_plots_show_draws_each_plot_once_with_its_axes(pipeline_copy: Path):
     # a stage and by a top-level plot twice, the second time with its defaults.
     drawn = re.findall(r'<div\s+id\s*=\s*"([^"]+)"', html)
     assert len(drawn) == len(PANELS) == len(set(drawn)), drawn
-    assert "worst_queries.png" in html and html.count("<img ") == 1
+    assert "worst_queries.png" in html and "gradcam.png" in html and html.count("<img ") == 2
     shown = json.loads(run(["dvc", "plots", "show", "--json"], pipeline_copy).stdout)["data"]
     assert set(shown) == set(PANELS)
     for name, axes in PANELS.items():

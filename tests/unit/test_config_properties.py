@@ -168,6 +168,8 @@ KEYS: dict[str, Pair] = {
     "visualize.n_queries": ints(1, 20),
     "visualize.top_k": ints(1, 30, 2**40),
     "visualize.n_ground_truth": ints(0, 20),
+    "visualize.gradcam_layer": either(st.sampled_from([None, "features.8", "body.0", "layer4"]),
+                                      st.sampled_from(["", "features.", ".8", "a b", "features..8", 8, []])),
     "logger.name": either(st.sampled_from(["tensorboard", "csv", "mlflow", "clearml", "wandb"]),
                           st.sampled_from(["neptune", "tensorbord", "TensorBoard", 1])),
     "logger.args": either(st.sampled_from([{}, {"log_dir": "logs/x"}, {"a": {"b": [1]}}]),
