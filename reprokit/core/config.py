@@ -110,7 +110,9 @@ class DataConfig:
     # Embedded datasets the prepare stage generates (dvc.yaml runs one prepare@<name> per entry):
     # [digits] while data.dataframe is the embedded digits' CSV, [] once it is your own data.
     generate: tuple[Literal["digits"], ...] = ("digits",)
-
+    # "auto": labels that are not integers (names, SKUs) are numbered in sorted order, the same in
+    # every stage; the train stage records the mapping in runs/train/artifacts/label_map.csv.
+    label_map: Literal["auto"] | None = None
 
     def check(self, key: str) -> None:
         _path(key, "dataframe", self.dataframe, nullable=True)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from reprokit.core.config import Config, load_config
+from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import GradCamError
 from reprokit.core.layout import VisualizeDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
@@ -51,7 +52,7 @@ def run() -> None:
     n = draw_worst_queries(pq, val_df, val_paths, cfg.visualize, out.worst_queries)
     cams = gradcam(cfg, Path(args.model), pq, val_df, val_paths, out.gradcam)
     record_params(out.params, cfg, PARAMS)
-    print(f"visualize: {n} worst queries by {cfg.visualize.metric} -> {out.worst_queries}; {cams}", file=sys.stderr)
+    summary("visualize", f"{n} worst queries by {cfg.visualize.metric} -> {shown_path(out.worst_queries)}; {cams}")
 
 
 def main() -> None:

@@ -122,6 +122,7 @@ KEYS: dict[str, Pair] = {
     "data.root": either(st.sampled_from([None, "data/digits", "images", "/abs/images"]), st.sampled_from(["", " ", 1, {}])),
     "data.generate": either(st.sampled_from([["digits"], []]), st.sampled_from([["digits", "digits"], ["mnist"], "digits"])),
     "data.allow_outside_root": texts(True, False),
+    "data.label_map": either(st.sampled_from([None, "auto"]), st.sampled_from(["Auto", "sorted", "", 1, True])),
     "data.image_size": ints(8, 1024, 9, 15, 16, 17, 32, 33, 64),
     "data.image_mode": either(st.sampled_from(["L", "RGB"]), st.sampled_from(["l", "CMYK", "rgb", 1])),
     "data.digits.output": either(st.sampled_from(["data/digits", "data/other"]), st.sampled_from(["", " ", None, 1])),
@@ -220,6 +221,8 @@ SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss",
 def set_key(data: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
+        if p not in data:
+            data[p] = {}  # a section params.yaml leaves at its defaults (commented out)
         if not isinstance(data.get(p), dict):
             return  # an earlier change replaced this section: nothing to set
         data = data[p]
