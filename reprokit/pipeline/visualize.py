@@ -8,11 +8,11 @@ from pathlib import Path
 from reprokit.core.config import load_config
 from reprokit.core.layout import VisualizeDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
-from reprokit.data.source import load_dataset, split_rows
+from reprokit.data.source import load_dataset, scored_rows
 from reprokit.visualize.worst_queries import draw_worst_queries, read_per_query
 
 # The params.yaml entries this stage reads: the same list as its `params` in dvc.yaml.
-PARAMS = ("data", "visualize")
+PARAMS = ("data", "validate.split", "visualize")
 
 
 def run() -> None:
@@ -24,7 +24,7 @@ def run() -> None:
 
     cfg = load_config(args.params)
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
-    val_df, val_paths = split_rows(df, paths, "validation")
+    val_df, val_paths = scored_rows(cfg, df, paths)  # the split validate scored: per_query.tsv indexes its rows
     n = draw_worst_queries(read_per_query(Path(args.per_query)), val_df, val_paths, cfg.visualize, out.worst_queries)
     record_params(out.params, cfg, PARAMS)
     print(f"visualize: {n} worst queries by {cfg.visualize.metric} -> {out.worst_queries}", file=sys.stderr)
