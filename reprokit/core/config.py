@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "load_config",
     "config_from_dict",
+    "read_yaml",
     "flatten",
     "redact",
     "secret_values",
@@ -394,18 +395,23 @@ def tune_label_count(n_train_labels: int, fraction: float) -> int:
     return int(round(n_train_labels * fraction)) if fraction > 0 else 0
 
 
-def load_config(path: str | Path = "params.yaml") -> Config:
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file read strictly (a key given twice is an error); every failure is one ConfigError line."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} not found", hint="run from the project root")
+        raise ConfigError(f"{what} {str(path)!r} not found", hint="run from the project root")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    data = read_yaml(path)
     return config_from_dict({} if data is None else data)
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "TrainingDivergedError",
     "ReproduceError",
     "LogValueError",
+    "SweepError",
 ]
 
 
@@ -60,3 +61,7 @@ class LogValueError(ReprokitError, ValueError):
 
     Also a ``ValueError``: Lightning raises that for a value it cannot log, so code catching it still works.
     """
+
+
+class SweepError(ReprokitError):
+    """`reprokit sweep` cannot reach its study storage, run its trials, or find what it ran."""
