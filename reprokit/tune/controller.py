@@ -33,7 +33,7 @@ import psutil
 
 from reprokit.core.config import config_from_dict, read_yaml
 from reprokit.core.errors import ConfigError, SweepError
-from reprokit.core.study_storage import STORAGE_ENV, default_journal, open_storage, public_url
+from reprokit.core.study_storage import STORAGE_ENV, default_journal, is_database_url, open_storage, public_url
 from reprokit.tune.devices import DevicePool, plan_jobs, visible_gpus
 from reprokit.tune.study import counts, open_study, set_attr, study_trial_id, tally, worker_id
 from reprokit.tune.sweep_file import Sweep, candidate_config, load_sweep, trial_overrides
@@ -42,7 +42,9 @@ from reprokit.tune.trials import (
     experiment_metrics,
     failure_reason,
     find_experiment,
+    git_remote,
     process_alive,
+    push_experiment,
     start_trial,
     stop_process_group,
 )
@@ -106,6 +108,8 @@ class Controller:
         self.distributions = sweep.distributions()
         self.running: dict[int, RunningTrial] = {}
         self.logs = repo / ".reprokit" / "sweeps" / sweep.name / "logs"
+        # Workers sharing a database study share their experiments too: each pushes its own to origin.
+        self.push = is_database_url(storage_text) and git_remote(repo) is not None
 
     # ------------------------------------------------------------------ recording outcomes
 
@@ -143,6 +147,11 @@ class Controller:
         if value is None or not math.isfinite(value):
             return f"the objective {self.sweep.metric} is {value} in {exp_name}"
         self._complete(number, metrics, exp.rev, elapsed)
+        if self.push:
+            failed = push_experiment(self.repo, exp_name)
+            self._attr(number, "pushed", failed is None)
+            if failed:
+                _say(self.sweep, f"warning: `dvc exp push origin {exp_name}` failed: {failed}")
         return None
 
     # ------------------------------------------------------------------ recovery

@@ -32,7 +32,7 @@ from reprokit.core.layout import RunsDir
 
 __all__ = [
     "exp_command", "format_value", "start_trial", "RunningTrial", "find_experiment", "experiment_metrics",
-    "failure_reason", "stop_process_group", "process_alive", "Experiment",
+    "failure_reason", "stop_process_group", "process_alive", "Experiment", "git_remote", "push_experiment",
 ]
 
 METRICS_PATH = RunsDir("runs").validate.metrics.as_posix()
@@ -169,3 +169,21 @@ def failure_reason(log_path: Path, returncode: int | None) -> str:
         return " ".join(dvc[0].split())[:500]
     return f"dvc exp run exited with {returncode} (log: {log_path})"
 
+
+
+def git_remote(repo: Path, name: str = "origin") -> str | None:
+    proc = _git(["remote", "get-url", name], repo)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def push_experiment(repo: Path, exp_name: str, remote: str = "origin") -> str | None:
+    """``dvc exp push <remote> <exp>``: the experiment's commit to the git remote, its outputs to the
+    default DVC remote (``--no-cache`` when there is none). None when pushed, else the one-line reason."""
+    has_dvc_remote = subprocess.run(["dvc", "remote", "default"], cwd=repo, capture_output=True, text=True)
+    cmd = ["dvc", "--wait-for-lock", "exp", "push", remote, exp_name]
+    if has_dvc_remote.returncode != 0 or not has_dvc_remote.stdout.strip():
+        cmd.append("--no-cache")
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    return " ".join((proc.stderr or proc.stdout).split())[-300:] or f"exited with {proc.returncode}"
