@@ -39,3 +39,4 @@ bench: install
 	$(PY) benchmarks/bench_faiss.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_log.py
+	$(PY) benchmarks/bench_sweep.py

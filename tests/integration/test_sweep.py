@@ -19,16 +19,10 @@ import yaml
 from reprokit.core.study_storage import open_storage
 from tests.integration import mirror_readers as readers
 from tests.integration.test_dvc_scaling import cached_output, experiments
-from tests.projects import commit_all, copy_repo, make_project_copy, run, subprocess_env
+from tests.projects import copy_repo, run, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-SMALL: dict = {
-    "data": {"digits": {"n_source": 60}},
-    "train": {"epochs": 1, "n_labels": 8},
-    "visualize": {"n_queries": 2},
-    "logger": {"strict": True},  # a mirror failure must fail the trial, not hide behind a warning
-}
 GRID = """\
 objective: {metric: map@r, direction: maximize}
 sampler: grid
@@ -38,19 +32,6 @@ space:
   train.loss.args.margin: {choice: [0.2, 0.5]}
 tune_fraction: 0.2
 """
-
-
-@pytest.fixture(scope="session")
-def sweep_base(tmp_path_factory) -> Path:
-    repo = make_project_copy(tmp_path_factory.mktemp("sweep") / "repo", SMALL).resolve()
-    run(["dvc", "repro"], repo)
-    commit_all(repo, "baseline run")
-    return repo
-
-
-@pytest.fixture
-def sweep_copy(sweep_base, tmp_path) -> Path:
-    return copy_repo(sweep_base, tmp_path / "repo")
 
 
 def write_sweep(repo: Path, name: str, text: str) -> Path:
