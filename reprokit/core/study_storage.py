@@ -1,4 +1,4 @@
-"""Where a sweep's Optuna study lives: a journal file (default) or a database, from one string.
+"""Where a sweep's Optuna study lives (a journal file by default, or a database) and its pruner.
 
 The sweep controller and a trial's train stage (reporting to the pruner) both open the study, so
 both go through :func:`open_storage`; the string travels to the trial in ``REPROKIT_SWEEP_STORAGE``.
@@ -9,6 +9,8 @@ both go through :func:`open_storage`; the string travels to the trial in ``REPRO
   ``mysql...://``: Optuna's ``RDBStorage`` through SQLAlchemy, for workers on several machines;
 - ``sqlite:`` is refused: SQLite is not safe for parallel trials (Optuna's own advice).
 
+A study's pruner is not kept in its storage: the controller records it in the study's user
+attributes (``pruner``: name and args) and a trial's train stage rebuilds it with :func:`build_pruner`.
 Optuna is imported here, inside the functions: only a sweep pays for it.
 """
 
@@ -21,9 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 from reprokit.core.errors import SweepError
 from reprokit.core.secrets import one_line
 
-__all__ = ["open_storage", "public_url", "is_database_url", "default_journal", "STORAGE_ENV", "CONNECT_TIMEOUT_S"]
+__all__ = ["open_storage", "public_url", "is_database_url", "default_journal", "STORAGE_ENV", "STUDY_ENV", "TRIAL_ENV",
+           "CONNECT_TIMEOUT_S", "PRUNERS", "build_pruner"]
 
 STORAGE_ENV = "REPROKIT_SWEEP_STORAGE"  # set by the controller for its trials' stages
+STUDY_ENV = "REPROKIT_SWEEP_STUDY"  # ... with the study's name
+TRIAL_ENV = "REPROKIT_SWEEP_TRIAL"  # ... and the trial's number (the train stage reports to the pruner)
 CONNECT_TIMEOUT_S = 10
 _DB_SCHEMES = ("postgresql", "postgres", "mysql")
 
@@ -91,3 +96,12 @@ def open_storage(storage: str) -> Any:
             f"cannot reach the study storage {public_url(storage)}: {reason}",
             hint="check that the database server runs and accepts this user",
         ) from None
+
+
+PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}
+
+
+def build_pruner(name: str, args: dict[str, Any] | None = None) -> Any:
+    from optuna import pruners
+
+    return getattr(pruners, PRUNERS[name])(**(args or {}))

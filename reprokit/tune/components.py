@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from reprokit.core.errors import ConfigError
+from reprokit.core.study_storage import PRUNERS as STUDY_PRUNERS
 
 __all__ = ["Component", "SAMPLERS", "PRUNERS", "check_component", "build_sampler", "build_pruner"]
 
 SAMPLERS = {"grid": "reprokit.tune.components:AskTellGridSampler", "random": "optuna.samplers:RandomSampler",
             "tpe": "optuna.samplers:TPESampler"}
-PRUNERS = {"none": "optuna.pruners:NopPruner", "median": "optuna.pruners:MedianPruner",
-           "hyperband": "optuna.pruners:HyperbandPruner"}
+PRUNERS = {name: f"optuna.pruners:{cls}" for name, cls in STUDY_PRUNERS.items()}
 # Set by the sweep itself, never in args.
 _OWN_ARGS = {"seed", "search_space"}
 

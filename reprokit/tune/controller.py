@@ -33,7 +33,15 @@ import psutil
 
 from reprokit.core.config import config_from_dict, read_yaml
 from reprokit.core.errors import ConfigError, SweepError
-from reprokit.core.study_storage import STORAGE_ENV, default_journal, is_database_url, open_storage, public_url
+from reprokit.core.study_storage import (
+    STORAGE_ENV,
+    STUDY_ENV,
+    TRIAL_ENV,
+    default_journal,
+    is_database_url,
+    open_storage,
+    public_url,
+)
 from reprokit.tune.devices import DevicePool, plan_jobs, visible_gpus
 from reprokit.tune.study import counts, open_study, set_attr, study_trial_id, tally, worker_id
 from reprokit.tune.sweep_file import Sweep, candidate_config, load_sweep, trial_overrides
@@ -49,11 +57,9 @@ from reprokit.tune.trials import (
     stop_process_group,
 )
 
-__all__ = ["run_sweep", "SweepOptions", "repo_root", "STUDY_ENV", "TRIAL_ENV", "PROG"]
+__all__ = ["run_sweep", "SweepOptions", "repo_root", "PROG"]
 
 PROG = "reprokit sweep"
-STUDY_ENV = "REPROKIT_SWEEP_STUDY"  # the trial's stages find their study (pruning) through these
-TRIAL_ENV = "REPROKIT_SWEEP_TRIAL"
 POLL_S = 0.25
 
 
@@ -146,12 +152,12 @@ class Controller:
         value = metrics.get(self.sweep.metric)
         if value is None or not math.isfinite(value):
             return f"the objective {self.sweep.metric} is {value} in {exp_name}"
-        self._complete(number, metrics, exp.rev, elapsed)
-        if self.push:
+        if self.push:  # before telling: a finished trial's attributes cannot change
             failed = push_experiment(self.repo, exp_name)
             self._attr(number, "pushed", failed is None)
             if failed:
                 _say(self.sweep, f"warning: `dvc exp push origin {exp_name}` failed: {failed}")
+        self._complete(number, metrics, exp.rev, elapsed)
         return None
 
     # ------------------------------------------------------------------ recovery

@@ -41,6 +41,9 @@ def open_study(sweep: Sweep, storage: Any) -> Any:
     if recorded is None:
         study.set_user_attr("objective", wanted)
         study.set_user_attr("space", sorted(p.key for p in sweep.space))
+    if study.user_attrs.get("pruner") != {"name": sweep.pruner.name, "args": sweep.pruner.args}:
+        # A trial's train stage rebuilds the pruner from here (Optuna does not store it).
+        study.set_user_attr("pruner", {"name": sweep.pruner.name, "args": sweep.pruner.args})
     elif recorded != wanted:
         raise SweepError(
             f"study {sweep.name!r} in this storage measures {recorded}, but {sweep.path} asks for {wanted}: "
