@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reprokit.core.study_storage import default_journal, open_storage, public_url
-from reprokit.tune.controller import SweepOptions, repo_root, run_sweep
+from reprokit.core.study_storage import open_storage, public_url
+from reprokit.tune.controller import SweepOptions, repo_root, run_sweep, study_location
 from reprokit.tune.study import open_study
 from reprokit.tune.sweep_file import load_sweep
 
 __all__ = ["sweep_command"]
-
-
-def _storage_text(repo: Path, name: str, storage: str | None) -> str:
-    if storage and "://" in storage:
-        return storage
-    return str(Path(storage).resolve() if storage else default_journal(repo, name).resolve())
 
 
 def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials: int | None = None,
@@ -24,7 +18,7 @@ def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials:
         return run_sweep(SweepOptions(file, jobs=jobs, storage=storage, trials=trials))
     repo = repo_root(Path.cwd())
     sweep = load_sweep(file, repo / "params.yaml")
-    text = _storage_text(repo, sweep.name, storage)
+    text = study_location(repo, sweep.name, storage)
     study = open_study(sweep, open_storage(text))
     if promote:
         from reprokit.tune.promote import promote as run_promote

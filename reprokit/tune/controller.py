@@ -57,7 +57,7 @@ from reprokit.tune.trials import (
     stop_process_group,
 )
 
-__all__ = ["run_sweep", "SweepOptions", "repo_root", "PROG"]
+__all__ = ["run_sweep", "SweepOptions", "repo_root", "study_location", "PROG"]
 
 PROG = "reprokit sweep"
 POLL_S = 0.25
@@ -77,6 +77,14 @@ def repo_root(start: Path) -> Path:
         raise SweepError(f"{start} is not inside a git repository: a trial is a DVC experiment, which needs one",
                          hint="run `git init` and commit the project first")
     return Path(proc.stdout.strip())
+
+
+def study_location(repo: Path, name: str, storage: str | None) -> str:
+    """``--storage`` as given for a database; a journal file (the default one included) as an absolute
+    path, because the trials' stages run in DVC's copies of the repository, elsewhere."""
+    if storage and is_database_url(storage):
+        return storage
+    return str(Path(storage).resolve() if storage else default_journal(repo, name).resolve())
 
 
 def _head(repo: Path) -> str:
@@ -307,11 +315,7 @@ def run_sweep(opts: SweepOptions) -> int:
     if target < 1 or (sweep.sampler.name == "grid" and target > math.prod(len(p.choice) for p in sweep.space)):
         raise SweepError(f"--trials must be in [1, {sweep.trials}] for this grid; got {target}"
                          if sweep.sampler.name == "grid" else f"--trials must be an integer ≥ 1; got {target}")
-    storage_text = opts.storage or str(default_journal(repo, sweep.name))
-    if not opts.storage:
-        storage_text = str(Path(storage_text).resolve())
-    elif "://" not in storage_text:
-        storage_text = str(Path(storage_text).resolve())  # a journal file: the trials run in other folders
+    storage_text = study_location(repo, sweep.name, opts.storage)
     cfg = config_from_dict(read_yaml(repo / "params.yaml") or {})
     accel = cfg.trainer.accelerator
     gpus = visible_gpus() if accel != "cpu" else []

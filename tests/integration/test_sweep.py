@@ -221,3 +221,28 @@ def test_a_crashing_trial_is_recorded_failed_with_its_reason_and_the_sweep_goes_
     reason = failed.user_attrs["reason"]
     assert reason.startswith("train: ") and "no_such_module" in reason and "\n" not in reason, reason
     assert reason in sweep(repo, "crash", "--show").stdout
+
+
+def test_ctrl_c_stops_the_running_trial_and_the_same_command_asks_its_params_again(sweep_copy):
+    repo = sweep_copy
+    write_sweep(repo, "kill", KILL.replace("trials: 3", "trials: 1"))
+    controller = subprocess.Popen(["reprokit", "sweep", "sweeps/kill.yaml"], cwd=repo, env=subprocess_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not any("trial_pid" in t.user_attrs for t in _trials_now(repo)):
+        assert controller.poll() is None and time.monotonic() < deadline, controller.stdout.read()
+        time.sleep(1)
+    time.sleep(5)
+    controller.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    out, _ = controller.communicate(timeout=120)
+    assert controller.returncode == 130, out
+    assert "interrupted: 1 running trial(s) marked failed" in out
+    (first,) = [t for t in load_study(repo, "kill").trials if t.state.name == "FAIL"]
+    assert first.user_attrs["interrupted"] is True
+    with pytest.raises(ProcessLookupError):
+        os.killpg(first.user_attrs["trial_pid"], 0)  # its dvc exp run and stages were stopped
+
+    sweep(repo, "kill")
+    trials = sorted(load_study(repo, "kill").trials, key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == first.params and trials[1].user_attrs["reasked_from"] == first.number
