@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from reprokit.tune.trials import (
     failure_reason,
     find_experiment,
     git_remote,
+    list_experiments,
     process_alive,
     push_experiment,
     start_trial,
@@ -280,6 +282,21 @@ class Controller:
         _say(self.sweep, f"interrupted: {n} running trial(s) marked failed, their params asked again when "
                          "the same command runs again")
 
+    def check_names_free(self) -> None:
+        """A new study's trial names must not meet an earlier study's experiments on this commit
+        (`dvc exp run -n` refuses a name taken): say so once, before any trial."""
+        if self.study.get_trials(deepcopy=False):
+            return
+        pattern = re.compile(rf"{re.escape(self.sweep.name)}-\d+")
+        taken = sorted(e.name for e in list_experiments(self.repo)
+                       if e.baseline == self.baseline and pattern.fullmatch(e.name))
+        if taken:
+            raise SweepError(
+                f"experiments {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} already exist on this commit "
+                f"from an earlier study {self.sweep.name!r} (its journal is gone), and a trial would take their names",
+                hint=f"remove them (`dvc exp remove {' '.join(taken[:3])}`), or rename the sweep file",
+            )
+
     def run(self) -> int:
         self.recover()
         asking = True
@@ -321,6 +338,7 @@ def run_sweep(opts: SweepOptions) -> int:
     gpus = visible_gpus() if accel != "cpu" else []
     jobs, note = plan_jobs(opts.jobs, accel, cfg.trainer.devices, gpus)
     controller = Controller(repo, sweep, storage_text, target, jobs, DevicePool(gpus, cfg.trainer.devices))
+    controller.check_names_free()
     if note:
         _say(sweep, note)
     _say(sweep, f"study {sweep.name!r} in {public_url(storage_text)}: {target} trial(s), {jobs} at a time")

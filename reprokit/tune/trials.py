@@ -31,7 +31,7 @@ import psutil
 from reprokit.core.layout import RunsDir
 
 __all__ = [
-    "exp_command", "format_value", "start_trial", "RunningTrial", "find_experiment", "experiment_metrics",
+    "exp_command", "format_value", "start_trial", "RunningTrial", "find_experiment", "list_experiments", "experiment_metrics",
     "failure_reason", "stop_process_group", "process_alive", "Experiment", "git_remote", "push_experiment",
 ]
 

@@ -114,3 +114,16 @@ def test_an_unreachable_database_stops_the_sweep_before_any_trial_in_one_line(tm
         f"reprokit: error: cannot reach the study storage postgresql://ann@127.0.0.1:{port}/db: "), proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
     assert not (repo / ".dvc" / "tmp" / "exps").exists()
+
+
+def test_a_new_study_whose_names_are_taken_by_an_earlier_one_stops_in_one_line(tmp_path):
+    repo = make_project_copy(tmp_path / "repo")
+    (repo / "sweeps").mkdir()
+    (repo / "sweeps" / "g.yaml").write_text("sampler: grid\nspace:\n  train.lr: {choice: [0.001, 0.01]}\n")
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    run(["git", "update-ref", f"refs/exps/{head[:2]}/{head[2:]}/g-0", head], repo)  # an earlier study's trial 0
+    proc = run(["reprokit", "sweep", "sweeps/g.yaml"], repo, check=False, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "reprokit: error: experiments g-0 already exist on this commit from an earlier study 'g' (its journal is gone), "
+        "and a trial would take their names (hint: remove them (`dvc exp remove g-0`), or rename the sweep file)"]
