@@ -2,16 +2,17 @@
 
     python benchmarks/bench_sweep.py [--trials 3] [--n-source 120] [--epochs 1]
 
-In a fresh copy of the project (small settings, `dvc repro` once, committed):
+In a fresh copy of the project (small settings, `dvc repro` once, committed), pairs, interleaved:
 
-1. plain: `dvc exp run --temp -n plain-<i> -S ...` run one after another, with exactly the values a
-   sweep trial sets (tuning split, logger.sweep, ...) but for `train.lr`, whose value changes no cost
-   and keeps DVC's run-cache from restoring one arm from the other;
-2. `reprokit sweep` of a grid over `train.lr` with `--jobs 1`, the same number of trials;
-3. the same grid with `--jobs 2` (a new study), for trials per hour with two at a time.
+1. plain: `dvc exp run --temp -n plain-<i> -S ...` with exactly the values a sweep trial sets
+   (tuning split, logger.sweep, ...) but for `train.lr`, whose value changes no cost and keeps DVC's
+   run-cache from restoring one arm from the other;
+2. beside it (before it in every other pair), `reprokit sweep one.yaml --trials <i+1>`: one more trial of
+   a grid over `train.lr`, the whole command timed (so each trial also pays the controller's start: an
+   upper bound);
 
-Overhead per trial = sweep wall time / trials - mean plain wall time; the controller's own time
-is the sweep's wall time minus the time its trials' `dvc exp run` took. All in one run, one machine.
+then the same kind of grid with `--jobs 2` (a new study), for trials per hour two at a time.
+The controller's own time is a sweep command's wall time minus its trial's `dvc exp run`.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ def grid(name: str, lrs: list[float]) -> str:
             "tune_fraction: 0.2\n")
 
 
-def sweep(repo: Path, name: str, jobs: int) -> tuple[float, list]:
+def sweep(repo: Path, name: str, jobs: int, more: list[str] = ()) -> tuple[float, list]:
     import optuna
 
     from reprokit.core.study_storage import open_storage
 
     started = time.perf_counter()
-    run(["reprokit", "sweep", f"sweeps/{name}.yaml", "--jobs", str(jobs)], repo, timeout=7200)
+    run(["reprokit", "sweep", f"sweeps/{name}.yaml", "--jobs", str(jobs), *more], repo, timeout=7200)
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name=name, storage=open_storage(str(repo / ".reprokit/sweeps" / f"{name}.journal")))
     assert all(t.state.name == "COMPLETE" for t in study.trials), [(t.number, t.user_attrs.get("reason")) for t in study.trials]
@@ -74,30 +75,35 @@ def main() -> None:
         from reprokit.tune.trials import exp_command
 
         spec = load_sweep(repo / "sweeps" / "one.yaml", repo / "params.yaml")
-        plain = []
+        plain, swept, own = [], [], []
         for i in range(n):
             overrides = trial_overrides(spec, {"train.lr": round(0.002 + 0.0001 * i, 6)}, trial=100 + i)
-            started = time.perf_counter()
-            subprocess.run(exp_command(f"plain-{i}", overrides), cwd=repo, env=subprocess_env(), check=True,
-                           capture_output=True)
-            plain.append(time.perf_counter() - started)
+            for arm in ("plain", "sweep") if i % 2 == 0 else ("sweep", "plain"):  # each arm first in half the pairs
+                if arm == "plain":
+                    started = time.perf_counter()
+                    subprocess.run(exp_command(f"plain-{i}", overrides), cwd=repo, env=subprocess_env(), check=True,
+                                   capture_output=True)
+                    plain.append(time.perf_counter() - started)
+                else:
+                    wall, trials = sweep(repo, "one", jobs=1, more=["--trials", str(i + 1)])
+                    swept.append(wall)
+                    own.append(wall - max(trials, key=lambda t: t.number).user_attrs["elapsed_s"])
 
-        wall1, trials1 = sweep(repo, "one", jobs=1)
-        dvc_time = sum(t.user_attrs["elapsed_s"] for t in trials1)
         wall2, trials2 = sweep(repo, "two", jobs=2)
     load_after = os.getloadavg()
 
-    per_trial = wall1 / n
-    mean_plain = statistics.mean(plain)
-    print(f"{n} trials, {args.n_source} source digits, {args.epochs} epoch(s); load average {load_before[0]:.1f} -> "
+    ratios = [s / p for s, p in zip(swept, plain)]
+    print(f"{n} pairs, {args.n_source} source digits, {args.epochs} epoch(s); load average {load_before[0]:.1f} -> "
           f"{load_after[0]:.1f}")
-    print(f"plain dvc exp run        : {mean_plain:7.1f} s per experiment (each: {', '.join(f'{p:.1f}' for p in plain)})")
-    print(f"reprokit sweep --jobs 1  : {per_trial:7.1f} s per trial (wall {wall1:.1f} s for {n})")
-    print(f"overhead per trial       : {per_trial - mean_plain:+7.1f} s, ratio {per_trial / mean_plain:.3f} (aim <= 1.05)")
-    print(f"controller's own time    : {(wall1 - dvc_time) / n:7.2f} s per trial (wall minus its trials' dvc exp run)")
-    print(f"trials per hour --jobs 1 : {3600 * n / wall1:7.1f}")
-    print(f"trials per hour --jobs 2 : {3600 * len(trials2) / wall2:7.1f} ({len(trials2)} trials in {wall2:.1f} s)")
-    print(json.dumps({"plain_s": plain, "sweep_wall_s": wall1, "sweep2_wall_s": wall2, "trials2": len(trials2)}))
+    print(f"plain dvc exp run         : {statistics.mean(plain):6.1f} s mean ({', '.join(f'{p:.1f}' for p in plain)})")
+    print(f"reprokit sweep, one trial : {statistics.mean(swept):6.1f} s mean ({', '.join(f'{p:.1f}' for p in swept)})")
+    print(f"ratio sweep / plain       : {sum(swept) / sum(plain):.3f} of sums, {statistics.median(ratios):.3f} median of "
+          f"pairs (aim <= 1.05)")
+    print(f"controller's own time     : {statistics.mean(own):6.2f} s per command ({', '.join(f'{o:.2f}' for o in own)}): "
+          f"{statistics.mean(own) / statistics.mean(plain):.1%} of a plain run")
+    print(f"trials per hour --jobs 1  : {3600 / statistics.mean(swept):6.1f}")
+    print(f"trials per hour --jobs 2  : {3600 * len(trials2) / wall2:6.1f} ({len(trials2)} trials in {wall2:.1f} s)")
+    print(json.dumps({"plain_s": plain, "sweep_s": swept, "own_s": own, "jobs2_wall_s": wall2, "jobs2_trials": len(trials2)}))
 
 
 if __name__ == "__main__":
