@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Stages run as `python -m stages.<name>`: put the venv first on PATH for DVC's subprocesses.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test test-fast bench install
+.PHONY: pipeline test test-fast bench install browser
 
 install: $(VENV)/.installed
 
@@ -23,8 +23,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 pipeline: install
 	dvc repro
 
+# The report's browser test drives the system's Chromium (Debian's `chromium` package; Playwright
+# cannot download a browser here). Installed with apt only where it is missing and apt can run
+# (root); otherwise the test is skipped with the reason, except under CI, where it must run.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the report's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif [ -n "$$CI" ]; then \
+		echo "error: no chromium and no root apt-get to install it; CI runs the report's browser test" >&2; exit 1; \
+	else \
+		echo "note: no chromium on PATH: the report's browser test will be skipped (sudo apt-get install chromium)"; \
+	fi
+
 # The slowest tests are listed at the end of each full run, so a test that grows expensive shows.
-test: install
+test: install browser
 	$(PY) -m pytest -q --durations=10
 
 # While developing: everything but the tests marked slow (real pipelines, real servers).

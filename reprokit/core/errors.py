@@ -13,6 +13,7 @@ __all__ = [
     "DataFrameError",
     "MissingBackendError",
     "MirrorError",
+    "ReportError",
     "TrainingDivergedError",
     "ReproduceError",
     "LogValueError",
@@ -46,6 +47,10 @@ class MissingBackendError(ReprokitError):
 
 class MirrorError(ReprokitError):
     """Mirroring a run into the experiment logger failed."""
+
+
+class ReportError(ReprokitError):
+    """The run's report cannot be built from the files under ``runs/``."""
 
 
 class TrainingDivergedError(ReprokitError):

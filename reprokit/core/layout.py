@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["RUNS_ROOT", "TrainDir", "ValidateDir", "VisualizeDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
+__all__ = ["RUNS_ROOT", "TrainDir", "ValidateDir", "VisualizeDir", "ReportDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
 
 STAGES = ("train", "validate", "visualize")
 RUNS_ROOT = "runs"  # relative to the project; outputs, never part of the code a run records
@@ -100,8 +100,21 @@ class VisualizeDir(_StageDir):
         return self.root / "worst_queries.png"
 
     @property
+    def gradcam(self) -> Path:
+        """The worst queries with Grad-CAM heat maps over each query and retrieved item."""
+        return self.root / "gradcam.png"
+
+    @property
     def params(self) -> Path:
         return self.root / "params.yaml"
+
+
+class ReportDir(_StageDir):
+    """``runs/report/``: the run's page, self-contained (no request leaves it)."""
+
+    @property
+    def page(self) -> Path:
+        return self.root / "index.html"
 
 
 class MirrorDir(_StageDir):
@@ -118,6 +131,7 @@ class RunsDir:
         self.train = TrainDir(self.root / "train")
         self.validate = ValidateDir(self.root / "validate")
         self.visualize = VisualizeDir(self.root / "visualize")
+        self.report = ReportDir(self.root / "report")
         self.mirror = MirrorDir(self.root / "mirror")
 
 

@@ -16,7 +16,6 @@ Step axis (the same for every backend):
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from reprokit.core.config import flatten, redact
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import read_json
 from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
+from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name  # core: the report names runs too
 
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
 
@@ -155,24 +155,6 @@ def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]
     return base
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
-    """The pipeline run's id: the training run's id combined with what the later stages used and produced.
-
-    Re-running validate alone with other params (``dvc exp run -S validate.distance=cosine``)
-    changes its params record and its metrics, hence the id: a new logger run, the earlier one
-    untouched. Replaying the same finished run again gives the same id: the same logger run.
-    """
-    parts = [f"train/run_id={train_run_id}"]
-    for path in (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png"))):
-        if path.is_file():
-            parts.append(f"{path.relative_to(runs.root).as_posix()}={_digest(path)}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
 def _read_identity(runs: RunsDir) -> RunData:
     identity = runs.train.identity
     if not identity.is_file():
@@ -182,9 +164,7 @@ def _read_identity(runs: RunsDir) -> RunData:
     if len(train_id) != 32 or any(c not in "0123456789abcdef" for c in train_id):
         raise MirrorError(f"{identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
     run_id = pipeline_run_id(runs, train_id)
-    # "<experiment that trained>-<pipeline id[:8]>": the same name whenever this run is replayed.
-    prefix = train_name.rsplit("-", 1)[0] if "-" in train_name else "run"
-    data = RunData(run_id=run_id, run_name=f"{prefix}-{run_id[:8]}")
+    data = RunData(run_id=run_id, run_name=pipeline_run_name(train_name, run_id))
     data.auto_tags["train_run_id"] = train_id
     data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
     return data
@@ -236,13 +216,15 @@ def _read_params_and_tags(runs: RunsDir, data: RunData, extra_tags: tuple[str, .
 
 
 def _read_artifacts(runs: RunsDir, data: RunData) -> None:
-    """Reproducibility files and every validate/visualize record; not the model (size)."""
-    art_dir, train, validate = runs.train.artifacts, runs.train.root, runs.validate.root
+    """Reproducibility files, every validate/visualize record and the report (page and its
+    assets, as they sit under ``report/``); not the model (size)."""
+    art_dir, train, validate, report = runs.train.artifacts, runs.train.root, runs.validate.root, runs.report.root
     files = sorted(p for p in art_dir.rglob("*") if p.is_file()) if art_dir.is_dir() else []
     files += sorted(p for p in train.glob("*.json")) if train.is_dir() else []
     files += sorted(p for p in validate.rglob("*") if p.is_file()) if validate.is_dir() else []
     if runs.visualize.params.is_file():
         files.append(runs.visualize.params)
+    files += sorted(p for p in report.rglob("*") if p.is_file()) if report.is_dir() else []
     data.artifacts = [Artifact(p.relative_to(runs.root).as_posix(), p) for p in files if not p.name.startswith(".")]
 
 

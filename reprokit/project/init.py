@@ -34,6 +34,7 @@ TEMPLATE_FILES = {
     "stages/train.py": "stages/train.py",
     "stages/validate.py": "stages/validate.py",
     "stages/visualize.py": "stages/visualize.py",
+    "stages/report.py": "stages/report.py",
     "stages/mirror.py": "stages/mirror.py",
 }
 # Lines each ignore file must hold (appended when missing, never duplicated).

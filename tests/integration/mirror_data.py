@@ -85,7 +85,8 @@ def _write(path: Path, text: str | bytes) -> None:
 
 
 def build_run_folder(
-    root: Path, epochs: int = 2, steps_per_epoch: int = 3, stages: tuple[str, ...] = ("train", "validate", "visualize")
+    root: Path, epochs: int = 2, steps_per_epoch: int = 3,
+    stages: tuple[str, ...] = ("train", "validate", "visualize", "report"),
 ) -> tuple[Path, Expected]:
     runs = root / "runs"
     exp = Expected(user_tags=list(USER_TAGS), auto_tags=dict(AUTO_TAGS))
@@ -175,4 +176,8 @@ def build_run_folder(
     assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
     exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
     exp.run_name = f"run-{exp.run_id[:8]}"
+    if "report" in stages:  # the page and an asset beside it: both are artifacts, under report/
+        _write(runs / "report" / "index.html", "<!doctype html><title>report</title><img src='thumbs/0.png'>\n")
+        _png(runs / "report" / "thumbs" / "0.png", (4, 4), "L")
+        exp.artifacts |= {"report/index.html", "report/thumbs/0.png"}
     return runs, exp

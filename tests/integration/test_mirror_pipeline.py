@@ -45,7 +45,9 @@ def _assert_complete(client, mlrun, repo: Path) -> None:
     assert mlrun.data.params["train.epochs"] == "2"
     assert mlrun.data.tags["git_commit"] and mlrun.data.tags["git_dirty"] in ("true", "false")
     files = _artifacts(client, mlrun.info.run_id)
-    for needed in ("train/artifacts/code.tar.gz", "train/artifacts/config.yaml", "train/artifacts/dataframe.csv"):
+    needed_files = ("train/artifacts/code.tar.gz", "train/artifacts/config.yaml", "train/artifacts/dataframe.csv",
+                    "report/index.html")
+    for needed in needed_files:
         assert needed in files, (needed, sorted(files))
     assert any(f.startswith("images/visualize/worst_queries") and f.endswith(".png") for f in files)
 
@@ -85,7 +87,7 @@ def test_server_dies_mid_pipeline_then_reprokit_mirror_fills_the_run_in(pipeline
         out = "".join(head) + rest
         assert proc.returncode == 0, out
         ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-        assert ran == {"validate", "visualize", "mirror"}, out
+        assert ran == {"validate", "visualize", "report", "mirror"}, out
         assert "reprokit mirror: warning: mirroring run" in out and "replay later with `reprokit mirror`" in out
         for rel in ("runs/validate/metrics.json", "runs/visualize/worst_queries.png", "runs/train/model.ckpt"):
             assert (pipeline_copy / rel).is_file()

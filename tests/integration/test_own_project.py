@@ -129,6 +129,9 @@ def test_own_repository_from_wheel_to_reproduction(tmp_path: Path):
     ran = sh("git", "status", "--porcelain").stdout
     assert "dvc.lock" in ran
     assert not list(repo.glob("data/digits")), "the embedded dataset was generated though it is not used"
+    # The report's style and script ship in the wheel: its page is written for the user's RGB data too.
+    page = (repo / "runs/report/index.html").read_text()
+    assert "data:image/jpeg;base64," in page and "queries-table" in page
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "my pipeline")
 

@@ -101,7 +101,21 @@ def test_recorded_params_are_the_stage_params(stage):
     assert list(module.PARAMS) == STAGES[stage]["params"]
 
 
-@pytest.mark.parametrize("stage", ["train", "validate", "visualize"])
+def test_report_params_are_the_stage_params():
+    from reprokit.pipeline import report
+
+    assert list(report.PARAMS) == STAGES["report"]["params"]
+
+
+def test_report_runs_after_visualize_and_before_mirror():
+    """The report reads every validate and visualize output; the mirror sends the report on."""
+    deps = STAGES["report"]["deps"]
+    assert {"runs/validate", "runs/visualize"} <= set(deps) and "runs/train/model.ckpt" not in deps
+    assert STAGES["report"]["outs"] == ["runs/report"]
+    assert "runs/report" in STAGES["mirror"]["deps"]
+
+
+@pytest.mark.parametrize("stage", ["train", "validate", "visualize", "report"])
 def test_stages_that_read_the_data_depend_on_it(stage):
     # The dataframe and every image under data.root: an edited image or row re-runs the stage.
     assert {"${data.dataframe}", "${data.root}"} <= set(STAGES[stage]["deps"])

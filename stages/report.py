@@ -1,0 +1,1 @@
+../reprokit/project/templates/stages/report.py
