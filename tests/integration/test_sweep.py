@@ -246,3 +246,46 @@ def test_ctrl_c_stops_the_running_trial_and_the_same_command_asks_its_params_aga
     trials = sorted(load_study(repo, "kill").trials, key=lambda t: t.number)
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
     assert trials[1].params == first.params and trials[1].user_attrs["reasked_from"] == first.number
+
+
+PRUNE = """\
+objective: {metric: map@r}
+sampler: grid
+seed: SEED
+space:
+  train.lr: {choice: [0.01, 1.0e-7]}
+pruner: {name: median, args: {n_startup_trials: 1, n_warmup_steps: 0}}
+tune_fraction: 0.2
+params: {train.validate_every_n_epochs: 1, train.epochs: 3}
+"""
+
+
+def _seed_running_first(value: float) -> int:
+    """A grid seed whose trial 0 takes ``value`` (Optuna's GridSampler shuffles the grid by its seed)."""
+    import optuna
+
+    for seed in range(50):
+        study = optuna.create_study(sampler=optuna.samplers.GridSampler({"train.lr": [0.01, 1e-7]}, seed=seed))
+        if study.ask().suggest_categorical("train.lr", [0.01, 1e-7]) == value:
+            return seed
+    raise AssertionError("no seed found")
+
+
+def test_a_trial_the_pruner_stops_ends_its_training_early_and_runs_no_later_stage(sweep_copy):
+    from reprokit.core.config import TrainConfig
+
+    if "validate_every_n_epochs" not in TrainConfig.__dataclass_fields__:
+        pytest.skip("waits for train.validate_every_n_epochs (issue 15: validation while training)")
+    repo = sweep_copy
+    write_sweep(repo, "prune", PRUNE.replace("SEED", str(_seed_running_first(0.01))))
+    sweep(repo, "prune")
+    good, bad = sorted(load_study(repo, "prune").trials, key=lambda t: t.number)
+    assert good.params["train.lr"] == 0.01 and good.state.name == "COMPLETE"
+    assert sorted(good.intermediate_values) == [0, 1, 2]  # reported after each epoch's validation
+    assert bad.state.name == "PRUNED", (bad.state, bad.user_attrs.get("reason"))
+    assert bad.intermediate_values and max(bad.intermediate_values) < 2  # stopped before its last epoch
+    assert bad.user_attrs["pruned_at_step"] == max(bad.intermediate_values)
+    names = run(["dvc", "exp", "ls", "--name-only"], repo).stdout.split()
+    assert "prune-0" in names and "prune-1" not in names  # no later stage ran: no experiment saved
+    log = Path(bad.user_attrs["log"]).read_text()
+    assert "pruned after epoch" in log and "stages.validate" not in log
