@@ -111,6 +111,9 @@ class DataConfig:
     # Embedded datasets the prepare stage generates (dvc.yaml runs one prepare@<name> per entry):
     # [digits] while data.dataframe is the embedded digits' CSV, [] once it is your own data.
     generate: tuple[Literal["digits"], ...] = ("digits",)
+    # "auto": labels that are not integers (names, SKUs) are numbered in sorted order, the same in
+    # every stage; the train stage records the mapping in runs/train/artifacts/label_map.csv.
+    label_map: Literal["auto"] | None = None
     # Honest tuning (`reprokit sweep`): this fraction of the training labels, drawn with tune_seed, is
     # held out of training as the "tune" split (class-disjoint), which validate scores with validate.split: tune.
     tune_fraction: float = 0.0
@@ -211,11 +214,19 @@ class VisualizeConfig:
     n_queries: int = 6
     top_k: int = 5
     n_ground_truth: int = 2
+    # The module path inside the model whose activations Grad-CAM weighs (e.g. "features.8");
+    # null: the model's last nn.Conv2d.
+    gradcam_layer: str | None = None
 
     def check(self, key: str) -> None:
         _at_least(key, "n_queries", self.n_queries, 1)
         _at_least(key, "top_k", self.top_k, 1)  # validate retrieves at least visualize.top_k items
         _at_least(key, "n_ground_truth", self.n_ground_truth, 0)
+        layer = self.gradcam_layer
+        _require(
+            layer is None or re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", layer) is not None,
+            f"{key}.gradcam_layer", "null or a module path inside the model, e.g. features.8", layer,
+        )
 
 
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -17,6 +17,8 @@ __all__ = [
     "TrainingDivergedError",
     "ReproduceError",
     "LogValueError",
+    "GradCamError",
+    "CompareError",
     "SweepError",
 ]
 
@@ -59,6 +61,14 @@ class TrainingDivergedError(ReprokitError):
 
 class ReproduceError(ReprokitError):
     """`reprokit reproduce` could not check out, run or compare a past revision."""
+
+
+class GradCamError(ReprokitError):
+    """Grad-CAM cannot run on the model: no such layer, or one without spatial output [N, C, H, W]."""
+
+
+class CompareError(ReprokitError):
+    """`reprokit compare` cannot read a revision's run, or the two runs are not comparable."""
 
 
 class LogValueError(ReprokitError, ValueError):

@@ -99,5 +99,11 @@ class MirrorBackend(ABC):
     def finish(self) -> dict[str, Any]:
         """Flush and close; return where the run went (JSON-able, no secrets) for the report."""
 
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        """How a person looks at the run ``finish`` said went to ``where``, e.g. ``"open it: tensorboard
+        --logdir logs/tensorboard"`` (None: nothing to say)."""
+        return None
+
     def abort(self) -> None:  # noqa: B027 - best-effort cleanup after a failure
         pass

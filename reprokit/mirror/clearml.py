@@ -138,6 +138,13 @@ class ClearMLBackend(MirrorBackend):
     def log_artifact(self, name: str, path: Path) -> None:
         self.task.upload_artifact(name, artifact_object=path, wait_on_upload=True)
 
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        zipped = where.get("offline_zip")
+        if zipped:  # an offline session: uploaded to a server later, then seen in its web app
+            return f"upload it: python -c \"from clearml import Task; Task.import_offline_session('{zipped}')\""
+        return "open the task in the ClearML web app"
+
     def finish(self) -> dict[str, Any]:
         try:
             folder = self.task.get_offline_mode_folder() if self.offline else None

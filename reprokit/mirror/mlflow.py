@@ -182,6 +182,13 @@ class MlflowBackend(MirrorBackend):
         parent = Path(name).parent.as_posix()
         self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
 
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        uri = str(where.get("tracking_uri") or "")
+        if uri.startswith(("http://", "https://")):
+            return f"open it: {uri} in a browser"
+        return f"open it: mlflow ui --backend-store-uri {uri}" if uri else None
+
     def finish(self) -> dict[str, Any]:
         self.client.set_terminated(self.run_id, "FINISHED")
         return {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reprokit.core.config import LoggerConfig, redact
+from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import write_json
 from reprokit.core.layout import RunsDir
@@ -230,14 +231,18 @@ def mirror_run(
         report["counts"] = dict(driver.counts)
         report["elapsed_s"] = round(time.monotonic() - started, 3)
         write_json(report_path, report)
-    _tell(report, runs, report_path, logger)
+    _tell(report, runs, report_path, logger, type(backend))
     return report
 
 
-def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig) -> None:
+def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig,
+          backend: type[MirrorBackend]) -> None:
     if report["missing"]:
         print(f"{PROG}: note: not in the run folder, not mirrored: {', '.join(report['missing'])}", file=sys.stderr)
     if report["ok"]:
+        # The stage's one line: which logger run, where, and the command that shows it.
+        summary("mirror", f"{logger.name} run {report['run_name']}", _location(report["where"]),
+                backend.how_to_open(report["where"]))
         return
     message = (
         f"mirroring run {report['run_name'] or runs} into {logger.name} failed: {report['error']}; "
@@ -246,6 +251,13 @@ def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerC
     if logger.strict:
         raise MirrorError(message, hint="fix the logger and replay with `reprokit mirror`")
     _warn(f"{message}; replay later with `reprokit mirror`")
+
+
+def _location(where: Mapping[str, Any]) -> str | None:
+    for key in ("log_dir", "run_dir", "offline_zip"):  # local folders and files: as a person types them
+        if where.get(key):
+            return shown_path(where[key])
+    return where.get("tracking_uri") or None
 
 
 def _redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:

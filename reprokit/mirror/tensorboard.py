@@ -30,6 +30,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.text import plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from reprokit.core.console import shown_path
 from reprokit.mirror._files import RunFolder
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
@@ -111,6 +112,11 @@ class TensorBoardBackend(MirrorBackend):
 
     def log_artifact(self, name: str, path: Path) -> None:
         self.folder.copy_in(f"artifacts/{name}", path)
+
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        # The root holds every run: TensorBoard then shows them side by side.
+        return f"open it: tensorboard --logdir {shown_path(Path(where['log_dir']).parent)}" if where.get("log_dir") else None
 
     def finish(self) -> dict[str, Any]:
         for (step, tag), paths in sorted(self.images.items()):

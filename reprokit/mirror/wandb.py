@@ -21,6 +21,7 @@ from typing import Any
 
 import wandb
 
+from reprokit.core.console import shown_path
 from reprokit.core.errors import ConfigError
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
@@ -101,6 +102,10 @@ class WandbBackend(MirrorBackend):
 
     def log_artifact(self, name: str, path: Path) -> None:
         self.files.append((name, path))
+
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        return f"upload it: wandb sync {shown_path(where['run_dir'])}" if where.get("run_dir") else None
 
     def finish(self) -> dict[str, Any]:
         last = max(self.rows, default=0)

@@ -15,7 +15,7 @@ params: {train.epochs: 4}                          # fixed for every trial (opti
 ```
 
 Everything a trial will set is checked here, up front, each failure one line naming the key: an
-unknown key, a parameter params.yaml does not have, a value params.yaml's schema rejects (each
+unknown key, a parameter params.yaml does not have (written or commented out: any key of its schema), a value params.yaml's schema rejects (each
 choice and each end of a range is put into a copy of the config and built), an invalid range.
 A *combination* the schema rejects is found per trial: that trial is recorded failed.
 The type of a range follows params.yaml: an integer key is sampled as integers.
@@ -271,7 +271,11 @@ def load_sweep(path: str | Path, params_path: str | Path = "params.yaml") -> Swe
     except ConfigError as exc:
         raise _fail(path, exc.one_line().replace(" in the config;", " in the sweep file;")) from None
     base = read_yaml(params_path) or {}
-    leaves = sorted(flatten(base))
+    try:  # every key the schema has, with its value: params.yaml may leave a default commented out
+        resolved = flatten(config_from_dict(base).to_dict())
+    except ConfigError as exc:
+        raise _fail(path, f"{params_path} itself is rejected, so no trial could run: {exc.one_line()}") from None
+    leaves = sorted(resolved)
     if not raw.space:
         raise _fail(path, "space must name at least one params.yaml key to vary")
     _check_keys(path, "space", list(raw.space), leaves)
@@ -279,8 +283,7 @@ def load_sweep(path: str | Path, params_path: str | Path = "params.yaml") -> Swe
     overlap = sorted(set(raw.space) & set(raw.params))
     if overlap:
         raise _fail(path, f"{overlap[0]} is both in space and in params; give it in one of them")
-    flat = flatten(base)
-    space = tuple(_parse_param(path, k, v, flat.get(k)) for k, v in raw.space.items())
+    space = tuple(_parse_param(path, k, v, resolved.get(k)) for k, v in raw.space.items())
     sampler = check_component(path, "sampler", raw.sampler, SAMPLERS)
     pruner = check_component(path, "pruner", raw.pruner, PRUNERS)
     if not 0 <= raw.tune_fraction < 1:

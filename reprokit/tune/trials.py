@@ -52,9 +52,10 @@ def format_value(value: Any) -> str:
 
 
 def exp_command(exp_name: str, overrides: dict[str, Any]) -> list[str]:
+    """``-S ++key=value``: ``++`` sets the key whether params.yaml writes it or leaves its default commented out."""
     cmd = ["dvc", "--wait-for-lock", "exp", "run", "--temp", "-n", exp_name]
     for key, value in overrides.items():
-        cmd += ["-S", f"{key}={format_value(value)}"]
+        cmd += ["-S", f"++{key}={format_value(value)}"]
     return cmd
 
 

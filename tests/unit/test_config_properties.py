@@ -122,6 +122,7 @@ KEYS: dict[str, Pair] = {
     "data.root": either(st.sampled_from([None, "data/digits", "images", "/abs/images"]), st.sampled_from(["", " ", 1, {}])),
     "data.generate": either(st.sampled_from([["digits"], []]), st.sampled_from([["digits", "digits"], ["mnist"], "digits"])),
     "data.allow_outside_root": texts(True, False),
+    "data.label_map": either(st.sampled_from([None, "auto"]), st.sampled_from(["Auto", "sorted", "", 1, True])),
     "data.image_size": ints(8, 1024, 9, 15, 16, 17, 32, 33, 64),
     "data.image_mode": either(st.sampled_from(["L", "RGB"]), st.sampled_from(["l", "CMYK", "rgb", 1])),
     "data.digits.output": either(st.sampled_from(["data/digits", "data/other"]), st.sampled_from(["", " ", None, 1])),
@@ -170,6 +171,8 @@ KEYS: dict[str, Pair] = {
     "visualize.n_queries": ints(1, 20),
     "visualize.top_k": ints(1, 30, 2**40),
     "visualize.n_ground_truth": ints(0, 20),
+    "visualize.gradcam_layer": either(st.sampled_from([None, "features.8", "body.0", "layer4"]),
+                                      st.sampled_from(["", "features.", ".8", "a b", "features..8", 8, []])),
     "logger.name": either(st.sampled_from(["tensorboard", "csv", "mlflow", "clearml", "wandb"]),
                           st.sampled_from(["neptune", "tensorbord", "TensorBoard", 1])),
     "logger.args": either(st.sampled_from([{}, {"log_dir": "logs/x"}, {"a": {"b": [1]}}]),
@@ -226,6 +229,8 @@ SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss",
 def set_key(data: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
+        if p not in data:
+            data[p] = {}  # a section params.yaml leaves at its defaults (commented out)
         if not isinstance(data.get(p), dict):
             return  # an earlier change replaced this section: nothing to set
         data = data[p]

@@ -40,7 +40,8 @@ def test_the_trial_command_is_a_named_temp_experiment_with_values_that_read_back
     cmd = exp_command("s-3", {"train.lr": 5e-05, "train.epochs": 2, "train.loss.args.miner": "hard",
                               "train.resume": False, "logger.sweep.trial": None, "model.name": "models:build"})
     assert cmd[:7] == ["dvc", "--wait-for-lock", "exp", "run", "--temp", "-n", "s-3"]
-    sets = dict(a.split("=", 1) for a in cmd[8::2])
+    sets = dict(a.removeprefix("++").split("=", 1) for a in cmd[8::2])
+    assert all(a.startswith("++") for a in cmd[8::2])  # adds a key params.yaml leaves commented out
     back = {k: yaml.load(v, Loader=_StrictLoader) for k, v in sets.items()}  # as params.yaml is read
     assert back == {"train.lr": 5e-05, "train.epochs": 2, "train.loss.args.miner": "hard", "train.resume": False,
                     "logger.sweep.trial": None, "model.name": "models:build"}
