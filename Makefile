@@ -65,3 +65,4 @@ bench: install
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_log.py
 	$(PY) benchmarks/bench_visualize.py
+	$(PY) benchmarks/bench_sweep.py

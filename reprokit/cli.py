@@ -5,6 +5,8 @@
     reprokit check-data                               every check that needs no training, every problem at once
     reprokit init [DIR] [--force]                     write a working pipeline into a git repository
     reprokit compare A B [--html PATH]                metric deltas and the queries that flipped between two runs
+    reprokit sweep FILE [--jobs N] [--storage URL] [--trials N] [--show] [--promote]
+                                                      tune: each trial a DVC experiment, Optuna choosing
 
 Errors are one line on stderr with a non-zero exit; ``--verbose`` or REPROKIT_DEBUG=1 adds the traceback.
 """
@@ -44,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("dir", nargs="?", default=".", help="the repository (default: .)")
     ini.add_argument("--force", action="store_true", help="overwrite files that already exist")
     ini.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    swp = sub.add_parser("sweep", help="run a hyper-parameter sweep: each trial a DVC experiment, Optuna choosing")
+    swp.add_argument("file", help="the sweep file, e.g. sweeps/lr_margin.yaml (its stem names the sweep)")
+    swp.add_argument("--jobs", type=int, default=1, help="trials at once (capped by the GPUs when trials use GPUs)")
+    swp.add_argument("--storage", help="the study: a journal file (default .reprokit/sweeps/<name>.journal) "
+                     "or postgresql://user@host/db for workers on several machines")
+    swp.add_argument("--trials", type=int, help="the number of trials (default: the sweep file's)")
+    what = swp.add_mutually_exclusive_group()
+    what.add_argument("--show", action="store_true", help="rank the trials by the objective; show the best")
+    what.add_argument("--promote", action="store_true", help="re-run the best params on the full training split and branch it")
+    swp.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     cmp = sub.add_parser("compare", help="compare two finished runs: metric deltas and the queries that flipped")
     cmp.add_argument("a", help="a commit, branch, tag or DVC experiment name")
@@ -162,10 +175,17 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from reprokit.tune.command import sweep_command
+
+    return sweep_command(Path(args.file), jobs=args.jobs, storage=args.storage, trials=args.trials, show=args.show,
+                         promote=args.promote)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init,
-                "compare": _compare}
+                "compare": _compare, "sweep": _sweep}
     run_main(lambda: handlers[args.command](args), "reprokit")
 
 

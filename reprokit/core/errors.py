@@ -19,6 +19,7 @@ __all__ = [
     "LogValueError",
     "GradCamError",
     "CompareError",
+    "SweepError",
 ]
 
 
@@ -75,3 +76,7 @@ class LogValueError(ReprokitError, ValueError):
 
     Also a ``ValueError``: Lightning raises that for a value it cannot log, so code catching it still works.
     """
+
+
+class SweepError(ReprokitError):
+    """`reprokit sweep` cannot reach its study storage, run its trials, or find what it ran."""

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from reprokit.core.config import Config
+from reprokit.core.config import Config, tune_label_count
 from reprokit.core.errors import DataFrameError, ReprokitError
 from reprokit.data.dataframe import LABEL_MAP_KEY, find_dataframe_problems, load_dataframe, resolve_image_paths
 from reprokit.data.sampler import LabelBalancedBatchSampler
 
-__all__ = ["load_dataset", "dataset_problems", "split_rows", "check_fits_config", "fit_problems"]
+__all__ = [
+    "load_dataset", "dataset_problems", "split_rows", "scored_rows", "check_fits_config", "fit_problems",
+    "with_tune_split", "TUNE_SPLIT",
+]
+
+TUNE_SPLIT = "tune"  # the split value of the training rows data.tune_fraction holds out
 
 
 def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, list[Path], Path]:
@@ -24,6 +30,7 @@ def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, 
         csv_path, root=root, allow_outside_root=cfg.data.allow_outside_root, check_images=check_images,
         label_map=cfg.data.label_map,
     )
+    df = with_tune_split(df, cfg.data.tune_fraction, cfg.data.tune_seed)
     check_fits_config(cfg, df)
     return df, resolve_image_paths(df, root), csv_path
 
@@ -39,6 +46,10 @@ def dataset_problems(cfg: Config) -> tuple[pd.DataFrame | None, Path, list[Repro
     )
     problems: list[ReprokitError] = list(found)
     if df is not None:
+        try:
+            df = with_tune_split(df, cfg.data.tune_fraction, cfg.data.tune_seed)  # as the stages see the data
+        except DataFrameError as exc:
+            return None, csv_path, [*problems, exc]
         problems += fit_problems(cfg, df)
     return (df if not problems else None), csv_path, problems
 
@@ -94,6 +105,37 @@ def _some_query_has_ground_truth(val: pd.DataFrame) -> bool:
     else:
         available = available - queries["is_gallery"].astype(bool).to_numpy()
     return bool((available > 0).any())
+
+
+def with_tune_split(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """``df`` with ``round(fraction × training labels)`` training labels, drawn with ``seed``, moved to the
+    ``tune`` split, every row of it a query and a gallery item (as validation rows are).
+
+    Class-disjoint: a label is wholly in training or wholly in tuning. The draw depends only on the
+    sorted training labels, ``fraction`` and ``seed``: every trial of a sweep holds out the same labels.
+    """
+    if fraction <= 0:
+        return df
+    is_train = (df["split"] == "train").to_numpy()
+    labels = np.unique(df.loc[is_train, "label"].to_numpy())
+    n_tune = tune_label_count(len(labels), fraction)
+    if not 1 <= n_tune < len(labels):
+        raise DataFrameError(
+            f"data.tune_fraction {fraction} holds out {n_tune} of the {len(labels)} training labels; "
+            "it must leave at least one label for tuning and one for training",
+            hint="use a larger or smaller data.tune_fraction",
+        )
+    tune = np.random.default_rng(seed).choice(labels, size=n_tune, replace=False)
+    moved = is_train & df["label"].isin(tune).to_numpy()
+    out = df.copy()
+    out.loc[moved, "split"] = TUNE_SPLIT
+    out.loc[moved, ["is_query", "is_gallery"]] = True
+    return out
+
+
+def scored_rows(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, list[Path]]:
+    """The rows validate scores (and visualize shows): ``validate.split``, the validation or the tuning split."""
+    return split_rows(df, paths, TUNE_SPLIT if cfg.validate.split == "tune" else "validation")
 
 
 def split_rows(df: pd.DataFrame, paths: list[Path], split: str) -> tuple[pd.DataFrame, list[Path]]:

@@ -21,7 +21,7 @@ from reprokit.core.per_query import encode_floats, encode_ints, encode_paths
 from reprokit.core.progress import progress
 from reprokit.core.tables import write_table
 from reprokit.data.images import ImageDataset, RawPixels, WorkerSeeder, image_loader
-from reprokit.data.source import split_rows
+from reprokit.data.source import scored_rows
 from reprokit.evaluate.gather import gather_for_metrics
 from reprokit.evaluate.metrics import retrieval_metrics
 
@@ -33,8 +33,9 @@ __all__ = [
 
 
 def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, ImageDataset]:
-    """The validation rows and their images as a dataset decoded batch by batch (no pixels held)."""
-    val_df, val_paths = split_rows(df, paths, "validation")
+    """The rows validate scores (``validate.split``: the validation split, or the tuning split) and their
+    images as a dataset decoded batch by batch (no pixels held)."""
+    val_df, val_paths = scored_rows(cfg, df, paths)
     return val_df, ImageDataset.from_frame(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
 
 

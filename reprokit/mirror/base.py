@@ -22,13 +22,19 @@ __all__ = ["MirrorBackend", "RunInfo"]
 
 
 class RunInfo:
-    """Who the logger run is: the pipeline run's id and readable name, plus where to put files."""
+    """Who the logger run is: the pipeline run's id and readable name, plus where to put files.
 
-    def __init__(self, run_id: str, run_name: str, home_dir: Path, timeout_s: float) -> None:
+    ``sweep``: the sweep a trial's run belongs to (``logger.sweep.name``), which the backends group
+    their runs by: a folder ``<root>/<sweep>/`` (TensorBoard, CSV), a parent run (MLflow), the run
+    group (W&B), a sub-project (ClearML). None for a run outside a sweep.
+    """
+
+    def __init__(self, run_id: str, run_name: str, home_dir: Path, timeout_s: float, sweep: str | None = None) -> None:
         self.run_id = run_id
         self.run_name = run_name
         self.home_dir = home_dir  # project dir whose logs/ hold the default folders (see paths.py)
         self.timeout_s = timeout_s
+        self.sweep = sweep
 
 
 class MirrorBackend(ABC):

@@ -1,4 +1,5 @@
 """MLflow: one MLflow run per pipeline run, found again on replay by its ``reprokit.run_id`` tag.
+A sweep trial's run is a nested child (``mlflow.parentRunId``) of one parent run named after the sweep.
 
 Args: ``tracking_uri`` (default ``sqlite:///<home>/logs/mlflow.db``; MLflow 3 refuses its old
 file store, so a ``file:`` or bare-path URI is a ConfigError), ``experiment_name`` (default
@@ -93,19 +94,41 @@ class MlflowBackend(MirrorBackend):
             exp_id = self.client.create_experiment(name, artifact_location=location)
         else:
             exp_id = exp.experiment_id
+        # A sweep's trials are nested runs of one parent run named after the sweep.
+        parent = {"mlflow.parentRunId": self._sweep_parent(exp_id, run.sweep)} if run.sweep else {}
         found = self.client.search_runs(
             [exp_id], filter_string=f"tags.`reprokit.run_id` = '{run.run_id}'", max_results=1
         )
         if found:
             self.mlflow_run = found[0]
             self.client.update_run(self.mlflow_run.info.run_id, status="RUNNING")
+            for key, value in parent.items():
+                self.client.set_tag(self.mlflow_run.info.run_id, key, value)
         else:
             self.mlflow_run = self.client.create_run(
-                exp_id, run_name=run.run_name, tags={"reprokit.run_id": run.run_id}
+                exp_id, run_name=run.run_name, tags={"reprokit.run_id": run.run_id, **parent}
             )
         self.run_id = self.mlflow_run.info.run_id
         self.run = run
         self.experiment = name
+
+    def _sweep_parent(self, exp_id: str, sweep: str) -> str:
+        """The sweep's parent run, found by its ``reprokit.sweep_parent`` tag or created. Two trials that
+        create it at once both keep the older one (start time, then id) and the younger is deleted."""
+        def oldest() -> list:
+            runs = self.client.search_runs([exp_id], filter_string=f"tags.`reprokit.sweep_parent` = '{sweep}'",
+                                           max_results=50)
+            return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+        found = oldest()
+        if found:
+            return found[0].info.run_id
+        mine = self.client.create_run(exp_id, run_name=sweep, tags={"reprokit.sweep_parent": sweep, "sweep": sweep})
+        self.client.set_terminated(mine.info.run_id, "FINISHED")
+        winner = oldest()[0].info.run_id
+        if winner != mine.info.run_id:
+            self.client.delete_run(mine.info.run_id)
+        return winner
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         have = self.mlflow_run.data.params

@@ -10,6 +10,7 @@ A missing backend package (:class:`MissingBackendError`) and bad ``logger`` conf
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import home_dir
 from reprokit.mirror.registry import BackendSpec
 from reprokit.mirror.runfolder import RunData, read_run_folder
+from reprokit.mirror.tags import sweep_tags
 
 __all__ = ["mirror_run", "reproduction_logger"]
 
@@ -173,7 +175,10 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         report.update(run_id=data.run_id, run_name=data.run_name, missing=data.missing, skipped=data.skipped)
         if type(backend).media_as_files and (data.images or data.texts):
             report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
-        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s)
+        group = logger.sweep
+        if group.active:
+            data.auto_tags.update(sweep_tags(group.name, group.trial, os.environ.get("DVC_EXP_NAME")))
+        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s, sweep=group.name)
         report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secrets)
         report.update(ok=True, published="yes")
     except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal

@@ -80,7 +80,8 @@ class TensorBoardBackend(MirrorBackend):
 
     def start(self, run: RunInfo) -> None:
         root = resolve(run.home_dir, self.args.get("log_dir", "logs/tensorboard"))
-        self.folder = RunFolder(root, run)
+        # A sweep's trials side by side: `tensorboard --logdir logs/tensorboard/<sweep>` compares them.
+        self.folder = RunFolder(root / run.sweep if run.sweep else root, run)
         self.writer = EventFileWriter(str(self.folder.staging), max_queue_size=1000, flush_secs=3600)
         self.images: dict[tuple[int, str], list[Path]] = defaultdict(list)  # (step, tag) -> PNGs, in order
 

@@ -67,6 +67,8 @@ class WandbBackend(MirrorBackend):
             dir=str(out_dir),
             id=run.run_id,
             name=run.run_name,
+            group=run.sweep,  # a sweep's trials: one W&B group (None: no group)
+            job_type="sweep-trial" if run.sweep else None,
             resume="allow",
             settings=settings,
         )

@@ -11,14 +11,14 @@ from reprokit.core.errors import GradCamError
 from reprokit.core.layout import VisualizeDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.images import ImageDataset
-from reprokit.data.source import load_dataset, split_rows
+from reprokit.data.source import load_dataset, scored_rows
 from reprokit.train.checkpoint import load_model
 from reprokit.visualize.gradcam import resolve_layer
 from reprokit.visualize.gradcam_figure import draw_gradcam, draw_no_gradcam
 from reprokit.visualize.worst_queries import draw_worst_queries, read_per_query
 
 # The params.yaml entries this stage reads: the same list as its `params` in dvc.yaml.
-PARAMS = ("data", "validate.distance", "visualize")
+PARAMS = ("data", "validate.distance", "validate.split", "visualize")
 
 
 def gradcam(cfg: Config, model_path: Path, pq, val_df, val_paths, out: Path) -> str:
@@ -47,7 +47,7 @@ def run() -> None:
 
     cfg = load_config(args.params)
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
-    val_df, val_paths = split_rows(df, paths, "validation")
+    val_df, val_paths = scored_rows(cfg, df, paths)  # the split validate scored: per_query.tsv indexes its rows
     pq = read_per_query(Path(args.per_query))
     n = draw_worst_queries(pq, val_df, val_paths, cfg.visualize, out.worst_queries)
     cams = gradcam(cfg, Path(args.model), pq, val_df, val_paths, out.gradcam)

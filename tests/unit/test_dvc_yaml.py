@@ -22,6 +22,8 @@ ALLOWED_LAYERS = {
     "reprokit/provenance": {"reprokit/core"},
     "reprokit/mirror": {"reprokit/core"},
     "reprokit/project": {"reprokit/core"},
+    # `reprokit sweep`: runs trials as DVC experiments through the CLI, never imported by a stage.
+    "reprokit/tune": {"reprokit/core"},
     # The stages' work sits on top, beside cli.py: it may call every layer.
     "reprokit/pipeline": {
         "reprokit/core", "reprokit/data", "reprokit/log", "reprokit/train", "reprokit/evaluate",
