@@ -29,8 +29,10 @@ def test_a_trial_below_the_median_is_pruned_and_marked(tmp_path):
     good = sweep_pruning_hook({**env, TRIAL_ENV: str(second.number)})
     assert good(0, {"map@r": 0.35, "cmc@1": 0.1}) is False  # above the median: goes on
     bad = sweep_pruning_hook({**env, TRIAL_ENV: str(third.number)})
+    good.raise_if_pruned()  # not pruned: nothing raised
+    assert bad(0, {"map@r": 0.29}) is True  # below the completed trial's 0.3 at epoch 0: stop training
     with pytest.raises(TrialPrunedError, match=r"trial 2 pruned after epoch 0 \(map@r=0.2900"):
-        bad(0, {"map@r": 0.29})  # below the completed trial's 0.3 at epoch 0
+        bad.raise_if_pruned()  # the stage fails before writing anything
     reloaded = optuna.load_study(study_name="s", storage=open_storage(journal))
     assert reloaded.trials[second.number].intermediate_values == {0: 0.35}
     assert reloaded.trials[third.number].intermediate_values == {0: 0.29}
