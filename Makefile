@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Stages run as `python -m stages.<name>`: put the venv first on PATH for DVC's subprocesses.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test test-fast bench install browser
+.PHONY: pipeline test test-fast bench install browser baseline
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 pipeline: install
 	dvc repro
+
+# The committed baseline: dvc.lock and the default pipeline's small deterministic results, so that
+# a fresh clone's `dvc exp show` has a baseline row and `reprokit reproduce HEAD` proves it
+# (tests/integration/test_baseline.py). dvc.lock holds the hashes of reprokit/'s code: run this
+# after every change to the code or params.yaml, then commit what it staged. DVC's own
+# .gitignore files (they keep the cached outputs out of git) are staged with it.
+BASELINE := dvc.lock runs/train/metrics.json runs/validate/metrics.json runs/validate/plots/by_category.tsv
+baseline: install
+	dvc repro
+	git add -- $(BASELINE) $$(find data runs -name .gitignore)
+	@echo "staged the baseline ($(BASELINE)): commit it"
 
 # The report's browser test drives the system's Chromium (Debian's `chromium` package; Playwright
 # cannot download a browser here). Installed with apt only where it is missing and apt can run
@@ -53,3 +64,5 @@ bench: install
 	$(PY) benchmarks/bench_faiss.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_log.py
+	$(PY) benchmarks/bench_visualize.py
+	$(PY) benchmarks/bench_sweep.py

@@ -2,8 +2,11 @@
 
     reprokit reproduce REV [--tolerance T] [--keep]   re-run a past commit/experiment and compare its metrics
     reprokit mirror [--logger NAME]                   replay a finished run's files into the experiment logger
-    reprokit check-data                               run every dataframe check on the configured dataset
+    reprokit check-data                               every check that needs no training, every problem at once
     reprokit init [DIR] [--force]                     write a working pipeline into a git repository
+    reprokit compare A B [--html PATH]                metric deltas and the queries that flipped between two runs
+    reprokit sweep FILE [--jobs N] [--storage URL] [--trials N] [--show] [--promote]
+                                                      tune: each trial a DVC experiment, Optuna choosing
 
 Errors are one line on stderr with a non-zero exit; ``--verbose`` or REPROKIT_DEBUG=1 adds the traceback.
 """
@@ -44,7 +47,29 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("--force", action="store_true", help="overwrite files that already exist")
     ini.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
-    chk = sub.add_parser("check-data", help="check the configured dataframe and its images")
+    swp = sub.add_parser("sweep", help="run a hyper-parameter sweep: each trial a DVC experiment, Optuna choosing")
+    swp.add_argument("file", help="the sweep file, e.g. sweeps/lr_margin.yaml (its stem names the sweep)")
+    swp.add_argument("--jobs", type=int, default=1, help="trials at once (capped by the GPUs when trials use GPUs)")
+    swp.add_argument("--storage", help="the study: a journal file (default .reprokit/sweeps/<name>.journal) "
+                     "or postgresql://user@host/db for workers on several machines")
+    swp.add_argument("--trials", type=int, help="the number of trials (default: the sweep file's)")
+    what = swp.add_mutually_exclusive_group()
+    what.add_argument("--show", action="store_true", help="rank the trials by the objective; show the best")
+    what.add_argument("--promote", action="store_true", help="re-run the best params on the full training split and branch it")
+    swp.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    cmp = sub.add_parser("compare", help="compare two finished runs: metric deltas and the queries that flipped")
+    cmp.add_argument("a", help="a commit, branch, tag or DVC experiment name")
+    cmp.add_argument("b", help="the run to compare with A (deltas are B - A)")
+    cmp.add_argument("--html", metavar="PATH", help="also write a self-contained page: A's top-k beside B's")
+    cmp.add_argument("--metric", help="order the flipped queries by this per-query metric (default: visualize.metric)")
+    cmp.add_argument("--limit", type=int, default=20, help="flipped queries listed per direction (0: all; default 20)")
+    cmp.add_argument("--repo", default=".", help="the project repository (default: .)")
+    cmp.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    chk = sub.add_parser(
+        "check-data", help="every check that needs no training (data, images, batches, model), all problems at once"
+    )
     chk.add_argument("--params", default="params.yaml")
     chk.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -73,13 +98,73 @@ def _mirror(args: argparse.Namespace) -> int:
     return 0 if report.get("ok") else 1
 
 
-def _check_data(args: argparse.Namespace) -> int:
-    from reprokit.core.config import load_config
-    from reprokit.data.source import load_dataset
+MAX_PROBLEMS = 20  # check-data lists at most this many problems (each names up to 5 rows)
 
-    df, _, csv_path = load_dataset(load_config(args.params))
-    counts = df["split"].value_counts().to_dict()
-    print(f"{csv_path}: ok ({len(df)} rows: {counts.get('train', 0)} train, {counts.get('validation', 0)} validation)")
+
+def _check_data(args: argparse.Namespace) -> int:
+    """Every check that needs no training, every problem at once: the dataframe and its images, the
+    batches params.yaml asks for against the labels there are, the model and the loss."""
+    from reprokit.core.config import load_config
+    from reprokit.data.dataframe import LABEL_MAP_KEY
+    from reprokit.data.source import dataset_problems
+
+    cfg = load_config(args.params)  # a config error stops here: the checks below read the config
+    df, csv_path, problems = dataset_problems(cfg)
+    problems += _model_problems(cfg)
+    if problems:
+        print("\n".join(problem_report(csv_path, problems)), file=sys.stderr)
+        return 1
+    train, val = df[df["split"] == "train"], df[df["split"] == "validation"]
+    t = cfg.train
+    line = (f"{csv_path}: ok ({len(df):,} rows: {len(train):,} train of {train['label'].nunique():,} labels, "
+            f"{len(val):,} validation with {int(val['is_query'].sum()):,} queries; batches of {t.n_labels} labels x "
+            f"{t.n_instances} instances fit; model {cfg.model.name} and loss {cfg.train.loss.name} build)")
+    mapping = df.attrs.get(LABEL_MAP_KEY)
+    if mapping is not None:
+        line += f"; {len(mapping):,} text labels numbered 0..{len(mapping) - 1} in sorted order (data.label_map: auto)"
+    print(line)
+    return 0
+
+
+def problem_report(csv_path: Path, problems: list, limit: int = MAX_PROBLEMS) -> list[str]:
+    """"<csv>: N problems" then one numbered line per problem (its fix included), the first ``limit``."""
+    lines = [f"{csv_path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
+    lines += [f"  {i}. {problem.one_line()}" for i, problem in enumerate(problems[:limit], start=1)]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more: fix these, then run `reprokit check-data` again")
+    return lines
+
+
+def _model_problems(cfg) -> list:
+    """The model (probed on a batch of the configured image size) and the loss build as train builds them."""
+    from reprokit.core.errors import ReprokitError
+    from reprokit.train.losses import build_loss
+    from reprokit.train.models import IMAGE_CHANNELS, build_model
+
+    found = []
+    for build in (lambda: build_model(cfg.model, IMAGE_CHANNELS[cfg.data.image_mode], cfg.data.image_size),
+                  lambda: build_loss(cfg.train.loss)):
+        try:
+            build()
+        except ReprokitError as exc:
+            found.append(exc)
+    return found
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from reprokit.provenance.compare import compare_runs, format_comparison, titles
+
+    c = compare_runs(Path(args.repo), args.a, args.b, args.metric)
+    print(format_comparison(c, args.limit))
+    if args.html:
+        from reprokit.visualize.compare_page import write_compare_page
+
+        page = write_compare_page(
+            Path(args.html), label_a=c.a.label, label_b=c.b.label, metric=c.metric, n_queries=c.n_queries,
+            overall=c.overall, sections=list(zip(titles(c), (c.regressed, c.improved))),
+            read_image=lambda path: c.a.image_bytes(path) or c.b.image_bytes(path),
+        )
+        print(f"compare: wrote {page}", file=sys.stderr)
     return 0
 
 
@@ -90,9 +175,17 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from reprokit.tune.command import sweep_command
+
+    return sweep_command(Path(args.file), jobs=args.jobs, storage=args.storage, trials=args.trials, show=args.show,
+                         promote=args.promote)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init}
+    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init,
+                "compare": _compare, "sweep": _sweep}
     run_main(lambda: handlers[args.command](args), "reprokit")
 
 

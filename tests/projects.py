@@ -93,7 +93,7 @@ def make_project_copy(dest: Path, params: dict[str, Any] | None = None, commit: 
     """Copy the project's files (tracked + new, not ignored) into ``dest`` and make it a git repo."""
     dest.mkdir(parents=True, exist_ok=True)
     for rel in project_files():
-        if rel.startswith(("runs/", "data/")):
+        if rel.startswith(("runs/", "data/")) or rel == "dvc.lock":  # the project, not its committed results
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "load_config",
     "config_from_dict",
+    "read_yaml",
     "flatten",
     "redact",
     "secret_values",
@@ -110,10 +111,19 @@ class DataConfig:
     # Embedded datasets the prepare stage generates (dvc.yaml runs one prepare@<name> per entry):
     # [digits] while data.dataframe is the embedded digits' CSV, [] once it is your own data.
     generate: tuple[Literal["digits"], ...] = ("digits",)
-
+    # "auto": labels that are not integers (names, SKUs) are numbered in sorted order, the same in
+    # every stage; the train stage records the mapping in runs/train/artifacts/label_map.csv.
+    label_map: Literal["auto"] | None = None
+    # Honest tuning (`reprokit sweep`): this fraction of the training labels, drawn with tune_seed, is
+    # held out of training as the "tune" split (class-disjoint), which validate scores with validate.split: tune.
+    tune_fraction: float = 0.0
+    tune_seed: int = 0
 
     def check(self, key: str) -> None:
         _path(key, "dataframe", self.dataframe, nullable=True)
+        tf = self.tune_fraction
+        _require(0 <= tf < 1, f"{key}.tune_fraction", "a number in [0, 1) (0: no tuning split)", tf)
+        _require(0 <= self.tune_seed <= SEED_MAX, f"{key}.tune_seed", f"an integer in [0, {SEED_MAX}]", self.tune_seed)
         _path(key, "root", self.root, nullable=True)
         _require(8 <= self.image_size <= 1024, f"{key}.image_size", "an integer in [8, 1024]", self.image_size)
         digits_csv = Path(self.digits.output) / "df.csv"
@@ -189,6 +199,8 @@ class ValidateConfig:
     extra_metrics: tuple[str, ...] = ("map@r", "r_precision")
     memory_budget_mb: int = 1024
     num_workers: int = 0  # DataLoader worker processes decoding the validation images (0: in the stage's process)
+    # The split validate scores: the validation split, or the tuning split that data.tune_fraction holds out.
+    split: Literal["validation", "tune"] = "validation"
 
     def check(self, key: str) -> None:
         _at_least(key, "batch_size", self.batch_size, 1)
@@ -213,11 +225,41 @@ class VisualizeConfig:
     n_queries: int = 6
     top_k: int = 5
     n_ground_truth: int = 2
+    # The module path inside the model whose activations Grad-CAM weighs (e.g. "features.8");
+    # null: the model's last nn.Conv2d.
+    gradcam_layer: str | None = None
 
     def check(self, key: str) -> None:
         _at_least(key, "n_queries", self.n_queries, 1)
         _at_least(key, "top_k", self.top_k, 1)  # validate retrieves at least visualize.top_k items
         _at_least(key, "n_ground_truth", self.n_ground_truth, 0)
+        layer = self.gradcam_layer
+        _require(
+            layer is None or re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", layer) is not None,
+            f"{key}.gradcam_layer", "null or a module path inside the model, e.g. features.8", layer,
+        )
+
+
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class SweepGroupConfig:
+    """Set by `reprokit sweep` for each trial: the logger groups the trial's run under its sweep."""
+
+    name: str | None = None  # the sweep (its file's stem); null: not part of a sweep
+    trial: int | None = None  # the trial number (null with a name: the sweep's promoted run)
+
+    def check(self, key: str) -> None:
+        name = self.name
+        ok = name is None or (_GROUP_NAME.fullmatch(name) is not None and len(name) <= MAX_TAG_LENGTH)
+        _require(ok, f"{key}.name", f"null or a name of letters, digits, _ . - (at most {MAX_TAG_LENGTH})", name)
+        _require(self.trial is None or self.trial >= 0, f"{key}.trial", "null or an integer ≥ 0", self.trial)
+        _require(name is not None or self.trial is None, f"{key}.trial", f"null while {key}.name is null", self.trial)
+
+    @property
+    def active(self) -> bool:
+        return self.name is not None
 
 
 @dataclass(frozen=True)
@@ -226,6 +268,7 @@ class LoggerConfig:
     args: dict[str, Any] = field(default_factory=dict)
     strict: bool = False  # fail the stage when mirroring fails (default: warn and record)
     timeout_s: float = 60.0  # bound on the whole replay into a backend
+    sweep: SweepGroupConfig = field(default_factory=SweepGroupConfig)
 
     def check(self, key: str) -> None:
         if self.name == "neptune":
@@ -293,14 +336,28 @@ class Config:
                 f"≥ {2**blocks} with {blocks} entries in model.args.channels (each conv block halves the image)",
                 self.data.image_size,
             )
+        if self.validate.split == "tune" and self.data.tune_fraction == 0:
+            raise ConfigError(
+                "validate.split is 'tune' but data.tune_fraction is 0: there is no tuning split to score",
+                hint="set data.tune_fraction (e.g. 0.2), or validate.split: validation",
+            )
         digits, t = self.data.digits, self.train
         if self.data.dataframe_path() == Path(digits.output) / "df.csv":  # the embedded digits: counts known
-            n_train, _ = digits.split_sizes()
+            n_all, _ = digits.split_sizes()
+            n_tune = tune_label_count(n_all, self.data.tune_fraction)
+            n_train = n_all - n_tune
+            _require(
+                n_all < 2 or self.data.tune_fraction == 0 or 1 <= n_tune < n_all,
+                "data.tune_fraction",
+                f"a fraction that leaves labels for training and tuning (round({n_all} × fraction) in [1, {n_all - 1}])",
+                self.data.tune_fraction,
+            )
+            held = f", less {n_tune} held out by data.tune_fraction" if n_tune else ""
             _require(
                 t.n_labels <= n_train,
                 "train.n_labels",
                 f"≤ {n_train}, the training labels data.digits generates "
-                f"(n_source {digits.n_labels()}, validation_fraction {digits.validation_fraction})",
+                f"(n_source {digits.n_labels()}, validation_fraction {digits.validation_fraction}{held})",
                 t.n_labels,
             )
             _require(
@@ -358,18 +415,37 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | Path = "params.yaml") -> Config:
+# `dvc exp run -S train.lr=0.00005` writes the value back as Python prints it, `5e-05`: a float in
+# YAML 1.2 (and to DVC), a string to YAML 1.1. Read such exponent numbers as the floats they are.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def tune_label_count(n_train_labels: int, fraction: float) -> int:
+    """How many of ``n_train_labels`` training labels ``data.tune_fraction`` holds out (0 when it is 0)."""
+    return int(round(n_train_labels * fraction)) if fraction > 0 else 0
+
+
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file read strictly (a key given twice is an error); every failure is one ConfigError line."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} not found", hint="run from the project root")
+        raise ConfigError(f"{what} {str(path)!r} not found", hint="run from the project root")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    data = read_yaml(path)
     return config_from_dict({} if data is None else data)
 
 

@@ -17,6 +17,9 @@ __all__ = [
     "TrainingDivergedError",
     "ReproduceError",
     "LogValueError",
+    "GradCamError",
+    "CompareError",
+    "SweepError",
 ]
 
 
@@ -60,8 +63,20 @@ class ReproduceError(ReprokitError):
     """`reprokit reproduce` could not check out, run or compare a past revision."""
 
 
+class GradCamError(ReprokitError):
+    """Grad-CAM cannot run on the model: no such layer, or one without spatial output [N, C, H, W]."""
+
+
+class CompareError(ReprokitError):
+    """`reprokit compare` cannot read a revision's run, or the two runs are not comparable."""
+
+
 class LogValueError(ReprokitError, ValueError):
     """A value passed to ``self.log`` is neither a scalar, an image nor a text.
 
     Also a ``ValueError``: Lightning raises that for a value it cannot log, so code catching it still works.
     """
+
+
+class SweepError(ReprokitError):
+    """`reprokit sweep` cannot reach its study storage, run its trials, or find what it ran."""

@@ -74,7 +74,14 @@ class ValidateDir(_StageDir):
 
     @property
     def metrics(self) -> Path:
+        """The headline numbers (``dvc exp show``): overall metrics and the query counts."""
         return self.root / "metrics.json"
+
+    @property
+    def by_category(self) -> Path:
+        """``{"by_category": {category: {metric: value}}}``: a DVC output, not a metric, so that
+        ``dvc exp show`` lists one column per overall metric rather than one per category and metric."""
+        return self.root / "by_category.json"
 
     @property
     def baseline(self) -> Path:
@@ -91,6 +98,12 @@ class ValidateDir(_StageDir):
     @property
     def cmc(self) -> Path:
         return self.plots / "cmc.tsv"
+
+    @property
+    def by_category_table(self) -> Path:
+        """The per-category metrics as a table (``category`` + one column per metric): a DVC plot,
+        committed with the metrics (``cache: false``), so ``reprokit reproduce`` proves them too."""
+        return self.plots / "by_category.tsv"
 
     @property
     def params(self) -> Path:

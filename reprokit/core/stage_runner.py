@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from reprokit.core.config import Config, redact
+from reprokit.core.console import quiet_third_party
 from reprokit.core.errors import ReprokitError
 from reprokit.core.fileio import write_text
 
@@ -60,9 +61,14 @@ def record_params(path: str | Path, cfg: Config, keys: Iterable[str]) -> Path:
 
 
 def run_main(main: Callable[[], int | None], prog: str) -> None:
-    """Call ``main``; turn reprokit errors into one line on stderr, exit 1."""
+    """Call ``main``; turn reprokit errors into one line on stderr, exit 1.
+
+    Third-party chatter (Lightning's info lines, known library deprecation warnings) is hidden
+    while ``main`` runs, unless ``--verbose`` or ``REPROKIT_DEBUG=1`` asks for everything.
+    """
     try:
-        code = main()
+        with quiet_third_party(enabled=not debug_enabled()):
+            code = main()
     except ReprokitError as exc:
         if debug_enabled():
             traceback.print_exc()

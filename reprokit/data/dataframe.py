@@ -11,11 +11,17 @@ column, the first offending rows (5 at most, then "and N more") with their value
 with the fix. The most fundamental and cheapest checks run first, so the first error is the root
 cause: CSV syntax, columns, rows, labels, splits, paths, query/gallery flags, query labels in the
 gallery, bounding boxes, categories, duplicated rows, paths leaving the root, image files.
+:func:`find_dataframe_problems` runs the same checks and returns every problem instead (what
+``reprokit check-data`` prints), skipping a check whose input column is already broken.
 
 Row numbers: **row N is the N-th data row, the first row after the header being row 1**. Blank
-(or whitespace-only) lines are skipped and not counted: without them and without multi-line
-quoted fields, row N is line N+1 of the file. In a DataFrame, row N is the N-th row whatever
-its index.
+(or whitespace-only) lines are skipped and not counted; a message about a CSV also gives the
+file lines of the rows it quotes ("row 71 = 'x' (line 72 of the CSV file)"), which differ from
+N+1 after blank lines or multi-line quoted fields. In a DataFrame, row N is the N-th row
+whatever its index.
+
+``label_map="auto"`` (``data.label_map: auto``) accepts labels that are not integers (names,
+SKUs): each distinct label text becomes an integer, in sorted order (see ``reprokit.data.labels``).
 
 Definitions worth knowing:
 - "missing" is an empty cell (NaN/None in a DataFrame); for ``label``, ``split``, the flags and
@@ -32,9 +38,7 @@ Definitions worth knowing:
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +52,21 @@ from reprokit.data.cells import is_missing as _missing
 from reprokit.data.cells import show as _show
 from reprokit.data.cells import to_bool as _to_bool
 from reprokit.data.cells import to_int as _to_int
+from reprokit.data.csv_reader import FORMAT_HINT as _FORMAT_HINT
+from reprokit.data.csv_reader import one_line as _one_line
+from reprokit.data.csv_reader import read_csv as _read_csv
+from reprokit.data.labels import LABEL_MAP_KEY, check_labels
+from reprokit.data.problems import Problems
 
-__all__ = ["load_dataframe", "check_dataframe", "resolve_image_paths", "REQUIRED_COLUMNS", "BBOX_COLUMNS", "SPLITS"]
+__all__ = [
+    "load_dataframe", "check_dataframe", "find_dataframe_problems", "resolve_image_paths",
+    "REQUIRED_COLUMNS", "BBOX_COLUMNS", "SPLITS", "LABEL_MAP_KEY",
+]
 
 REQUIRED_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
 BBOX_COLUMNS = ("x_1", "x_2", "y_1", "y_2")
 SPLITS = ("train", "validation")
 
-_SHOWN = 5  # offending rows quoted in a message
-_FORMAT_HINT = (
-    "the OML format needs columns label, path, split, is_query, is_gallery "
-    "(optional: category, sequence, x_1, x_2, y_1, y_2)"
-)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -70,6 +77,7 @@ def load_dataframe(
     root: str | Path | None = None,
     allow_outside_root: bool = False,
     check_images: bool = True,
+    label_map: str | None = None,
 ) -> pd.DataFrame:
     """Read an OML-format CSV, run every check of :func:`check_dataframe`, return the normalised frame.
 
@@ -77,67 +85,35 @@ def load_dataframe(
     is read as text so that values are judged as written; errors are prefixed with the CSV path.
     """
     csv_path = Path(csv_path)
-    df = _read_csv(csv_path)
+    df, lines = _read_csv(csv_path)  # its errors name the file already
     root = csv_path.parent if root is None else Path(root)
     try:
-        return check_dataframe(df, root, allow_outside_root=allow_outside_root, check_images=check_images)
+        return _check(df, root, allow_outside_root, check_images, label_map, Problems(lines=lines))
     except DataFrameError as exc:
         raise DataFrameError(f"{csv_path}: {exc}", hint=exc.hint) from exc
 
 
-def _blank(record: list[str]) -> bool:
-    return not record or (len(record) == 1 and not record[0].strip())
-
-
-def _read_csv(csv_path: Path) -> pd.DataFrame:
-    # The csv module rather than pandas: pandas silently drops extra fields (index_col=False) or
-    # turns them into an index, and pads short rows; a row with the wrong number of fields is a
-    # broken file and must be reported with its row number.
+def find_dataframe_problems(
+    csv_path: str | Path,
+    root: str | Path | None = None,
+    allow_outside_root: bool = False,
+    check_images: bool = True,
+    label_map: str | None = None,
+) -> tuple[pd.DataFrame | None, list[DataFrameError]]:
+    """Every problem of the CSV (each prefixed with its path), and the normalised frame when there is none."""
+    csv_path = Path(csv_path)
+    root = csv_path.parent if root is None else Path(root)
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            records = [rec for rec in csv.reader(fh, strict=True) if not _blank(rec)]
-    except FileNotFoundError:
-        raise DataFrameError(f"{csv_path}: file not found", hint="check data.dataframe in params.yaml") from None
-    except UnicodeDecodeError as exc:
-        msg = f"{csv_path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
-        raise DataFrameError(msg, hint="save the dataframe as a UTF-8 CSV") from None
-    except (csv.Error, OSError) as exc:
-        raise DataFrameError(
-            f"{csv_path}: cannot be parsed as CSV: {_one_line(str(exc))}",
-            hint="check the quoting and delimiters (a comma-separated file with a header row is expected)",
-        ) from None
-    if not records:
-        raise DataFrameError(f"{csv_path}: the file is empty (no header, no rows)", hint=_FORMAT_HINT)
-    header, rows = records[0], records[1:]
-    bad = [i for i, rec in enumerate(rows) if len(rec) != len(header)]
-    if bad:
-        raise DataFrameError(
-            f"{csv_path}: cannot be parsed as CSV: {_count(bad)} without the header's "
-            f"{len(header)} fields: {_listing(bad, [f'{len(rows[i])} fields' for i in bad])}",
-            hint="check the delimiters and quoting of those rows (a field containing a comma must be quoted)",
-        )
-    return pd.DataFrame(rows, columns=header)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _listing(positions: Sequence[int], shown: Sequence[str]) -> str:
-    """'row 3 = '1.5', row 7 = 'a' and 4 more' (positions are 0-based, rows 1-based)."""
-    parts = [f"row {p + 1} = {s}" for p, s in zip(positions[:_SHOWN], shown[:_SHOWN])]
-    more = len(positions) - _SHOWN
-    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
-
-
-def _fail(column: str, problem: str, positions: Sequence[int], shown: Sequence[str], hint: str) -> None:
-    """Raise "column 'label': 2 rows with <problem>: row 3 = '1.5', row 7 = 'a'" (+ hint)."""
-    subject = f"column {column}" if column.startswith("'") else column
-    raise DataFrameError(f"{subject}: {_count(positions)} {problem}: {_listing(positions, shown)}", hint=hint)
-
-
-def _count(positions: Sequence[int]) -> str:
-    return "1 row" if len(positions) == 1 else f"{len(positions)} rows"
+        df, lines = _read_csv(csv_path)
+    except DataFrameError as exc:  # the file cannot be read as a table: nothing else to check
+        return None, [exc]
+    rep = Problems(collect=True, lines=lines)
+    try:
+        out = _check(df, root, allow_outside_root, check_images, label_map, rep)
+    except Problems.Stop:
+        out = None
+    problems = [DataFrameError(f"{csv_path}: {e}", hint=e.hint) for e in rep.found]
+    return (out if not problems else None), problems
 
 
 # --- checking ----------------------------------------------------------------------------------
@@ -148,6 +124,7 @@ def check_dataframe(
     root: str | Path,
     allow_outside_root: bool = False,
     check_images: bool = True,
+    label_map: str | None = None,
 ) -> pd.DataFrame:
     """Check an OML dataframe (see the module docstring) and return a normalised copy.
 
@@ -155,158 +132,171 @@ def check_dataframe(
     ``is_gallery`` bool (False on train rows); ``path`` and ``category`` str; the box columns
     nullable ``Int64`` (missing on rows without a box). Other columns are kept as they are,
     row order unchanged, index 0..n-1. ``check_images=False`` skips opening the image files
-    (the other checks, paths leaving the root included, still run).
+    (the other checks, paths leaving the root included, still run). With ``label_map="auto"``
+    and labels that are not all integers, ``out.attrs[LABEL_MAP_KEY]`` holds ``{text: integer}``.
     """
+    return _check(df, root, allow_outside_root, check_images, label_map, Problems())
+
+
+def _check(df: pd.DataFrame, root: str | Path, allow_outside_root: bool, check_images: bool, label_map: str | None,
+           rep: Problems) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"check_dataframe expects a pandas DataFrame; got {type(df).__name__}")
     columns = [str(c) for c in df.columns]
     dup_cols = sorted({c for c in columns if columns.count(c) > 1})
     if dup_cols:
-        raise DataFrameError(f"duplicated column names: {', '.join(dup_cols)}", hint="give every column one name")
+        rep.stop(DataFrameError(f"duplicated column names: {', '.join(dup_cols)}", hint="give every column one name"))
     df = df.set_axis(columns, axis=1).reset_index(drop=True)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         msg = f"missing required column(s) {', '.join(missing)}; found columns: {', '.join(map(repr, columns))}"
-        raise DataFrameError(msg, hint=f"{_FORMAT_HINT}; check the header's spelling")
+        rep.stop(DataFrameError(msg, hint=f"{_FORMAT_HINT}; check the header's spelling"))
     if len(df) == 0:
-        raise DataFrameError("no data rows (only a header)", hint="add one row per image")
+        rep.stop(DataFrameError("no data rows (only a header)", hint="add one row per image"))
 
     # Plain lists, not pandas cells: per-cell pandas access costs far more than the checks.
     raw = {c: df[c].tolist() for c in columns if c in REQUIRED_COLUMNS + BBOX_COLUMNS + ("category",)}
-    norm: dict[str, Any] = {"label": _check_labels(raw["label"]), "split": _check_split(raw["split"])}
-    norm["path"] = paths = _check_paths(raw["path"])
+    labels, mapping = check_labels(raw["label"], rep, label_map)
+    norm: dict[str, Any] = {"label": labels, "split": _check_split(raw["split"], rep)}
+    norm["path"] = paths = _check_paths(raw["path"], rep)
     is_val = np.asarray(norm["split"]) == "validation"
-    norm["is_query"], norm["is_gallery"] = _check_flags(raw, is_val)
-    _check_queries(norm["label"], is_val, norm["is_query"], norm["is_gallery"])
-    norm.update(_check_bbox(raw))
+    norm["is_query"], norm["is_gallery"] = _check_flags(raw, is_val, rep)
+    if rep.ok("label", "split", "is_query", "is_gallery"):  # judged on broken columns, it would mislead
+        _check_queries(norm["label"], is_val, norm["is_query"], norm["is_gallery"], rep)
+    norm.update(_check_bbox(raw, rep))
     if "category" in raw:
-        norm["category"] = _check_category(raw["category"])
+        norm["category"] = _check_category(raw["category"], rep)
+    # A broken column is compared as written (its normalised values are placeholders).
+    values = {c: raw[c] if c in rep.broken else norm[c] if c in norm else df[c].tolist() for c in columns}
     out = pd.DataFrame({c: norm[c] if c in norm else df[c] for c in columns})
-    _check_duplicates(out, [norm[c] if c in norm else df[c].tolist() for c in columns])
-    _check_inside_root(paths, Path(root), allow_outside_root)
-    if check_images:
-        _check_images(paths, resolve_image_paths(out, root), Path(root))
+    if mapping is not None:
+        out.attrs[LABEL_MAP_KEY] = mapping
+    _check_duplicates(out, [values[c] for c in columns], rep)
+    if rep.ok("path"):
+        _check_inside_root(paths, Path(root), allow_outside_root, rep)
+        if check_images:
+            _check_images(paths, resolve_image_paths(out, root), Path(root), rep)
     return out
 
 
-def _check_labels(values: list) -> np.ndarray:
-    parsed = [None if _missing(v) else _to_int(v) for v in values]
-    bad = [i for i, x in enumerate(parsed) if x is None or x is _INVALID]
-    if bad:
-        _fail("'label'", "with a non-integer value", bad, [_show(values[i]) for i in bad],
-              hint="every row needs an integer label (the identity its image shows), e.g. 0, 17, 4021")
-    return np.asarray(parsed, dtype=np.int64)
-
-
-def _check_split(values: list) -> list[str]:
+def _check_split(values: list, rep: Problems) -> list[str]:
     split = [v.strip() if isinstance(v, str) else v for v in values]
     bad = [i for i, s in enumerate(split) if s not in SPLITS]
     if bad:
-        _fail("'split'", "with a value other than 'train' or 'validation'", bad, [_show(values[i]) for i in bad],
-              hint="split must be exactly 'train' or 'validation' (lower case)")
+        rep.fail("'split'", "with a value other than 'train' or 'validation'", bad, [_show(values[i]) for i in bad],
+                 hint="split must be exactly 'train' or 'validation' (lower case)", broken="split")
     for name in SPLITS:
         if name not in split:
             counts = {s: split.count(s) for s in SPLITS}
-            raise DataFrameError(
+            rep.add(DataFrameError(
                 f"column 'split': the {name} split is empty "
                 f"({counts['train']} train and {counts['validation']} validation rows)",
                 hint="reprokit trains on the train rows and scores retrieval on the validation rows: both need rows",
-            )
+            ), broken="split")
     return split
 
 
-def _check_paths(values: list) -> list[str]:
+def _check_paths(values: list, rep: Problems) -> list[str]:
     def ok(v: Any) -> bool:
         return isinstance(v, (str, os.PathLike)) and isinstance(os.fspath(v), str) and not _missing(v, False)
 
     bad = [i for i, v in enumerate(values) if not ok(v)]
     if bad:
-        _fail("'path'", "without an image path", bad, [_show(values[i]) for i in bad],
-              hint="every row needs the path of its image, relative to the dataset root")
-    return [os.fspath(v) for v in values]
+        rep.fail("'path'", "without an image path", bad, [_show(values[i]) for i in bad],
+                 hint="every row needs the path of its image, relative to the dataset root", broken="path")
+    return [os.fspath(v) if ok(v) else "" for v in values]
 
 
-def _check_flags(raw: dict[str, list], is_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_flags(raw: dict[str, list], is_val: np.ndarray, rep: Problems) -> tuple[np.ndarray, np.ndarray]:
     flags = []
     for col in ("is_query", "is_gallery"):
         values = raw[col]
         parsed = [None if _missing(v) else _to_bool(v) for v in values]
         bad = [i for i, x in enumerate(parsed) if is_val[i] and (x is None or x is _INVALID)]
         if bad:
-            _fail(f"'{col}'", "in the validation split without a boolean value", bad, [_show(values[i]) for i in bad],
-                  hint=f"validation rows need {col} True or False (accepted: True, False, true, false, 1, 0)")
+            rep.fail(f"'{col}'", "in the validation split without a boolean value", bad, [_show(values[i]) for i in bad],
+                     hint=f"validation rows need {col} True or False (accepted: True, False, true, false, 1, 0)",
+                     broken=col)
         bad = [i for i, x in enumerate(parsed) if not is_val[i] and x is _INVALID]
         if bad:
-            _fail(f"'{col}'", "in the train split with a value neither empty nor boolean", bad,
-                  [_show(values[i]) for i in bad], hint=f"leave {col} empty on train rows (OML ignores it there)")
-        flags.append(np.array([bool(x) if is_val[i] else False for i, x in enumerate(parsed)], dtype=bool))
+            rep.fail(f"'{col}'", "in the train split with a value neither empty nor boolean", bad,
+                     [_show(values[i]) for i in bad], hint=f"leave {col} empty on train rows (OML ignores it there)",
+                     broken=col)
+        flags.append(np.array([x is True if is_val[i] else False for i, x in enumerate(parsed)], dtype=bool))
     is_query, is_gallery = flags
-    bad = np.flatnonzero(is_val & ~is_query & ~is_gallery).tolist()
-    if bad:
-        _fail("columns 'is_query'/'is_gallery'", "in the validation split that are neither a query nor a gallery item",
-              bad, [f"({_show(raw['is_query'][i])}, {_show(raw['is_gallery'][i])})" for i in bad],
-              hint="set is_query and/or is_gallery to True on those rows, or remove them")
+    if rep.ok("is_query", "is_gallery"):
+        bad = np.flatnonzero(is_val & ~is_query & ~is_gallery).tolist()
+        if bad:
+            rep.fail("columns 'is_query'/'is_gallery'", "in the validation split that are neither a query nor a gallery item",
+                     bad, [f"({_show(raw['is_query'][i])}, {_show(raw['is_gallery'][i])})" for i in bad],
+                     hint="set is_query and/or is_gallery to True on those rows, or remove them", broken="is_query")
     return is_query, is_gallery
 
 
-def _check_queries(labels: np.ndarray, is_val: np.ndarray, is_query: np.ndarray, is_gallery: np.ndarray) -> None:
+def _check_queries(labels: np.ndarray, is_val: np.ndarray, is_query: np.ndarray, is_gallery: np.ndarray,
+                   rep: Problems) -> None:
     if not is_query.any():
-        raise DataFrameError(
+        rep.add(DataFrameError(
             f"column 'is_query': none of the {int(is_val.sum())} validation rows is a query",
             hint="set is_query to True on the validation rows to search with",
-        )
+        ))
+        return
     gallery_labels = set(labels[is_gallery].tolist())
     bad = [i for i in np.flatnonzero(is_query).tolist() if int(labels[i]) not in gallery_labels]
     if bad:
-        _fail("'label'", "that are queries whose label no gallery row (is_gallery True) has", bad,
-              [str(int(labels[i])) for i in bad],
-              hint="give each query label at least one validation row with is_gallery True, or drop those queries")
+        rep.fail("'label'", "that are queries whose label no gallery row (is_gallery True) has", bad,
+                 [str(int(labels[i])) for i in bad],
+                 hint="give each query label at least one validation row with is_gallery True, or drop those queries")
 
 
-def _check_bbox(raw: dict[str, list]) -> dict[str, Any]:
+def _check_bbox(raw: dict[str, list], rep: Problems) -> dict[str, Any]:
     present = [c for c in BBOX_COLUMNS if c in raw]
     if not present:
         return {}
     if len(present) < len(BBOX_COLUMNS):
         absent = [c for c in BBOX_COLUMNS if c not in present]
         msg = f"bounding-box columns incomplete: found {', '.join(present)} but not {', '.join(absent)}"
-        raise DataFrameError(msg, hint="give all four of x_1, x_2, y_1, y_2 or none of them")
+        rep.add(DataFrameError(msg, hint="give all four of x_1, x_2, y_1, y_2 or none of them"), broken="x_1")
+        return {}
     boxes = {c: [None if _missing(v) else _to_int(v) for v in raw[c]] for c in BBOX_COLUMNS}
     for c in BBOX_COLUMNS:
         bad = [i for i, x in enumerate(boxes[c]) if x is _INVALID]
         if bad:
-            _fail(f"'{c}'", "with a non-integer value", bad, [_show(raw[c][i]) for i in bad],
-                  hint="bounding-box corners are integer pixel coordinates")
+            rep.fail(f"'{c}'", "with a non-integer value", bad, [_show(raw[c][i]) for i in bad],
+                     hint="bounding-box corners are integer pixel coordinates", broken=c)
+            boxes[c] = [None if x is _INVALID else x for x in boxes[c]]  # the later checks judge the rest
     n = len(raw["x_1"])
-    given = [[boxes[c][i] is not None for c in BBOX_COLUMNS] for i in range(n)]
+    # Given = written (a non-integer corner was reported above; it still counts as given here).
+    given = [[not _missing(raw[c][i]) for c in BBOX_COLUMNS] for i in range(n)]
     bad = [i for i in range(n) if any(given[i]) and not all(given[i])]
     if bad:
-        _fail("columns 'x_1'/'x_2'/'y_1'/'y_2'", "with a partial bounding box", bad,
-              ["(" + ", ".join(_show(raw[c][i]) for c in BBOX_COLUMNS) + ")" for i in bad],
-              hint="a row gives all four of x_1, x_2, y_1, y_2 or leaves all four empty")
+        rep.fail("columns 'x_1'/'x_2'/'y_1'/'y_2'", "with a partial bounding box", bad,
+                 ["(" + ", ".join(_show(raw[c][i]) for c in BBOX_COLUMNS) + ")" for i in bad],
+                 hint="a row gives all four of x_1, x_2, y_1, y_2 or leaves all four empty", broken="x_1")
     for c in BBOX_COLUMNS:
         bad = [i for i, x in enumerate(boxes[c]) if x is not None and x < 0]
         if bad:
-            _fail(f"'{c}'", "with a negative value", bad, [str(boxes[c][i]) for i in bad],
-                  hint="bounding-box corners are pixel coordinates >= 0")
+            rep.fail(f"'{c}'", "with a negative value", bad, [str(boxes[c][i]) for i in bad],
+                     hint="bounding-box corners are pixel coordinates >= 0", broken=c)
     for lo, hi in (("x_1", "x_2"), ("y_1", "y_2")):
-        bad = [i for i in range(n) if boxes[lo][i] is not None and boxes[lo][i] >= boxes[hi][i]]
+        bad = [i for i in range(n) if boxes[lo][i] is not None and boxes[hi][i] is not None
+               and boxes[lo][i] >= boxes[hi][i]]
         if bad:
             shown = [f"({boxes[lo][i]}, {boxes[hi][i]})" for i in bad]
-            _fail(f"columns '{lo}'/'{hi}'", f"with {lo} >= {hi}", bad, shown,
-                  hint=f"{lo} is the left/top edge and must be smaller than {hi}")
+            rep.fail(f"columns '{lo}'/'{hi}'", f"with {lo} >= {hi}", bad, shown,
+                     hint=f"{lo} is the left/top edge and must be smaller than {hi}", broken=lo)
     return {c: pd.array([pd.NA if x is None else x for x in boxes[c]], dtype="Int64") for c in BBOX_COLUMNS}
 
 
-def _check_category(values: list) -> list[str]:
+def _check_category(values: list, rep: Problems) -> list[str]:
     bad = [i for i, v in enumerate(values) if _missing(v, na_tokens=False)]
     if bad:
-        _fail("'category'", "without a category", bad, ["(empty)"] * len(bad),
-              hint="fill in the category of those rows, or drop the category column")
+        rep.fail("'category'", "without a category", bad, ["(empty)"] * len(bad),
+                 hint="fill in the category of those rows, or drop the category column", broken="category")
     return [v if isinstance(v, str) else str(v.item() if isinstance(v, np.generic) else v) for v in values]
 
 
-def _check_duplicates(out: pd.DataFrame, values: list[Any]) -> None:
+def _check_duplicates(out: pd.DataFrame, values: list[Any], rep: Problems) -> None:
     # Compared as text after normalisation: "1" and "1.0" are the same label, and cells of extra
     # columns (possibly unhashable objects in a DataFrame) still compare.
     keys = list(zip(*([str(v) for v in col] for col in values)))
@@ -315,8 +305,8 @@ def _check_duplicates(out: pd.DataFrame, values: list[Any]) -> None:
     if dup:
         path, label, split = (out[c].tolist() for c in ("path", "label", "split"))
         shown = [f"row {first[keys[i]] + 1} (path {_show(path[i])}, label {label[i]}, split {split[i]!r})" for i in dup]
-        _fail("duplicated rows", "repeating an earlier row (every column identical)", dup, shown,
-              hint="remove the repeated rows: a repeated image counts twice in training and in the metrics")
+        rep.fail("duplicated rows", "repeating an earlier row (every column identical)", dup, shown,
+                 hint="remove the repeated rows: a repeated image counts twice in training and in the metrics")
 
 
 def _leaves_root(path: str) -> bool:
@@ -326,15 +316,15 @@ def _leaves_root(path: str) -> bool:
     return norm == os.pardir or norm.startswith(os.pardir + os.sep)
 
 
-def _check_inside_root(paths: list[str], root: Path, allow_outside_root: bool) -> None:
+def _check_inside_root(paths: list[str], root: Path, allow_outside_root: bool, rep: Problems) -> None:
     if allow_outside_root:
         return
     bad = [i for i, p in enumerate(paths) if _leaves_root(p)]
     if bad:
-        _fail("'path'", f"with a path leaving the dataset root {str(root.absolute())!r} (absolute or ../)", bad,
-              [_show(paths[i]) for i in bad],
-              hint="write paths relative to the dataset root (data.root, default: the CSV's folder), "
-              "or set data.allow_outside_root: true to allow them")
+        rep.fail("'path'", f"with a path leaving the dataset root {str(root.absolute())!r} (absolute or ../)", bad,
+                 [_show(paths[i]) for i in bad],
+                 hint="write paths relative to the dataset root (data.root, default: the CSV's folder), "
+                 "or set data.allow_outside_root: true to allow them")
 
 
 def _image_problem(path: Path) -> str | None:
@@ -353,7 +343,7 @@ def _image_problem(path: Path) -> str | None:
     return None
 
 
-def _check_images(paths: list[str], resolved: list[Path], root: Path) -> None:
+def _check_images(paths: list[str], resolved: list[Path], root: Path, rep: Problems) -> None:
     seen: dict[Path, str | None] = {}
     problems = []
     for i, p in enumerate(resolved):
@@ -362,10 +352,10 @@ def _check_images(paths: list[str], resolved: list[Path], root: Path) -> None:
         if seen[p] is not None:
             problems.append((i, f"{_show(paths[i])} ({seen[p]})"))
     if problems:
-        _fail("'path'", f"(of {len(paths)}) with a missing or unreadable image file (root {str(root.absolute())!r})",
-              [i for i, _ in problems], [s for _, s in problems],
-              hint="fix or remove those rows; paths are relative to the dataset root "
-              "(data.root, default: the CSV's folder)")
+        rep.fail("'path'", f"(of {len(paths)}) with a missing or unreadable image file (root {str(root.absolute())!r})",
+                 [i for i, _ in problems], [s for _, s in problems],
+                 hint="fix or remove those rows; paths are relative to the dataset root "
+                 "(data.root, default: the CSV's folder)")
 
 
 def resolve_image_paths(df: pd.DataFrame, root: str | Path) -> list[Path]:

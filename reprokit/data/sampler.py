@@ -26,18 +26,10 @@ class LabelBalancedBatchSampler:
 
     def __init__(self, labels: Sequence[int], n_labels: int, n_instances: int, seed: int) -> None:
         labels = np.asarray(labels)
+        problems = self.problems(labels, n_labels, n_instances)
+        if problems:
+            raise problems[0]
         uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-        if n_labels > len(uniq):
-            raise ConfigError(
-                f"train.n_labels must be <= the number of training labels ({len(uniq)}); got {n_labels}"
-            )
-        if counts.min() < n_instances:
-            small = uniq[counts < n_instances]
-            raise ConfigError(
-                f"train.n_instances must be <= the instances of every training label; got {n_instances}, "
-                f"but {len(small)} label(s) have fewer (e.g. label {small[0]} has {counts[counts < n_instances][0]})",
-                hint=f"lower train.n_instances to {int(counts.min())} or drop the small labels",
-            )
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(counts)[:-1]
         self._members = np.split(order, bounds)  # per label, its dataset indices
@@ -47,6 +39,30 @@ class LabelBalancedBatchSampler:
         self.epoch = 0
         self._epoch_of: Callable[[], int] | None = None
         self.rank, self.world_size = 0, 1
+
+    @staticmethod
+    def problems(labels: Sequence[int], n_labels: int, n_instances: int,
+                 shown: Callable[[int], str] = str) -> list[ConfigError]:
+        """Why batches of ``n_labels`` x ``n_instances`` cannot be drawn from ``labels`` (empty: they can).
+
+        The one owner of that rule: the constructor raises the first, ``reprokit check-data`` lists all.
+        ``shown`` writes a label in a message (e.g. with the text it was numbered from).
+        """
+        uniq, counts = np.unique(np.asarray(labels), return_counts=True)
+        found = []
+        if n_labels > len(uniq):
+            found.append(ConfigError(
+                f"train.n_labels must be <= the number of training labels ({len(uniq)}); got {n_labels}",
+                hint=f"lower train.n_labels to {len(uniq)} or add training labels",
+            ))
+        if len(uniq) and counts.min() < n_instances:
+            small = uniq[counts < n_instances]
+            found.append(ConfigError(
+                f"train.n_instances must be <= the instances of every training label; got {n_instances}, "
+                f"but {len(small)} label(s) have fewer (e.g. label {shown(int(small[0]))} has {counts[counts < n_instances][0]})",
+                hint=f"lower train.n_instances to {int(counts.min())} or drop the small labels",
+            ))
+        return found
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

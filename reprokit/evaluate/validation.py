@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from pathlib import Path
 
@@ -13,24 +15,27 @@ from torch.utils.data import DistributedSampler
 from reprokit.core.config import Config, TrainerConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import write_json, write_text
+from reprokit.core.layout import ValidateDir
 from reprokit.core.metric_names import EXTRA_METRICS
+from reprokit.core.per_query import encode_floats, encode_ints, encode_paths
 from reprokit.core.progress import progress
 from reprokit.core.tables import write_table
 from reprokit.data.images import ImageDataset, RawPixels, WorkerSeeder, image_loader
-from reprokit.data.source import split_rows
+from reprokit.data.source import scored_rows
 from reprokit.evaluate.gather import gather_for_metrics
 from reprokit.evaluate.metrics import retrieval_metrics
 
 __all__ = [
     "embedding_device",
     "baseline_pixels", "embed", "embed_distributed", "score", "validation_inputs", "wants_distributed",
-    "write_validation",
+    "write_validation", "split_metrics", "category_rows", "write_category_table",
 ]
 
 
 def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple[pd.DataFrame, ImageDataset]:
-    """The validation rows and their images as a dataset decoded batch by batch (no pixels held)."""
-    val_df, val_paths = split_rows(df, paths, "validation")
+    """The rows validate scores (``validate.split``: the validation split, or the tuning split) and their
+    images as a dataset decoded batch by batch (no pixels held)."""
+    val_df, val_paths = scored_rows(cfg, df, paths)
     return val_df, ImageDataset.from_frame(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
 
 
@@ -195,13 +200,17 @@ def _fmt(x) -> str:
 
 
 def write_per_query(path: Path, res, val_df: pd.DataFrame) -> None:
-    """One row per query; item indices are rows of the validation split, paths given for reading."""
+    """One row per query (format: reprokit.core.per_query); items as rows of the validation split and paths."""
     pq = res.per_query.copy()
-    pq.insert(1, "path", val_df["path"].to_numpy()[pq["item"].to_numpy()])
-    pq["retrieved"] = [" ".join(str(int(i)) for i in r) for r in pq["retrieved"]]
-    pq["distances"] = [" ".join(repr(round(float(d), 6)) for d in r) for r in pq["distances"]]
+    val_paths = val_df["path"].to_numpy()
+    pq.insert(1, "path", val_paths[pq["item"].to_numpy()])
+    # The paths are the items' stable identity: another run's split may order its rows differently.
+    paths = [encode_paths(val_paths[int(i)] for i in r if int(i) >= 0) for r in pq["retrieved"]]
+    pq["retrieved"] = [encode_ints(r) for r in pq["retrieved"]]
+    pq["distances"] = [encode_floats(r) for r in pq["distances"]]
     for name in res.metric_names:
         pq[name] = [_fmt(x) for x in pq[name]]
+    pq["retrieved_paths"] = paths
     write_text(path, pq.to_csv(index=False, sep="\t"))
 
 
@@ -220,16 +229,43 @@ def cmc_curve(res, val_df: pd.DataFrame, max_k: int) -> list[dict]:
     return [{"k": i + 1, "cmc": float(curve[i])} for i in range(k)]
 
 
+def split_metrics(results: dict) -> tuple[dict, dict]:
+    """``retrieval_metrics(...).to_json_dict()`` -> (headline, per category).
+
+    The headline (``metrics.json``, what ``dvc exp show`` lists) holds the overall metrics and
+    the query counts; the per-category numbers (``by_category.json``) would add a column per
+    category and metric there.
+    """
+    headline = {k: v for k, v in results.items() if k != "by_category"}
+    return headline, {"by_category": results.get("by_category", {})}
+
+
+def category_rows(by_category: dict, metric_names: list[str]) -> list[dict]:
+    """One row per category (sorted as in by_category.json): ``category`` then each metric."""
+    return [{"category": cat, **{m: values.get(m) for m in metric_names}} for cat, values in by_category.items()]
+
+
 def write_validation(out_dir: Path, res, val_df: pd.DataFrame, baseline=None) -> dict:
-    write_per_query(out_dir / "per_query.tsv", res, val_df)
-    write_table(out_dir / "plots" / "cmc.tsv", ["k", "cmc"], cmc_curve(res, val_df, res.retrieved.shape[1]))
+    """Write the validate stage's files; return the headline metrics (``metrics.json``)."""
+    out = ValidateDir(out_dir)
+    write_per_query(out.per_query, res, val_df)
+    write_table(out.cmc, ["k", "cmc"], cmc_curve(res, val_df, res.retrieved.shape[1]))
     if baseline is not None:  # the OML metrics of raw pixels (not validate.extra_metrics)
         raw = {m: v for m, v in baseline.to_json_dict()["overall"].items() if m not in EXTRA_METRICS}
-        write_json(out_dir / "baseline.json", {"raw_pixels": raw})
-    metrics = res.to_json_dict()
-    write_json(out_dir / "metrics.json", metrics)  # last: exists only for a finished stage
-    print(
-        "validate: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics["overall"].items()),
-        file=sys.stderr,
-    )
+        write_json(out.baseline, {"raw_pixels": raw})
+    metrics, by_category = split_metrics(res.to_json_dict())
+    write_json(out.by_category, by_category)
+    write_category_table(out.by_category_table, by_category["by_category"], list(metrics["overall"]))
+    write_json(out.metrics, metrics)  # last: exists only for a finished stage
     return metrics
+
+
+def write_category_table(path: Path, by_category: dict, metric_names: list[str]) -> None:
+    """``category`` then the metrics in the order validate computes them; floats as their shortest
+    round-trip repr (byte-identical for identical numbers); csv quoting for a category holding a tab."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(["category", *metric_names])
+    for row in category_rows(by_category, metric_names):
+        writer.writerow([row["category"], *("" if row[m] is None else repr(float(row[m])) for m in metric_names)])
+    write_text(path, buf.getvalue())

@@ -25,7 +25,6 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch import nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -71,7 +70,12 @@ class _ReduceWith(Metric):
 class LightningModule(pl.LightningModule):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._reprokit_reducers = nn.ModuleDict()
+        # A plain dict, not an nn.ModuleDict: registered as a submodule it showed in the user's
+        # model summary and print(model). Lightning needs no registration: it gets each Metric
+        # object itself and its name (metric_attribute) with every self.log call, and resets it
+        # each epoch through that object. The states hold no checkpoint entries either way
+        # (add_state's default is persistent=False); the device is kept in step in _custom_reduction.
+        self._reprokit_reducers: dict[str, _ReduceWith] = {}
         self.epoch_level_keys: set[str] = set()  # read by reprokit's run-folder logger
 
     # -- logging ----------------------------------------------------------------------
@@ -145,8 +149,10 @@ class LightningModule(pl.LightningModule):
         """Feed ``value`` to a per-key Metric reducing with ``fx``; return it and its attribute path."""
         attr = re.sub(r"\W", "_", name)
         if attr not in self._reprokit_reducers:
-            self._reprokit_reducers[attr] = _ReduceWith(fx).to(self.device)
+            self._reprokit_reducers[attr] = _ReduceWith(fx)
         metric = self._reprokit_reducers[attr]
+        if metric.device != self.device:  # unregistered, so not moved along by module.to(...)
+            metric.to(self.device)
         if on_step:
             metric(value)  # forward: Lightning logs its per-step result (the value itself) as the step value
         else:

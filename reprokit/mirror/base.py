@@ -28,17 +28,25 @@ __all__ = ["MirrorBackend", "RunInfo"]
 
 
 class RunInfo:
-    """Who the logger run is: the pipeline run's id and readable name, plus where to put files."""
+    """Who the logger run is: the pipeline run's id and readable name, plus where to put files.
+
+    ``sweep``: the sweep a trial's run belongs to (``logger.sweep.name``), which the backends group
+    their runs by: a folder ``<root>/<sweep>/`` (TensorBoard, CSV), a parent run (MLflow), the run
+    group (W&B), a sub-project (ClearML). None for a run outside a sweep.
+
+    ``live_id``/``live_name``: the logger run the train stage filled live (the training's id and
+    name), for a live backend's ``start`` to adopt.
+    """
 
     def __init__(
-        self, run_id: str, run_name: str, home_dir: Path, timeout_s: float,
+        self, run_id: str, run_name: str, home_dir: Path, timeout_s: float, sweep: str | None = None,
         live_id: str | None = None, live_name: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.run_name = run_name
         self.home_dir = home_dir  # project dir whose logs/ hold the default folders (see paths.py)
         self.timeout_s = timeout_s
-        # The logger run the train stage filled live (the training's id and name), for start() to adopt.
+        self.sweep = sweep
         self.live_id = live_id
         self.live_name = live_name
 
@@ -106,6 +114,12 @@ class MirrorBackend(ABC):
     @abstractmethod
     def finish(self) -> dict[str, Any]:
         """Flush and close; return where the run went (JSON-able, no secrets) for the report."""
+
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        """How a person looks at the run ``finish`` said went to ``where``, e.g. ``"open it: tensorboard
+        --logdir logs/tensorboard"`` (None: nothing to say)."""
+        return None
 
     def abort(self) -> None:  # noqa: B027 - best-effort cleanup after a failure
         pass

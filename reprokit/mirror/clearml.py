@@ -5,6 +5,7 @@ Args: ``project_name`` (default ``reprokit``), ``task_name`` (default the run na
 and ``CLEARML_API_HOST`` in the environment). Offline sessions go under ``$CLEARML_CACHE_DIR``,
 which defaults here to ``<home>/logs/clearml`` (not ``~/.clearml``) unless the user set it; the
 report gives the ``offline-<id>.zip`` to upload later with ``Task.import_offline_session``.
+A sweep trial's task goes to the sub-project ``<project_name>/<sweep>``.
 Images and texts are debug samples (title/series from ``title/series`` tags); ClearML keeps one per
 title, series and iteration, so a further medium under one key at one step is series ``<series>-<n>``.
 
@@ -96,8 +97,9 @@ class ClearMLBackend(MirrorBackend):
         Task.set_offline(self.offline)
         Task.set_random_seed(None)
         try:
+            project = str(self.args.get("project_name", "reprokit"))
             self.task = Task.init(
-                project_name=str(self.args.get("project_name", "reprokit")),
+                project_name=f"{project}/{run.sweep}" if run.sweep else project,  # a sweep: its own sub-project
                 task_name=str(self.args.get("task_name", run.run_name)),
                 reuse_last_task_id=False,
                 auto_connect_frameworks=dict(_NO_HOOKS),
@@ -135,6 +137,13 @@ class ClearMLBackend(MirrorBackend):
 
     def log_artifact(self, name: str, path: Path) -> None:
         self.task.upload_artifact(name, artifact_object=path, wait_on_upload=True)
+
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        zipped = where.get("offline_zip")
+        if zipped:  # an offline session: uploaded to a server later, then seen in its web app
+            return f"upload it: python -c \"from clearml import Task; Task.import_offline_session('{zipped}')\""
+        return "open the task in the ClearML web app"
 
     def finish(self) -> dict[str, Any]:
         try:

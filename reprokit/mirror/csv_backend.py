@@ -32,7 +32,8 @@ class CsvBackend(MirrorBackend):
     media_as_files = True
 
     def start(self, run: RunInfo) -> None:
-        self.folder = RunFolder(resolve(run.home_dir, self.args.get("log_dir", "logs/csv")), run)
+        root = resolve(run.home_dir, self.args.get("log_dir", "logs/csv"))
+        self.folder = RunFolder(root / run.sweep if run.sweep else root, run)  # a sweep's trials: logs/csv/<sweep>/
         self._rows: list[tuple[str, int, float]] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:

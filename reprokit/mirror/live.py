@@ -125,5 +125,6 @@ def open_live(
         return None
     args = {k: v for k, v in logger.args.items() if k not in registry.secret_args(logger.args)}
     cls(args).check_config()
-    run = RunInfo(run_id, run_name, home_dir(project_dir), logger.timeout_s)
+    # A sweep trial's training logs where the mirror stage groups the trial's run (and adopts it from).
+    run = RunInfo(run_id, run_name, home_dir(project_dir), logger.timeout_s, sweep=logger.sweep.name)
     return LiveMirror(cls.live(args), run, logger.name)

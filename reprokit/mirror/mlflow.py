@@ -1,4 +1,5 @@
 """MLflow: one MLflow run per pipeline run, found again on replay by its ``reprokit.run_id`` tag.
+A sweep trial's run is a nested child (``mlflow.parentRunId``) of one parent run named after the sweep.
 
 Args: ``tracking_uri`` (default ``sqlite:///<home>/logs/mlflow.db``; MLflow 3 refuses its old
 file store, so a ``file:`` or bare-path URI is a ConfigError), ``experiment_name`` (default
@@ -111,6 +112,9 @@ class MlflowBackend(MirrorBackend):
         return found[0] if found else None
 
     def start(self, run: RunInfo) -> None:
+        exp_id = self._connect(run)
+        # A sweep's trials are nested runs of one parent run named after the sweep.
+        parent = {"mlflow.parentRunId": self._sweep_parent(exp_id, run.sweep)} if run.sweep else {}
         found = self._find(run, run.run_id)
         if found is None and run.live_id:
             found = self._find(run, run.live_id)  # the run the training filled live: adopted
@@ -121,11 +125,31 @@ class MlflowBackend(MirrorBackend):
         if found is not None:
             self.mlflow_run = found
             self.client.update_run(self.mlflow_run.info.run_id, status="RUNNING")
+            for key, value in parent.items():
+                self.client.set_tag(self.mlflow_run.info.run_id, key, value)
         else:
-            self.mlflow_run = self.client.create_run(self.exp_id, run_name=run.run_name, tags={RUN_TAG: run.run_id})
+            self.mlflow_run = self.client.create_run(exp_id, run_name=run.run_name, tags={RUN_TAG: run.run_id, **parent})
         self.run_id = self.mlflow_run.info.run_id
         self.run = run
         self._seen: dict[str, set[tuple[int, float]]] | None = None
+
+    def _sweep_parent(self, exp_id: str, sweep: str) -> str:
+        """The sweep's parent run, found by its ``reprokit.sweep_parent`` tag or created. Two trials that
+        create it at once both keep the older one (start time, then id) and the younger is deleted."""
+        def oldest() -> list:
+            runs = self.client.search_runs([exp_id], filter_string=f"tags.`reprokit.sweep_parent` = '{sweep}'",
+                                           max_results=50)
+            return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+        found = oldest()
+        if found:
+            return found[0].info.run_id
+        mine = self.client.create_run(exp_id, run_name=sweep, tags={"reprokit.sweep_parent": sweep, "sweep": sweep})
+        self.client.set_terminated(mine.info.run_id, "FINISHED")
+        winner = oldest()[0].info.run_id
+        if winner != mine.info.run_id:
+            self.client.delete_run(mine.info.run_id)
+        return winner
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         have = self.mlflow_run.data.params
@@ -190,6 +214,13 @@ class MlflowBackend(MirrorBackend):
     def log_artifact(self, name: str, path: Path) -> None:
         parent = Path(name).parent.as_posix()
         self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
+
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        uri = str(where.get("tracking_uri") or "")
+        if uri.startswith(("http://", "https://")):
+            return f"open it: {uri} in a browser"
+        return f"open it: mlflow ui --backend-store-uri {uri}" if uri else None
 
     def finish(self) -> dict[str, Any]:
         self.client.set_terminated(self.run_id, "FINISHED")

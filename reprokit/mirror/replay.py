@@ -10,6 +10,7 @@ A missing backend package (:class:`MissingBackendError`) and bad ``logger`` conf
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reprokit.core.config import LoggerConfig, redact
+from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import write_json
 from reprokit.core.layout import RunsDir
@@ -28,6 +30,7 @@ from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import home_dir
 from reprokit.mirror.registry import BackendSpec
 from reprokit.mirror.runfolder import RunData, read_run_folder
+from reprokit.mirror.tags import sweep_tags
 
 __all__ = ["mirror_run", "reproduction_logger"]
 
@@ -172,8 +175,11 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         report.update(run_id=data.run_id, run_name=data.run_name, missing=data.missing, skipped=data.skipped)
         if type(backend).media_as_files and (data.images or data.texts):
             report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
+        group = logger.sweep
+        if group.active:
+            data.auto_tags.update(sweep_tags(group.name, group.trial, os.environ.get("DVC_EXP_NAME")))
         # live_*: the logger run the train stage filled live, which a live backend adopts (see base.py).
-        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s,
+        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s, sweep=group.name,
                        live_id=data.train_run_id or None, live_name=data.train_run_name or None)
         report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secrets)
         report.update(ok=True, published="yes")
@@ -227,14 +233,18 @@ def mirror_run(
         report["counts"] = dict(driver.counts)
         report["elapsed_s"] = round(time.monotonic() - started, 3)
         write_json(report_path, report)
-    _tell(report, runs, report_path, logger)
+    _tell(report, runs, report_path, logger, type(backend))
     return report
 
 
-def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig) -> None:
+def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig,
+          backend: type[MirrorBackend]) -> None:
     if report["missing"]:
         print(f"{PROG}: note: not in the run folder, not mirrored: {', '.join(report['missing'])}", file=sys.stderr)
     if report["ok"]:
+        # The stage's one line: which logger run, where, and the command that shows it.
+        summary("mirror", f"{logger.name} run {report['run_name']}", _location(report["where"]),
+                backend.how_to_open(report["where"]))
         return
     message = (
         f"mirroring run {report['run_name'] or runs} into {logger.name} failed: {report['error']}; "
@@ -243,6 +253,13 @@ def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerC
     if logger.strict:
         raise MirrorError(message, hint="fix the logger and replay with `reprokit mirror`")
     _warn(f"{message}; replay later with `reprokit mirror`")
+
+
+def _location(where: Mapping[str, Any]) -> str | None:
+    for key in ("log_dir", "run_dir", "offline_zip"):  # local folders and files: as a person types them
+        if where.get(key):
+            return shown_path(where[key])
+    return where.get("tracking_uri") or None
 
 
 def _redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:

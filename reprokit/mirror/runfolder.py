@@ -137,11 +137,13 @@ def _media(root: Path, suffix: str, skipped: list[str]) -> list[tuple[str, int, 
     return sorted(found, key=lambda t: (t[1], t[0], t[2]))
 
 
-def _validate_scalars(metrics: dict[str, Any], step: int) -> list[Scalar]:
+def _validate_scalars(metrics: dict[str, Any], by_category: dict[str, Any], step: int) -> list[Scalar]:
+    """``metrics`` from validate/metrics.json, ``by_category`` from validate/by_category.json
+    (runs written before that file existed kept ``by_category`` inside metrics.json)."""
     out = []
     for name, value in sorted((metrics.get("overall") or {}).items()):
         out.append(Scalar(f"validate/{name}", step, float(value)))
-    for cat, values in sorted((metrics.get("by_category") or {}).items()):
+    for cat, values in sorted((by_category.get("by_category") or metrics.get("by_category") or {}).items()):
         for name, value in sorted(values.items()):
             out.append(Scalar(f"validate/{cat}/{name}", step, float(value)))
     for key in ("n_queries", "n_queries_without_gt"):
@@ -197,7 +199,8 @@ def _read_scalars(runs: RunsDir, data: RunData) -> None:
         elif train.root.is_dir():
             data.missing.append(tsv.relative_to(runs.root).as_posix())
     if runs.validate.metrics.is_file():
-        data.scalars += _validate_scalars(_load_json(runs.validate.metrics), data.final_step)
+        by_category = _load_json(runs.validate.by_category) if runs.validate.by_category.is_file() else {}
+        data.scalars += _validate_scalars(_load_json(runs.validate.metrics), by_category, data.final_step)
     elif runs.validate.root.is_dir():
         data.missing.append("validate/metrics.json")
     data.scalars.sort(key=lambda s: (s.step, s.tag))

@@ -37,6 +37,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.text import plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from reprokit.core.console import shown_path
 from reprokit.mirror import paths as run_paths
 from reprokit.mirror._files import RunFolder
 from reprokit.mirror.base import LiveWriter, MirrorBackend, RunInfo
@@ -94,7 +95,8 @@ class TensorBoardBackend(MirrorBackend):
 
     def start(self, run: RunInfo) -> None:
         root = resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT))
-        self.folder = RunFolder(root, run)
+        # A sweep's trials side by side: `tensorboard --logdir logs/tensorboard/<sweep>` compares them.
+        self.folder = RunFolder(root / run.sweep if run.sweep else root, run)
         self.writer = EventFileWriter(str(self.folder.staging), max_queue_size=1000, flush_secs=3600)
         self.images: dict[tuple[int, str], list[Path]] = defaultdict(list)  # (step, tag) -> PNGs, in order
 
@@ -126,6 +128,11 @@ class TensorBoardBackend(MirrorBackend):
     def log_artifact(self, name: str, path: Path) -> None:
         self.folder.copy_in(f"artifacts/{name}", path)
 
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        # The root holds every run: TensorBoard then shows them side by side.
+        return f"open it: tensorboard --logdir {shown_path(Path(where['log_dir']).parent)}" if where.get("log_dir") else None
+
     def finish(self) -> dict[str, Any]:
         for (step, tag), paths in sorted(self.images.items()):
             self._add(_images_summary(tag, paths), step)
@@ -143,6 +150,7 @@ class TensorBoardLive(LiveWriter):
 
     def start(self, run: RunInfo) -> None:
         root = resolve(run.home_dir, self.args.get("log_dir", _DEFAULT_ROOT))
+        root = root / run.sweep if run.sweep else root  # where the mirror stage looks for it
         self.folder = run_paths.run_folder(root, run.run_name, run.run_id)
         run_paths.mark_live(self.folder, run.run_id, run.run_name)
         self.writer = EventFileWriter(str(self.folder), max_queue_size=1000, flush_secs=3600, filename_suffix=".live")

@@ -21,6 +21,7 @@ from typing import Any
 
 import wandb
 
+from reprokit.core.console import shown_path
 from reprokit.core.errors import ConfigError
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
@@ -66,6 +67,8 @@ class WandbBackend(MirrorBackend):
             dir=str(out_dir),
             id=run.run_id,
             name=run.run_name,
+            group=run.sweep,  # a sweep's trials: one W&B group (None: no group)
+            job_type="sweep-trial" if run.sweep else None,
             resume="allow",
             settings=settings,
         )
@@ -99,6 +102,10 @@ class WandbBackend(MirrorBackend):
 
     def log_artifact(self, name: str, path: Path) -> None:
         self.files.append((name, path))
+
+    @classmethod
+    def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
+        return f"upload it: wandb sync {shown_path(where['run_dir'])}" if where.get("run_dir") else None
 
     def finish(self) -> dict[str, Any]:
         last = max(self.rows, default=0)

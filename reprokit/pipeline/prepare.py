@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from reprokit.core.config import load_config
+from reprokit.core.console import summary
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.data.digits import generate_digits
 
@@ -14,8 +13,11 @@ def run() -> None:
     parser.add_argument("--dataset", choices=["digits"], default="digits", help="the embedded dataset to generate")
     args = parser.parse_args()
     cfg = load_config(args.params)
-    csv = generate_digits(cfg.data.digits, cfg.seed, cfg.data.digits.output)
-    print(f"prepare: wrote {csv}", file=sys.stderr)
+    d = cfg.data.digits
+    csv = generate_digits(d, cfg.seed, d.output)
+    _, n_val = d.split_sizes()
+    summary("prepare", f"{d.n_labels() * d.views:,} images of {d.n_labels():,} labels ({n_val:,} for validation)",
+            csv.parent, f"{csv.name}, images/")
 
 
 def main() -> None:

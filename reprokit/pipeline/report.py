@@ -8,11 +8,11 @@ from reprokit.core.config import load_config
 from reprokit.core.fileio import remove_outputs
 from reprokit.core.layout import ReportDir, RunsDir
 from reprokit.core.stage_runner import run_main, stage_parser
-from reprokit.data.source import load_dataset, split_rows
+from reprokit.data.source import load_dataset, scored_rows
 from reprokit.visualize.report import write_report
 
 # The params.yaml entries this stage reads (its `params` in dvc.yaml): where the images are.
-PARAMS = ("data",)
+PARAMS = ("data", "validate.split")
 
 
 def run() -> None:
@@ -25,7 +25,7 @@ def run() -> None:
 
     cfg = load_config(args.params)
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
-    val_df, val_paths = split_rows(df, paths, "validation")
+    val_df, val_paths = scored_rows(cfg, df, paths)  # the split validate scored (a sweep trial: the tuning split)
     summary = write_report(RunsDir(args.runs), val_df, val_paths, out)
     print(
         f"report: {summary.n_queries:,} queries of run {summary.run_name} ({summary.size_bytes / 2**20:.1f} MB) "

@@ -11,35 +11,40 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from reprokit.core.config import Config, load_config
+from reprokit.core.console import summary
 from reprokit.core.fileio import read_json, remove_outputs, replace_dir, staging_dir_in, write_json
 from reprokit.core.layout import TrainDir
 from reprokit.core.stage_runner import run_main, stage_parser
+from reprokit.data.labels import LABEL_MAP_FILE, LABEL_MAP_KEY, write_label_map
 from reprokit.data.source import load_dataset
 from reprokit.evaluate.while_training import TrainingValidator
 from reprokit.mirror.live import LiveMirror, open_live
 from reprokit.provenance.artifacts import warn_untracked_imports, write_run_artifacts
 from reprokit.train.loop import ValidationHook, is_rank_zero, new_run_identity, resume_dir, train
+from reprokit.train.pruning import sweep_pruning_hook
 
 __all__ = ["run", "main"]
 
 
 @contextlib.contextmanager
-def staged_artifacts(out: TrainDir, cfg, csv_path: Path, project_dir: Path) -> Iterator[None]:
-    """Capture the provenance (code, git state, config, dataframe hash) before the first step,
-    so an edit made during a long run is never recorded as the code that ran; publish it only
-    once training has finished, so a failed run leaves no artifacts behind."""
+def staged_artifacts(out: TrainDir, cfg, csv_path: Path, project_dir: Path, label_map=None) -> Iterator[None]:
+    """Capture the provenance (code, git state, config, dataframe hash, the label numbering of
+    ``data.label_map: auto``) before the first step, so an edit made during a long run is never
+    recorded as the code that ran; publish it only once training has finished, so a failed run
+    leaves no artifacts behind."""
     if not is_rank_zero():
         yield
         return
     staging = staging_dir_in(out.root, ".artifacts-")
     try:
         write_run_artifacts(cfg, csv_path, project_dir, staging)
+        if label_map is not None:
+            write_label_map(staging / LABEL_MAP_FILE, label_map)
         yield
         replace_dir(staging, out.artifacts)
     finally:
@@ -88,9 +93,15 @@ def run(on_validation: Sequence[ValidationHook] = ()) -> None:
     remove_outputs(out.metrics, out.identity, out.plots, out.wall_times, out.images, out.texts, out.artifacts)
     identity = run_identity(cfg)
     validator = TrainingValidator(cfg, df, paths) if cfg.train.validate_every_n_epochs > 0 else None
-    with live_logging(cfg, identity) as live, staged_artifacts(out, cfg, csv_path, Path.cwd()):
+    # A `reprokit sweep` trial: its pruner is asked after each validation (rank zero only).
+    pruning = sweep_pruning_hook() if validator is not None and is_rank_zero() else None
+    hooks = [*on_validation, *([pruning] if pruning is not None else [])]
+    with (live_logging(cfg, identity) as live,
+          staged_artifacts(out, cfg, csv_path, Path.cwd(), df.attrs.get(LABEL_MAP_KEY))):
         sink = live.send if live is not None else None
-        stats, is_global_zero = train(cfg, df, paths, out.root, validator=validator, on_validation=on_validation, live=sink)
+        stats, is_global_zero = train(cfg, df, paths, out.root, validator=validator, on_validation=hooks, live=sink)
+        if pruning is not None:
+            pruning.raise_if_pruned()  # a pruned trial: the stage fails, no run.json, metrics.json or artifacts
     if not is_global_zero:
         return  # under DDP, rank zero alone writes
     warn_untracked_imports(Path.cwd())
@@ -101,7 +112,8 @@ def run(on_validation: Sequence[ValidationHook] = ()) -> None:
     if isinstance(stats.get("best"), dict):
         best = stats["best"]
         shown += [f"best epoch {best['epoch']} ({', '.join(f'{k}={v:.4f}' for k, v in best.items() if k != 'epoch')})"]
-    print(f"train: {', '.join(shown)}", file=sys.stderr)
+    summary("train", f"{', '.join(shown)} after {cfg.train.epochs} epochs",
+            out.root, f"{out.model.name}, {out.metrics.name}, {out.plots.name}/, {out.artifacts.name}/")
 
 
 def main() -> None:

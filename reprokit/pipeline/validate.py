@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from reprokit.core.config import load_config
+from reprokit.core.console import summary
 from reprokit.core.fileio import remove_outputs
 from reprokit.core.layout import ValidateDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
@@ -38,7 +39,7 @@ def run() -> None:
     torch.use_deterministic_algorithms(True)
     df, paths, _ = load_dataset(cfg)
     out = ValidateDir(args.out)
-    remove_outputs(out.metrics, out.baseline, out.plots, out.params)
+    remove_outputs(out.metrics, out.by_category, out.baseline, out.plots, out.params)
     model, _ = load_model(Path(args.model))
     device = embedding_device(cfg.trainer)
     val_df, images = validation_inputs(cfg, df, paths)  # decoded batch by batch, never all at once
@@ -55,8 +56,14 @@ def run() -> None:
     # The metrics run on the CPU (reprokit's kNN and metric code is tested there; no GPU measured).
     res = score(cfg, val_df, embeddings.cpu())
     baseline = score(cfg, val_df, pixels.matrix, show_progress=False, extra_metrics=False)
-    write_validation(out.root, res, val_df, baseline)
+    metrics = write_validation(out.root, res, val_df, baseline)
     record_params(out.params, cfg, PARAMS)
+    scores = ", ".join(f"{k}={v:.4f}" for k, v in metrics["overall"].items())
+    skipped = metrics["n_queries_without_gt"]
+    queries = f"{metrics['n_queries']:,} queries" + (f", {skipped:,} without ground truth left out" if skipped else "")
+    raw = baseline.overall.get("cmc@1")
+    summary("validate", f"{scores} ({queries}" + (f"; raw pixels cmc@1={raw:.4f})" if raw is not None else ")"),
+            out.root, f"{out.metrics.name}, {out.by_category.name}, {out.per_query.name}")
 
 
 def main() -> None:

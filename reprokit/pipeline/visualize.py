@@ -1,33 +1,58 @@
-"""visualize: draw the worst queries (by visualize.metric) with their retrieved items."""
+"""visualize: draw the worst queries (by visualize.metric) with their retrieved items, and their Grad-CAM."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from reprokit.core.config import load_config
+from reprokit.core.config import Config, load_config
+from reprokit.core.console import shown_path, summary
+from reprokit.core.errors import GradCamError
 from reprokit.core.layout import VisualizeDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
-from reprokit.data.source import load_dataset, split_rows
+from reprokit.data.images import ImageDataset
+from reprokit.data.source import load_dataset, scored_rows
+from reprokit.train.checkpoint import load_model
+from reprokit.visualize.gradcam import resolve_layer
+from reprokit.visualize.gradcam_figure import draw_gradcam, draw_no_gradcam
 from reprokit.visualize.worst_queries import draw_worst_queries, read_per_query
 
 # The params.yaml entries this stage reads: the same list as its `params` in dvc.yaml.
-PARAMS = ("data", "visualize")
+PARAMS = ("data", "validate.distance", "validate.split", "visualize")
+
+
+def gradcam(cfg: Config, model_path: Path, pq, val_df, val_paths, out: Path) -> str:
+    """Draw the Grad-CAM figure; when the model allows none, a figure saying why. Returns what was written."""
+    model, _ = load_model(model_path)  # a checkpoint that does not load fails the stage, as it fails validate
+    try:
+        layer = resolve_layer(model, cfg.visualize.gradcam_layer)
+        images = ImageDataset.from_frame(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
+        draw_gradcam(pq, val_df, images, model, layer, cfg.visualize, cfg.validate.distance, out)
+    except GradCamError as exc:
+        # The worst-queries figure stands; the declared output says why there is no Grad-CAM.
+        reason = exc.one_line()
+        draw_no_gradcam(reason, out)
+        print(f"visualize: warning: no Grad-CAM: {reason}", file=sys.stderr)
+        return f"no Grad-CAM -> {out}"
+    return f"Grad-CAM at {layer.path} -> {out}"
 
 
 def run() -> None:
     parser = stage_parser("visualize", __doc__)
     parser.add_argument("--per-query", default="runs/validate/per_query.tsv")
+    parser.add_argument("--model", default="runs/train/model.ckpt")
     parser.add_argument("--out", default="runs/visualize")
     args = parser.parse_args()
     out = VisualizeDir(args.out)
 
     cfg = load_config(args.params)
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
-    val_df, val_paths = split_rows(df, paths, "validation")
-    n = draw_worst_queries(read_per_query(Path(args.per_query)), val_df, val_paths, cfg.visualize, out.worst_queries)
+    val_df, val_paths = scored_rows(cfg, df, paths)  # the split validate scored: per_query.tsv indexes its rows
+    pq = read_per_query(Path(args.per_query))
+    n = draw_worst_queries(pq, val_df, val_paths, cfg.visualize, out.worst_queries)
+    cams = gradcam(cfg, Path(args.model), pq, val_df, val_paths, out.gradcam)
     record_params(out.params, cfg, PARAMS)
-    print(f"visualize: {n} worst queries by {cfg.visualize.metric} -> {out.worst_queries}", file=sys.stderr)
+    summary("visualize", f"{n} worst queries by {cfg.visualize.metric} -> {shown_path(out.worst_queries)}; {cams}")
 
 
 def main() -> None:

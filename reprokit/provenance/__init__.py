@@ -1,1 +1,2 @@
-"""Provenance: run artifacts (code snapshot, config, dataframe, environment, git) and ``reprokit reproduce``."""
+"""Provenance: run artifacts (code snapshot, config, dataframe, environment, git), ``reprokit reproduce``
+and ``reprokit compare`` (a committed run read back from git and DVC)."""

@@ -2,8 +2,9 @@
 
 1. REV is resolved to a commit: a commit/branch/tag through git, else a DVC experiment name
    through its ``refs/exps/...`` ref.
-2. The metrics recorded at REV are read from git: every ``metrics`` file that REV's dvc.yaml
-   declares (they are committed, ``cache: false``).
+2. The results recorded at REV are read from git: every ``metrics`` file that REV's dvc.yaml
+   declares and every plot table it declares ``cache: false`` (the per-category metrics), all
+   committed beside dvc.lock.
 3. REV's tracked files are exported into a fresh folder outside the workspace (nothing of the
    user's is touched: no checkout, no worktree entry, not even params.yaml) and made a git repo.
    What DVC can restore is pulled from the project's DVC remote or, read-only, from the
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -32,6 +34,7 @@ import yaml
 from reprokit.core.config import flatten
 from reprokit.core.errors import ReproduceError
 from reprokit.core.git import run_git
+from reprokit.core.layout import RUNS_ROOT
 from reprokit.core.stage_runner import REPRODUCING_ENV
 
 __all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
@@ -101,12 +104,23 @@ def resolve_rev(rev: str, repo: Path) -> str:
     )
 
 
-def _metrics_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+def _result_paths(dvc_yaml: dict[str, Any]) -> list[str]:
+    """The result files a revision commits to git: every ``metrics`` file its stages declare and
+    every plot table declared ``cache: false`` (the per-category metrics), so that each number
+    committed beside the pipeline is proven, not only the headline ones."""
     paths = []
     for stage in (dvc_yaml.get("stages") or {}).values():
         for entry in stage.get("metrics") or []:
             paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+        for entry in stage.get("plots") or []:
+            if isinstance(entry, dict):
+                path, opts = next(iter(entry.items()))
+                if isinstance(opts, dict) and opts.get("cache") is False and Path(path).suffix in TABLE_SUFFIXES:
+                    paths.append(path)
     return paths
+
+
+TABLE_SUFFIXES = {".json": None, ".tsv": "\t", ".csv": ","}
 
 
 def _numeric_leaves(data: Any) -> dict[str, float]:
@@ -116,20 +130,42 @@ def _numeric_leaves(data: Any) -> dict[str, float]:
     }
 
 
+def _table_leaves(text: str, delimiter: str) -> dict[str, float]:
+    """Every numeric cell of a plot table, keyed ``<first column's value>.<column>`` (e.g. ``3.cmc@1``)."""
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    if not rows:
+        return {}
+    header, found = rows[0], {}
+    for row in rows[1:]:
+        for column, cell in zip(header[1:], row[1:]):
+            try:
+                found[f"{row[0]}.{column}"] = float(cell)
+            except ValueError:
+                continue  # an empty cell (a metric a category has no value for) or text
+    return found
+
+
+def _leaves(path: str, text: str) -> dict[str, float]:
+    delimiter = TABLE_SUFFIXES.get(Path(path).suffix)
+    values = _numeric_leaves(json.loads(text)) if delimiter is None else _table_leaves(text, delimiter)
+    return {f"{path}:{k}": v for k, v in values.items()}
+
+
 def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
-    """Every numeric metric committed at ``commit``, keyed ``<file>:<dotted.key>``."""
+    """Every numeric result committed at ``commit``, keyed ``<file>:<dotted.key>``."""
     shown = run_git(["show", f"{commit}:dvc.yaml"], repo)
     if shown.returncode != 0:
         raise ReproduceError(f"revision {commit[:12]} has no dvc.yaml", hint="pick a commit of a reprokit pipeline")
     found: dict[str, float] = {}
-    for path in _metrics_paths(yaml.safe_load(shown.stdout) or {}):
+    paths = _result_paths(yaml.safe_load(shown.stdout) or {})
+    for path in paths:
         blob = run_git(["show", f"{commit}:{path}"], repo)
         if blob.returncode == 0:
-            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(blob.stdout)).items()})
+            found.update(_leaves(path, blob.stdout))
     if not found:
         raise ReproduceError(
             f"revision {commit[:12]} has no recorded metrics (no metrics file of its dvc.yaml is committed there)",
-            hint="commit the metrics files (git add runs/*/metrics.json) after `dvc repro`",
+            hint=f"run `dvc repro`, then commit its results: git add dvc.lock {' '.join(paths)}",
         )
     return found
 
@@ -137,10 +173,10 @@ def recorded_metrics(commit: str, repo: Path) -> dict[str, float]:
 def current_metrics(workdir: Path) -> dict[str, float]:
     dvc_yaml = yaml.safe_load((workdir / "dvc.yaml").read_text()) or {}
     found: dict[str, float] = {}
-    for path in _metrics_paths(dvc_yaml):
+    for path in _result_paths(dvc_yaml):
         file = workdir / path
         if file.is_file():
-            found.update({f"{path}:{k}": v for k, v in _numeric_leaves(json.loads(file.read_text())).items()})
+            found.update(_leaves(path, file.read_text()))
     return found
 
 
@@ -202,7 +238,11 @@ def data_differences(workdir: Path) -> list[str]:
     for entries in status.values():
         for entry in entries if isinstance(entries, list) else []:
             for path, how in (entry.get("changed deps") or {}).items() if isinstance(entry, dict) else ():
-                if path in produced or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
+                # A stage's output, a file inside one (the dataframe the prepare stage generates), or a
+                # folder of outputs (the stage folders under runs/ the report and the mirror read).
+                made = path in produced or any(path.startswith(out + "/") for out in produced) \
+                    or path == RUNS_ROOT or path.startswith(RUNS_ROOT + "/")
+                if made or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
                     continue
                 found[path] = how
     return [f"{path} ({how})" for path, how in sorted(found.items())]

@@ -1,1 +1,1 @@
-"""Visualization: the worst-queries figure."""
+"""Visualization: the worst-queries figure and its Grad-CAM."""

@@ -159,7 +159,7 @@ def params_changed(params: dict[str, Any]) -> list[ParamChange]:
 
 def _by_category(runs: RunsDir, metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per-category metrics: their own file once validate writes one, else the metrics.json key."""
-    own = runs.validate.root / "by_category.json"
+    own = runs.validate.by_category
     source = _json(own) if own.is_file() else metrics
     return {str(c): _numbers(values) for c, values in (source.get("by_category") or {}).items()}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.mirror_data import build_run_folder
+from tests.projects import commit_all, copy_repo, make_project_copy, run
 
 
 def mirror_free_port() -> int:
@@ -97,3 +98,25 @@ def mirror_mlflow_server(tmp_path_factory) -> str:
         yield server.start()
     finally:
         server.stop()
+
+
+# The sweep tests (test_sweep*.py): the default pipeline with small settings, run once and committed.
+SWEEP_SMALL: dict = {
+    "data": {"digits": {"n_source": 60}},
+    "train": {"epochs": 1, "n_labels": 8},
+    "visualize": {"n_queries": 2},
+    "logger": {"strict": True},  # a mirror failure must fail the trial, not hide behind a warning
+}
+
+
+@pytest.fixture(scope="session")
+def sweep_base(tmp_path_factory) -> Path:
+    repo = make_project_copy(tmp_path_factory.mktemp("sweep") / "repo", SWEEP_SMALL).resolve()
+    run(["dvc", "repro"], repo)
+    commit_all(repo, "baseline run")
+    return repo
+
+
+@pytest.fixture
+def sweep_copy(sweep_base, tmp_path) -> Path:
+    return copy_repo(sweep_base, tmp_path / "repo")

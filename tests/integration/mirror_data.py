@@ -158,8 +158,9 @@ def build_run_folder(
         overall = {"cmc@1": 0.75, "cmc@5": 0.9, "precision@5": 0.6, "map@5": 0.55}
         by_cat = {"0": {"cmc@1": 0.7, "cmc@5": 0.85, "precision@5": 0.5, "map@5": 0.45},
                   "1": {"cmc@1": 0.8, "cmc@5": 0.95, "precision@5": 0.7, "map@5": 0.65}}
-        _write(val / "metrics.json", json.dumps(
-            {"overall": overall, "by_category": by_cat, "n_queries": 40, "n_queries_without_gt": 0}))
+        # The headline metrics and, in a file of its own, the per-category ones (as validate writes them).
+        _write(val / "metrics.json", json.dumps({"overall": overall, "n_queries": 40, "n_queries_without_gt": 0}))
+        _write(val / "by_category.json", json.dumps({"by_category": by_cat}))
         for k, v in overall.items():
             exp.add(f"validate/{k}", step, v)
         for cat, vals in by_cat.items():
@@ -169,10 +170,13 @@ def build_run_folder(
         exp.add("validate/n_queries_without_gt", step, 0.0)
         _write(val / "per_query.csv", "query\tcmc@1\n0\t1.0\n1\t0.0\n")
         _write(val / "plots" / "cmc.tsv", "k\tcmc\n1\t0.75\n5\t0.9\n")
-        exp.artifacts |= {"validate/metrics.json", "validate/per_query.csv", "validate/plots/cmc.tsv"}
+        exp.artifacts |= {"validate/metrics.json", "validate/by_category.json", "validate/per_query.csv",
+                          "validate/plots/cmc.tsv"}
     if "visualize" in stages:
         figure = _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
         exp.image("visualize/worst_queries", step, figure)
+        cams = _png(runs / "visualize" / "gradcam.png", (64, 96), "RGB", shade=5)
+        exp.image("visualize/gradcam", step, cams)
     assert all(math.isfinite(v) for vals in exp.scalars.values() for v in vals.values())
     exp.run_id = pipeline_run_id(RunsDir(runs), RUN_ID)
     exp.run_name = f"run-{exp.run_id[:8]}"

@@ -291,3 +291,25 @@ def test_media_with_one_key_and_step_never_overwrite_each_other(kind, tmp_path):
         assert len(list((base / "images" / "val" / "batch").glob("*.png"))) == n_batches
         texts = sorted(p.read_text() for p in (base / "text" / "val" / "note").glob("*.txt"))
         assert texts == sorted(f"batch {i}" for i in range(n_batches))
+
+
+def test_reprokits_reducers_never_show_in_the_users_model(tensorboard_run, tmp_path):
+    """The Metrics behind a custom reduce_fx are reprokit's machinery, not part of the user's network:
+    not in the model summary, print(model), named_modules or the state dict; a checkpoint of the
+    trained module loads strictly into a fresh one."""
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    trainer, _, _ = tensorboard_run
+    model = trainer.lightning_module
+    assert model._reprokit_reducers  # the custom medians were reduced by reprokit's Metrics ...
+    summary = ModelSummary(model, max_depth=-1)
+    assert summary.layer_names == ["net", "net.0", "net.1", "net.2"]  # ... which the summary does not list
+    assert "_reprokit" not in str(summary) and "_reprokit" not in repr(model)
+    assert not any("_reprokit" in name for name, _ in model.named_modules())
+    assert not any("_reprokit" in key for key in model.state_dict())
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    fresh = UserModule()
+    fresh.load_state_dict(torch.load(path, weights_only=False)["state_dict"], strict=True)
+    for a, b in zip(fresh.parameters(), model.parameters()):
+        assert torch.equal(a, b)

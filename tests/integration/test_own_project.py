@@ -125,7 +125,10 @@ def test_own_repository_from_wheel_to_reproduction(tmp_path: Path):
     params["visualize"]["n_queries"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    sh("dvc", "repro")
+    repro = sh("dvc", "repro")
+    # Grad-CAM runs the user's own network, at its last Conv2d.
+    assert "Grad-CAM at body.0 -> runs/visualize/gradcam.png" in repro.stdout + repro.stderr
+    assert (repo / "runs/visualize/gradcam.png").stat().st_size > 1000
     ran = sh("git", "status", "--porcelain").stdout
     assert "dvc.lock" in ran
     assert not list(repo.glob("data/digits")), "the embedded dataset was generated though it is not used"
@@ -150,7 +153,7 @@ def test_own_repository_from_wheel_to_reproduction(tmp_path: Path):
     img.write_bytes(original)
     (repo / "my_models.py").write_text(MODEL_MODULE + "\n# a comment\n")
     status = sh("dvc", "status").stdout
-    assert "train:" in status and "my_models.py" in status
+    assert "train:" in status and "visualize:" in status and "my_models.py" in status
     (repo / "my_models.py").write_text(MODEL_MODULE)
 
     proved = sh("reprokit", "reproduce", "HEAD", check=False)

@@ -1,6 +1,7 @@
 """The real pipeline, run with real `dvc` in a temporary git repository (reduced params)."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,10 @@ CONTRACT = [
     "runs/validate/baseline.json",
     "runs/validate/per_query.tsv",
     "runs/validate/plots/cmc.tsv",
+    "runs/validate/by_category.json",
+    "runs/validate/plots/by_category.tsv",
     "runs/visualize/worst_queries.png",
+    "runs/visualize/gradcam.png",
 ]
 
 
@@ -67,8 +71,14 @@ def test_train_validates_every_epoch_with_validates_numbers(pipeline_repo: Path)
 
 def test_validation_metrics_overall_and_by_category(pipeline_repo: Path):
     metrics = json.loads((pipeline_repo / "runs/validate/metrics.json").read_text())
+    assert set(metrics) == {"overall", "n_queries", "n_queries_without_gt"}  # the headline: what `dvc exp show` lists
     assert set(metrics["overall"]) == {"cmc@1", "cmc@5", "precision@5", "map@5", "map@r", "r_precision"}
-    assert set(metrics["by_category"]) == {str(d) for d in range(10)}
+    by_category = json.loads((pipeline_repo / "runs/validate/by_category.json").read_text())["by_category"]
+    assert set(by_category) == {str(d) for d in range(10)}
+    table = pd.read_csv(pipeline_repo / "runs/validate/plots/by_category.tsv", sep="\t", dtype={"category": str},
+                        float_precision="round_trip")
+    assert table["category"].tolist() == sorted(by_category)
+    assert table.set_index("category").to_dict("index") == by_category
     assert 0.0 < metrics["overall"]["cmc@1"] <= metrics["overall"]["cmc@5"] <= 1.0
     per_query = pd.read_csv(pipeline_repo / "runs/validate/per_query.tsv", sep="\t")
     df = pd.read_csv(pipeline_repo / "data/digits/df.csv")
@@ -161,21 +171,59 @@ def test_exp_run_and_exp_show_list_params_and_metrics(experiment_copy: Path):
     assert "overall.cmc@1" in table and "overall.map@5" in table
 
 
-def test_plots_show_renders_curves_and_image(pipeline_copy: Path):
-    run(["dvc", "plots", "show", "-o", "plots_html"], pipeline_copy)
-    html = (pipeline_copy / "plots_html" / "index.html").read_text()
-    assert "Loss statistics per step" in html and "CMC curve" in html
-    assert "worst_queries.png" in html
-    # Each plot drawn once: no second panel with DVC's defaults for a file already in a named plot.
-    panels = json.loads(run(["dvc", "plots", "show", "--json"], pipeline_copy).stdout)["data"]
-    assert set(panels) == {
-        "Loss statistics per step", "Loss statistics per epoch", "Retrieval metrics per epoch", "CMC curve",
-        "runs/visualize/worst_queries.png",
-    }
+# name -> (x field, y field, x title, y title) of each panel `dvc plots show` draws; None: an image.
+PANELS = {
+    "Loss statistics per step": ("step", "dvc_inferred_y_value", "training step", "value (loss and its statistics)"),
+    "Loss statistics per epoch": ("epoch", "dvc_inferred_y_value", "epoch", "value (mean over the epoch)"),
+    "Retrieval metrics per epoch": ("epoch", "dvc_inferred_y_value", "epoch", "validate's metric, while training"),
+    "CMC curve": ("k", "cmc", "k (rank)", "CMC@k (queries with a match in their top k)"),
+    "runs/validate/plots/by_category.tsv": ("cmc@1", "category", "CMC@1", "category"),
+    "runs/visualize/worst_queries.png": None,
+    "runs/visualize/gradcam.png": None,
+}
+
+
+def _axes(spec) -> set[tuple[str, str, str]]:
+    """(channel, field, title) of every x/y encoding anywhere in a Vega-Lite spec (layers included)."""
+    found = set()
+    if isinstance(spec, dict):
+        for channel in ("x", "y"):
+            enc = (spec.get("encoding") or {}).get(channel)
+            if isinstance(enc, dict) and "field" in enc and "title" in enc:
+                found.add((channel, enc["field"], enc["title"]))
+        for value in spec.values():
+            found |= _axes(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found |= _axes(value)
+    return found
+
+
+def test_plots_show_draws_each_plot_once_with_its_axes(pipeline_copy: Path):
+    run(["dvc", "plots", "show"], pipeline_copy)  # into dvc_plots/, DVC's default
+    html = (pipeline_copy / "dvc_plots" / "index.html").read_text()
+    # One panel (a <div id=...> holding a chart or an image) per plot: DVC draws a file named both by
+    # a stage and by a top-level plot twice, the second time with its defaults.
+    drawn = re.findall(r'<div\s+id\s*=\s*"([^"]+)"', html)
+    assert len(drawn) == len(PANELS) == len(set(drawn)), drawn
+    assert "worst_queries.png" in html and "gradcam.png" in html and html.count("<img ") == 2
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], pipeline_copy).stdout)["data"]
+    assert set(shown) == set(PANELS)
+    for name, axes in PANELS.items():
+        (panel,) = shown[name]  # one panel each
+        if axes is None:
+            assert panel["type"] == "image"
+            continue
+        x, y, x_title, y_title = axes  # drawn against the declared fields, with the declared axis titles
+        assert _axes(panel["content"]) == {("x", x, x_title), ("y", y, y_title)}, (name, _axes(panel["content"]))
+    by_category = shown["runs/validate/plots/by_category.tsv"][0]["content"]
+    assert by_category["mark"]["type"] == "bar" and by_category["title"]["text"] == "CMC@1 by category"
+    assert {row["category"] for row in by_category["data"]["values"]} == {str(d) for d in range(10)}
     # CMC@1 by epoch: validation while training, one point per epoch (REDUCED_PARAMS: 2 epochs).
-    (panel,) = panels["Retrieval metrics per epoch"]
-    points = [v for v in panel["content"]["data"]["values"] if v["field"] == "val/cmc@1"]
+    points = [v for v in shown["Retrieval metrics per epoch"][0]["content"]["data"]["values"] if v["field"] == "val/cmc@1"]
     assert [p["epoch"] for p in points] == ["0", "1"] and all(0 < float(p["dvc_inferred_y_value"]) <= 1 for p in points)
+    # What `dvc plots show` writes is never committed by a `git add -A`.
+    assert "dvc_plots" not in run(["git", "status", "--porcelain", "--untracked-files=all"], pipeline_copy).stdout
 
 
 def test_resolved_config_is_recorded_with_overrides(pipeline_repo: Path):

@@ -72,3 +72,12 @@ def test_python_snippets_run(tmp_path):
     # The CSV snippet: files instead of images/text, and exactly one warning about it.
     assert "media/images/an_image/0.png" in proc.stdout and "media/text/some_text/0.txt" in proc.stdout
     assert proc.stderr.count("CSVLogger cannot store images or text") == 1
+    # ... and the training scalars are in its metrics.csv: the snippet's logging interval fits its batches.
+    import csv
+
+    tables = list((tmp_path / "csv_logs").rglob("metrics.csv"))
+    assert len(tables) == 1, tables
+    with open(tables[0], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    logged = {k for row in rows for k, v in row.items() if v not in ("", None)}
+    assert {"train_loss", "some_value", "loss_x2", "val_err"} <= logged, sorted(logged)

@@ -122,6 +122,7 @@ KEYS: dict[str, Pair] = {
     "data.root": either(st.sampled_from([None, "data/digits", "images", "/abs/images"]), st.sampled_from(["", " ", 1, {}])),
     "data.generate": either(st.sampled_from([["digits"], []]), st.sampled_from([["digits", "digits"], ["mnist"], "digits"])),
     "data.allow_outside_root": texts(True, False),
+    "data.label_map": either(st.sampled_from([None, "auto"]), st.sampled_from(["Auto", "sorted", "", 1, True])),
     "data.image_size": ints(8, 1024, 9, 15, 16, 17, 32, 33, 64),
     "data.image_mode": either(st.sampled_from(["L", "RGB"]), st.sampled_from(["l", "CMYK", "rgb", 1])),
     "data.digits.output": either(st.sampled_from(["data/digits", "data/other"]), st.sampled_from(["", " ", None, 1])),
@@ -133,6 +134,8 @@ KEYS: dict[str, Pair] = {
     "data.digits.shift": floats(0, 2, 1e-12),
     "data.digits.noise": floats(0, 2, 1e-12),
     "data.digits.validation_fraction": floats(0, 1, 1e-6, 0.999999, 0.05, 0.95),
+    "data.tune_fraction": floats(0, 1, 1e-6, 0.999999, 0.2, 0.5),
+    "data.tune_seed": ints(0, 2**32 - 1, 7),
     # The project's own models:build (its args are checked when it is built) or the built-in.
     "model.name": either(st.sampled_from(["models:build", "simple_cnn"]), st.sampled_from(["resnet", "Simple_CNN", "", 1, None])),
     "model.args.channels": either(
@@ -166,16 +169,21 @@ KEYS: dict[str, Pair] = {
     "validate.map_top_k": int_lists(1, 5, 10, 100),
     "validate.memory_budget_mb": ints(1, 2048),
     "validate.num_workers": small(ints(0, 4)),
+    "validate.split": either(st.sampled_from(["validation", "tune"]), st.sampled_from(["val", "train", "Tune", 1, None])),
     "visualize.metric": either(st.sampled_from(METRICS), st.one_of(st.sampled_from(ODD_METRICS), WRONG_TYPE)),
     "visualize.n_queries": ints(1, 20),
     "visualize.top_k": ints(1, 30, 2**40),
     "visualize.n_ground_truth": ints(0, 20),
+    "visualize.gradcam_layer": either(st.sampled_from([None, "features.8", "body.0", "layer4"]),
+                                      st.sampled_from(["", "features.", ".8", "a b", "features..8", 8, []])),
     "logger.name": either(st.sampled_from(["tensorboard", "csv", "mlflow", "clearml", "wandb"]),
                           st.sampled_from(["neptune", "tensorbord", "TensorBoard", 1])),
     "logger.args": either(st.sampled_from([{}, {"log_dir": "logs/x"}, {"a": {"b": [1]}}]),
                           st.one_of(st.sampled_from([{1: "x"}, {None: 1}]), WRONG_TYPE)),
     "logger.strict": texts(True, False),
     "logger.timeout_s": floats(0, 120, 1e-12),
+    "logger.sweep.name": either(st.sampled_from([None, "lr_margin", "a-1.b"]), st.sampled_from(["", "a/b", "-x", 3, "x" * 65])),
+    "logger.sweep.trial": either(st.one_of(st.none(), st.integers(0, 100)), st.sampled_from([-1, "3", 1.5, True])),
     # gpu/cuda/mps are accepted but need the hardware: not generated on a CPU-only machine.
     "trainer.accelerator": either(st.sampled_from(["cpu", "auto"]), st.sampled_from(["tpu", "CPU", "hpu", ""])),
     "trainer.devices": ints(1, 3),
@@ -208,21 +216,26 @@ RELATED: dict[str, set[str]] = {
     "data.generate": {"data.dataframe"},
     "data.digits.output": {"data.generate", "data.dataframe"},
     "data.digits": {"data.generate", "data.dataframe"},
-    "data.digits.n_source": {"train.n_labels", "data.digits.validation_fraction"},
     "data.digits.validation_fraction": {"train.n_labels"},
     "data.digits.views": {"train.n_instances"},
     "train.n_labels": {"train.n_labels × train.n_instances"},
     "train.n_instances": {"train.n_labels × train.n_instances"},
     "train.loss.args.miner": {"train.n_labels × train.n_instances"},
     "train.loss.args": {"train.n_labels × train.n_instances"},
+    "data.tune_fraction": {"train.n_labels", "validate.split"},
+    "validate.split": {"data.tune_fraction"},
+    "data.digits.n_source": {"train.n_labels", "data.digits.validation_fraction", "data.tune_fraction"},
+    "logger.sweep.name": {"logger.sweep.trial"},
 }
 SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss", "train.loss.args", "validate",
-            "visualize", "logger", "trainer"]
+            "visualize", "logger", "logger.sweep", "trainer"]
 
 
 def set_key(data: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
+        if p not in data:
+            data[p] = {}  # a section params.yaml leaves at its defaults (commented out)
         if not isinstance(data.get(p), dict):
             return  # an earlier change replaced this section: nothing to set
         data = data[p]

@@ -304,3 +304,37 @@ def test_more_than_five_offenders_are_counted_not_listed(root):
     message = str(info.value)
     assert "8 rows" in message and "row 10 = 'x4'" in message and "and 3 more" in message
     assert "row 11" not in message
+
+
+@pytest.mark.parametrize("mutate, fragments", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_collecting_every_problem_starts_with_the_one_a_stage_stops_at(root, mutate, fragments):
+    """`reprokit check-data` runs the same checks: its first problem is the stage's error, word for word."""
+    from reprokit.data.dataframe import find_dataframe_problems
+
+    if isinstance(mutate, bytes):
+        csv_path = root / "df.csv"
+        csv_path.write_bytes(mutate)
+    else:
+        csv_path = _write(root, *mutate(_rows(), list(HEADER)))
+    with pytest.raises(DataFrameError) as info:
+        load_dataframe(csv_path)
+    df, problems = find_dataframe_problems(csv_path)
+    assert df is None and problems
+    assert problems[0].one_line() == info.value.one_line()
+
+
+def test_collecting_goes_on_past_a_broken_column(root):
+    from reprokit.data.dataframe import find_dataframe_problems
+
+    rows = _rows()
+    rows[1][0] = "1.5"  # label
+    rows[3][4] = "yes"  # is_gallery
+    rows[0][6] = "-1"  # x_1 negative (and a box without x_2...: partial)
+    rows[2][5] = ""  # category
+    df, problems = find_dataframe_problems(_write(root, rows))
+    subjects = [str(p).split(": ")[1] for p in problems]
+    assert df is None
+    assert subjects == ["column 'label'", "column 'is_gallery'", "columns 'x_1'/'x_2'/'y_1'/'y_2'", "column 'x_1'",
+                        "column 'category'"], subjects
+    # No check judged a broken column: no "query label not in the gallery" from the unparsed label.
+    assert not any("no gallery row" in str(p) for p in problems)

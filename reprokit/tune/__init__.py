@@ -1,0 +1,1 @@
+"""Hyper-parameter sweeps: the sweep file, the Optuna controller, trials as DVC experiments."""
