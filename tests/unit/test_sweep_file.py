@@ -77,7 +77,9 @@ BAD = [
     ("objective: {metric: map@r, direction: up}", "objective.direction must be one of 'maximize', 'minimize'; got 'up'"),
     ("sampler: bayes", "sampler must be one of grid, random, tpe; got 'bayes'"),
     ("sampler: {name: tpe, args: {n_startup: 3}}", "sampler.args for 'tpe' has unknown key 'n_startup'; allowed:"),
-    ("pruner: median", "pruner 'median' needs validation during training: train.validate_every_n_epochs must be ≥ 1"),
+    # train.validate_every_n_epochs defaults to 1 (issue 15): a pruner fails only where it is turned off.
+    ("pruner: median\nparams: {train.validate_every_n_epochs: 0}",
+     "pruner 'median' needs validation during training: train.validate_every_n_epochs must be ≥ 1; got 0"),
     ("sampler: grid", "space.train.lr: a grid takes choice lists only; got a range"),
     ("space: {data.tune_fraction: {choice: [0.1, 0.2]}}", "space.data.tune_fraction is set by the sweep itself"),
     ("tune_fraction: 1.5", "tune_fraction must be a number in [0, 1)"),
