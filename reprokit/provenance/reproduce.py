@@ -34,6 +34,7 @@ import yaml
 from reprokit.core.config import flatten
 from reprokit.core.errors import ReproduceError
 from reprokit.core.git import run_git
+from reprokit.core.layout import RUNS_ROOT
 from reprokit.core.stage_runner import REPRODUCING_ENV
 
 __all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
@@ -237,7 +238,11 @@ def data_differences(workdir: Path) -> list[str]:
     for entries in status.values():
         for entry in entries if isinstance(entries, list) else []:
             for path, how in (entry.get("changed deps") or {}).items() if isinstance(entry, dict) else ():
-                if path in produced or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
+                # A stage's output, a file inside one (the dataframe the prepare stage generates), or a
+                # folder of outputs (the stage folders under runs/ the report and the mirror read).
+                made = path in produced or any(path.startswith(out + "/") for out in produced) \
+                    or path == RUNS_ROOT or path.startswith(RUNS_ROOT + "/")
+                if made or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
                     continue
                 found[path] = how
     return [f"{path} ({how})" for path, how in sorted(found.items())]

@@ -102,3 +102,6 @@ def test_reproduce_head_proves_every_committed_metric(fresh_clone: Path):
     n_metrics = len(_committed(fresh_clone, "runs/validate/metrics.json")["overall"])
     assert n_by_category == categories * n_metrics and categories == 10
     assert f"reproduced: {len(recorded)}/{len(recorded)} metrics agree" in proc.stderr
+    # Nothing of the clone is input data that differs: the generated dataset and the stage folders
+    # under runs/ (outputs, absent or partly committed) are made again, not warned about.
+    assert "input data differs" not in proc.stderr, proc.stderr
