@@ -16,6 +16,8 @@ Optuna is imported here, inside the functions: only a sweep pays for it.
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +32,8 @@ STORAGE_ENV = "REPROKIT_SWEEP_STORAGE"  # set by the controller for its trials' 
 STUDY_ENV = "REPROKIT_SWEEP_STUDY"  # ... with the study's name
 TRIAL_ENV = "REPROKIT_SWEEP_TRIAL"  # ... and the trial's number (the train stage reports to the pruner)
 CONNECT_TIMEOUT_S = 10
+SCHEMA_RACE_ATTEMPTS = 5
+_SCHEMA_RACE = re.compile(r"duplicate key|already exists", re.IGNORECASE)
 _DB_SCHEMES = ("postgresql", "postgres", "mysql")
 
 
@@ -82,20 +86,27 @@ def open_storage(storage: str) -> Any:
     except ImportError as exc:  # pragma: no cover - optuna is a core dependency
         raise SweepError(f"optuna is not installed correctly ({exc})", hint='pip install "reprokit[sweep]"') from None
     connect = {"connect_timeout": CONNECT_TIMEOUT_S} if scheme in ("postgresql", "postgres") else {}
-    try:
-        return RDBStorage(url, engine_kwargs={"connect_args": connect, "pool_pre_ping": True})
-    except ModuleNotFoundError as exc:
-        raise SweepError(
-            f"--storage {public_url(storage)} needs the database driver {exc.name!r}, which is not installed",
-            hint='pip install "reprokit[sweep]"',
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's OperationalError & co.: any failure to connect
-        secrets = [p for p in (urlsplit(storage).password,) if p]
-        reason = one_line(getattr(exc, "orig", None) or exc, secrets, limit=300)
-        raise SweepError(
-            f"cannot reach the study storage {public_url(storage)}: {reason}",
-            hint="check that the database server runs and accepts this user",
-        ) from None
+    secrets = [p for p in (urlsplit(storage).password,) if p]
+    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+        try:
+            return RDBStorage(url, engine_kwargs={"connect_args": connect, "pool_pre_ping": True})
+        except ModuleNotFoundError as exc:
+            raise SweepError(
+                f"--storage {public_url(storage)} needs the database driver {exc.name!r}, which is not installed",
+                hint='pip install "reprokit[sweep]"',
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy's OperationalError & co.: any failure to open it
+            reason = one_line(getattr(exc, "orig", None) or exc, secrets, limit=300)
+            # Workers started together on a new database all create Optuna's tables: the losers of that
+            # race see a duplicate key. The tables are there a moment later; open them again.
+            if _SCHEMA_RACE.search(reason) and attempt + 1 < SCHEMA_RACE_ATTEMPTS:
+                time.sleep(1.0 + attempt)
+                continue
+            raise SweepError(
+                f"cannot reach the study storage {public_url(storage)}: {reason}",
+                hint="check that the database server runs and accepts this user",
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}

@@ -36,9 +36,10 @@ def _assert_complete(client, mlrun, repo: Path) -> None:
     metrics = mlrun.data.metrics
     train = json.loads((repo / "runs/train/metrics.json").read_text())
     val = json.loads((repo / "runs/validate/metrics.json").read_text())
+    by_category = json.loads((repo / "runs/validate/by_category.json").read_text())["by_category"]
     assert metrics["train_epoch/loss"] == pytest.approx(train["loss"])
     assert metrics["validate/cmc_at_1"] == pytest.approx(val["overall"]["cmc@1"])
-    assert metrics["validate/3/map_at_5"] == pytest.approx(val["by_category"]["3"]["map@5"])
+    assert metrics["validate/3/map_at_5"] == pytest.approx(by_category["3"]["map@5"])
     history = client.get_metric_history(mlrun.info.run_id, "train/loss")
     steps = (repo / "runs/train/plots/step.tsv").read_text().splitlines()[1:]
     assert len(history) == len(steps)  # every step, once

@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -135,3 +136,17 @@ def test_two_workers_in_two_clones_share_a_study_and_every_trial_runs_once(sweep
     params = json.loads(run(["dvc", "exp", "show", "--json"], a).stdout)
     names = {e.get("name") for c in params for e in (c.get("experiments") or [])}
     assert theirs.user_attrs["exp_name"] in names
+
+
+def test_workers_opening_a_new_database_at_the_same_moment_all_get_the_study(postgres_url, tmp_path):
+    # Each creates Optuna's tables if they are missing: all but one lose that race and must still open it.
+    code = ("import sys; from reprokit.core.study_storage import open_storage; import optuna; "
+            "s = open_storage(sys.argv[1]); optuna.create_study(study_name='race', storage=s, load_if_exists=True); "
+            "print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, postgres_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    import optuna
+
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(postgres_url))] == ["race"]
