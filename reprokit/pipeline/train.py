@@ -2,8 +2,8 @@
 
 While it trains, the configured logger receives every value live, into the training's own logger
 run (``reprokit.mirror.live``; the mirror stage completes that run later), and every
-``train.validate_every_n_epochs`` epochs the validation split is scored with validate's engine
-(``reprokit.evaluate.while_training``).
+``train.validate_every_n_epochs`` epochs the split validate scores (``validate.split``) is scored
+with validate's engine (``reprokit.evaluate.while_training``).
 """
 
 from __future__ import annotations
