@@ -62,6 +62,13 @@ class CommittedRun:
         """Each query's retrieved items as dataframe paths (runs before ``retrieved_paths``: mapped by row)."""
         if "retrieved_paths" in self.per_query.columns:
             return list(self.per_query["retrieved_paths"])
+        split = _param(self.params, "validate.split", "validation")
+        if split != "validation":  # the tuning split is drawn from the training rows at load time
+            raise CompareError(
+                f"{self.label}: its per_query.tsv has no retrieved_paths column and it scored the {split!r} split, "
+                "whose rows compare cannot rebuild to map the retrieved rows to paths",
+                hint="re-run validate at that revision (dvc repro) with this reprokit",
+            )
         if self.validation is None:
             raise CompareError(
                 f"{self.label}: its per_query.tsv has no retrieved_paths column and its dataframe cannot be read "

@@ -93,6 +93,13 @@ def test_an_older_run_without_retrieved_paths_is_mapped_through_its_dataframe():
     assert [[r.path for r in f.top_a] for f in without.regressed] == [[r.path for r in f.top_a] for f in with_paths.regressed]
 
 
+def test_an_older_run_on_the_tuning_split_cannot_be_mapped_and_says_so():
+    a, b = _run("A", 1, with_paths=False), _run("B", 2)
+    a.params["validate"] = {"split": "tune"}
+    with pytest.raises(CompareError, match=r"no retrieved_paths column and it scored the 'tune' split"):
+        compare(a, b)
+
+
 def _refusal(a: CommittedRun, b: CommittedRun) -> str:
     with pytest.raises(CompareError) as err:
         compare(a, b)
