@@ -80,7 +80,7 @@ def runs_nothing(path: Path) -> bool:
 
 
 def layer_of(path: Path) -> str:
-    """reprokit/core/config.py -> 'reprokit/core'; reprokit/cli.py, stages/x.py -> themselves.
+    """reprokit/core/config.py -> 'reprokit/core'; stages/x.py -> 'stages'; reprokit/cli.py -> itself.
 
     reprokit/pipeline/ (one module per stage) is one unit too, like every layer: a column of
     `dvc exp show` per stage module cost more readability than re-running the stages after an
@@ -89,4 +89,6 @@ def layer_of(path: Path) -> str:
     rel = path.relative_to(ROOT)
     if rel.parts[0] == "reprokit" and len(rel.parts) > 2:
         return "/".join(rel.parts[:2])
+    if rel.parts[0] == "stages":  # the entry points are one layer, a dependency of every stage
+        return "stages"
     return rel.as_posix()
