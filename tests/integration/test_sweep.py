@@ -272,10 +272,6 @@ def _seed_running_first(value: float) -> int:
 
 
 def test_a_trial_the_pruner_stops_ends_its_training_early_and_runs_no_later_stage(sweep_copy):
-    from reprokit.core.config import TrainConfig
-
-    if "validate_every_n_epochs" not in TrainConfig.__dataclass_fields__:
-        pytest.skip("waits for train.validate_every_n_epochs (issue 15: validation while training)")
     repo = sweep_copy
     write_sweep(repo, "prune", PRUNE.replace("SEED", str(_seed_running_first(0.01))))
     sweep(repo, "prune")
