@@ -158,7 +158,7 @@ class TrainConfig:
     resume: bool = False
     log_every_n_steps: int = 1
     # Embed the validation split every n epochs (and after the last) and log validate's overall
-    # metrics as val/<metric> in plots/epoch.tsv and live (0: never).
+    # metrics as val/<metric> in plots/validation.tsv and live (0: never).
     validate_every_n_epochs: int = 1
     checkpoint: Literal["last", "best"] = "last"  # best: model.ckpt is the epoch with the highest `monitor`
     monitor: str = "map@5"  # with checkpoint: best, a metric validate computes (higher is better)

@@ -51,6 +51,13 @@ class TrainDir(_StageDir):
         return self.plots / "epoch.tsv"
 
     @property
+    def validation_table(self) -> Path:
+        """Validation while training: one row per validated epoch (``epoch  step  val/<metric>...``).
+        A table of its own, not columns of ``epoch.tsv``: with ``validate_every_n_epochs`` >= 2 those
+        would hold empty cells, which ``dvc plots`` (Vega) draws as zeros."""
+        return self.plots / "validation.tsv"
+
+    @property
     def wall_times(self) -> Path:
         """When each step and epoch row was logged (Unix seconds): beside the curves, not in them,
         so the curves stay byte-identical run to run while a replay can still show the real times."""

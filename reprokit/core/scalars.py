@@ -36,8 +36,8 @@ def step_tag(column: str) -> str:
 
 
 def epoch_tag(column: str) -> str:
-    """The tag of a ``plots/epoch.tsv`` column: ``train_epoch/<column>``; ``val/cmc@1`` (validation
-    while training) keeps its name."""
+    """The tag of a ``plots/epoch.tsv`` column: ``train_epoch/<column>``; a column of
+    ``plots/validation.tsv`` (``val/cmc@1``: validation while training) keeps its name."""
     return column if "/" in column else f"train_epoch/{column}"
 
 

@@ -4,6 +4,8 @@ Layout under ``root`` (see the artifact contract in the README):
 
 - ``plots/step.tsv``  one row per logged step: ``step  epoch  <key>...`` (empty cell: not logged)
 - ``plots/epoch.tsv`` one row per epoch: ``epoch  step  <key>...`` (epoch-level values)
+- ``plots/validation.tsv`` one row per validated epoch: ``epoch  step  val/<metric>...`` (validation
+  while training, :meth:`RunFolderLogger.log_epoch_values`)
 - ``images/<key>/<step>.png`` and ``text/<key>/<step>.txt`` for images and texts (``<step>-<n>`` for
   the n-th further one logged under the same key and step)
 - ``wall_times.tsv`` when each step and epoch row was logged: ``table  key  wall_time`` (``step``/``epoch``,
@@ -63,6 +65,7 @@ class RunFolderLogger(Logger):
         self.epoch_keys = epoch_keys if epoch_keys is not None else set()
         self._step_rows: dict[int, dict[str, Any]] = {}
         self._epoch_rows: dict[int, dict[str, Any]] = {}
+        self._validation_rows: dict[int, dict[str, Any]] = {}  # validated epoch -> its val/<metric> values
         self._wall: dict[tuple[str, int], float] = {}  # ("step", step) / ("epoch", epoch) -> Unix seconds
         self.live = live
 
@@ -119,6 +122,10 @@ class RunFolderLogger(Logger):
             row = self._epoch_rows[int(epoch) if epoch is not None else max(self._epoch_rows)]
             self._wall[("epoch", row["epoch"])] = now
             live += [Scalar(epoch_tag(k), row["step"], v, now) for k, v in row.items() if k not in _INDEX]
+            validated = self._validation_rows.get(row["epoch"])
+            if validated is not None:  # sent with the epoch, at its step
+                validated["step"] = row["step"]
+                live += [Scalar(epoch_tag(k), row["step"], v, now) for k, v in validated.items() if k not in _INDEX]
             self.save()  # an epoch ended: its complete rows reach the disk
         if live and self.live is not None:
             self.live(live, epoch_level)
@@ -126,9 +133,9 @@ class RunFolderLogger(Logger):
     @rank_zero_only
     def log_epoch_values(self, epoch: int, values: Mapping[str, float]) -> None:
         """Values of epoch ``epoch`` computed outside Lightning's logging (validation while training),
-        kept at full precision: they join the epoch's row, written and sent with it when the epoch's
-        own values are logged (Lightning does so right after the epoch-end hooks)."""
-        row = self._epoch_rows.setdefault(int(epoch), {"epoch": int(epoch)})
+        kept at full precision: a row of ``plots/validation.tsv``, written and sent with the epoch's own
+        values, at the epoch's step (Lightning logs those right after the epoch-end hooks)."""
+        row = self._validation_rows.setdefault(int(epoch), {"epoch": int(epoch)})
         row.update({k: float(v) for k, v in values.items()})
 
     def log_image(self, key: str, image_hwc: np.ndarray, step: int) -> Path:
@@ -151,6 +158,8 @@ class RunFolderLogger(Logger):
                 write_table(layout.step_table, ["step", "epoch"], list(self._step_rows.values()))
             if self._epoch_rows:
                 write_table(layout.epoch_table, ["epoch", "step"], list(self._epoch_rows.values()))
+            if self._validation_rows:
+                write_table(layout.validation_table, ["epoch", "step"], list(self._validation_rows.values()))
             if self._wall:
                 write_wall_times(layout.wall_times, self._wall)
 
@@ -159,7 +168,8 @@ class RunFolderLogger(Logger):
         if self.state_dir is None:
             return
         state = TrainDir(self.state_dir)
-        for path, rows, key in ((state.step_table, self._step_rows, "step"), (state.epoch_table, self._epoch_rows, "epoch")):
+        for path, rows, key in ((state.step_table, self._step_rows, "step"), (state.epoch_table, self._epoch_rows, "epoch"),
+                                (state.validation_table, self._validation_rows, "epoch")):
             if path.exists():
                 for row in read_table(path):
                     rows[int(row[key])] = row

@@ -9,8 +9,8 @@ Step axis (the same for every backend):
 - ``train/<col>``        per-step values from ``train/plots/step.tsv`` at ``step``;
 - ``train_epoch/<col>``  per-epoch values from ``train/plots/epoch.tsv`` at the epoch's ``step``
                          column (the global step at which the epoch ended; ``epoch`` if empty);
-- ``val/<metric>``       validation while training (``val/cmc@1`` columns of ``epoch.tsv``), at the
-                         same step (a column with a ``/`` keeps its name: ``reprokit.core.scalars``);
+- ``val/<metric>``       validation while training (``train/plots/validation.tsv``), at the validated
+                         epoch's step (a column with a ``/`` keeps its name: ``reprokit.core.scalars``);
 - ``validate/<metric>``, ``validate/<category>/<metric>``, ``validate/n_queries*`` and the
   ``visualize/*`` figures at the run's final step (the largest train step; 0 without train).
 
@@ -88,17 +88,19 @@ def _load_json(path: Path) -> Any:
         raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
 
 
-def _read_tsv(path: Path, step_col: str, index_cols: tuple[str, ...], prefix: str, wall: WallTimes) -> list[Scalar]:
-    """Every non-empty numeric cell of a TSV curve -> a Scalar at the row's ``step_col``, stamped with
-    the row's wall time when ``wall`` has it."""
+def _read_tsv(path: Path, table: str, wall: WallTimes) -> list[Scalar]:
+    """Every non-empty numeric cell of a TSV curve -> a Scalar at the row's ``step``, stamped with the
+    row's wall time when ``wall`` has it. ``table``: ``step`` (rows are steps) or ``epoch`` (rows are
+    epochs, at the step where each ended; ``epoch`` if that cell is empty)."""
     out: list[Scalar] = []
-    table, name = ("epoch", epoch_tag) if prefix == "train_epoch" else ("step", step_tag)
+    step_col, index_cols = "step", ("step", "epoch")
+    name = epoch_tag if table == "epoch" else step_tag
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         if reader.fieldnames is None or step_col not in reader.fieldnames:
             raise MirrorError(f"{path}: header must contain column {step_col!r}; got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
-            step_cell = row.get(step_col) or (row.get("epoch") if prefix == "train_epoch" else "")
+            step_cell = row.get(step_col) or (row.get("epoch") if table == "epoch" else "")
             try:
                 step = int(float(step_cell))
             except (TypeError, ValueError):
@@ -193,10 +195,12 @@ def _read_scalars(runs: RunsDir, data: RunData) -> None:
             wall = read_wall_times(train.wall_times)
         except (OSError, ValueError) as exc:
             data.skipped.append(f"{train.wall_times.relative_to(runs.root).as_posix()} ({' '.join(str(exc).split())})")
-    for tsv, prefix in ((train.step_table, "train"), (train.epoch_table, "train_epoch")):
+    # validation.tsv is optional: a run from before validation while training has none.
+    for tsv, table, required in ((train.step_table, "step", True), (train.epoch_table, "epoch", True),
+                                 (train.validation_table, "epoch", False)):
         if tsv.is_file():
-            data.scalars += _read_tsv(tsv, "step", ("step", "epoch"), prefix, wall)
-        elif train.root.is_dir():
+            data.scalars += _read_tsv(tsv, table, wall)
+        elif required and train.root.is_dir():
             data.missing.append(tsv.relative_to(runs.root).as_posix())
     if runs.validate.metrics.is_file():
         by_category = _load_json(runs.validate.by_category) if runs.validate.by_category.is_file() else {}

@@ -120,6 +120,13 @@ class WandbBackend(MirrorBackend):
             self.wb.log_artifact(art)
         run_dir = Path(self.wb.dir).parent  # .../wandb/offline-run-<time>-<id>
         self.wb.finish()
+        # finish() only *informs* W&B's service process that the run is done (wandb 0.31:
+        # `inform_finish` is sent, not awaited): the service closes the run's record file
+        # (run-<id>.wandb) later, and a replay that starts at once under the same run id, or a reader,
+        # can meet a half-written file. With no other W&B run open in this process, shutting the
+        # service down waits for it to close every file; the next run starts a new service (~1 s).
+        if wandb.setup().most_recent_active_run is None:
+            wandb.teardown()
         return {"logger_run_id": self.run.run_id, "run_name": self.run.run_name, "run_dir": str(run_dir)}
 
     def abort(self) -> None:

@@ -5,7 +5,7 @@ model and returns the overall retrieval metrics, built by the train stage from t
 own engine (``reprokit.evaluate``), so the numbers are validate's, at that epoch. This callback
 decides when to call it, and with the model in evaluation mode, under no autograd, with every RNG
 state put back afterwards: validating never changes what training does next (the same loss curve
-and weights with or without it). The values join the epoch's row of ``plots/epoch.tsv`` as
+and weights with or without it). The values are the epoch's row of ``plots/validation.tsv``,
 ``val/<metric>`` at full precision (not through ``self.log``, which would store float32), and reach
 the logger live with it.
 

@@ -19,6 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from reprokit.core.config import Config
 from reprokit.core.fileio import atomic_path
 from reprokit.core.layout import TrainDir
+from reprokit.core.tables import write_table
 from reprokit.data.images import ImageDataset, WorkerSeeder, image_loader
 from reprokit.data.sampler import LabelBalancedBatchSampler
 from reprokit.data.source import split_rows
@@ -156,7 +157,7 @@ def train(
     if cfg.train.resume and trainer.is_global_zero:
         shutil.rmtree(resume_dir(cfg), ignore_errors=True)  # finished: nothing left to resume
 
-    final = {k: v for k, v in logger.last_epoch_values().items() if not k.startswith("val/")}
+    final = logger.last_epoch_values()
     best = validation.best() if validation is not None else None
     if best is not None and validation.best_weights is not None:
         module.model.load_state_dict(validation.best_weights)  # model.ckpt is the best epoch's model
@@ -164,6 +165,8 @@ def train(
         print(f"train: stopped after epoch {validation.stopped_at}: a validation hook asked to", file=sys.stderr)
     if trainer.is_global_zero:
         save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=in_channels)
+        if not TrainDir(out_dir).validation_table.exists():  # nothing validated: a header, still the declared output
+            write_table(TrainDir(out_dir).validation_table, ["epoch", "step"], [])
     # The loss, then its statistics in the order the loss returns them (triplet: pos_dist, neg_dist,
     # active_tri), then anything else logged per epoch (a run resumed after its last step logs nothing).
     order = dict.fromkeys(("loss", *module.stat_names, *final))

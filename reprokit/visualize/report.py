@@ -43,7 +43,7 @@ def write_report(runs: RunsDir, val_df: pd.DataFrame, val_paths: list[Path], out
     data = gather_report(runs)
     table = build_query_table(read_per_query(data.per_query), val_df, val_paths, data.worst_metric)
     cmc = cmc_chart(data.cmc_curve, data.baseline) if data.cmc_curve else None
-    curves = curves_chart(data.step_curve, data.epoch_curve)
+    curves = curves_chart(data.step_curve, data.epoch_curve, data.validation_curve)
     page = render_page(data, table, cmc, curves)
     write_text(out.page, page)
     return ReportSummary(out.page, len(page.encode()), len(table.payload["queries"]), table.n_thumbnails,

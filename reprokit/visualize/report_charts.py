@@ -68,9 +68,13 @@ def cmc_chart(cmc: dict[str, list[float]], baseline: dict[str, float]) -> str:
         return svg_data_uri(fig, "cmc")
 
 
-def curves_chart(step: dict[str, list[float]] | None, epoch: dict[str, list[float]] | None) -> str | None:
+def curves_chart(
+    step: dict[str, list[float]] | None, epoch: dict[str, list[float]] | None,
+    validation: dict[str, list[float]] | None = None,
+) -> str | None:
     """One small panel per training statistic (the loss first): per step, and the per-epoch mean
-    drawn at the step where each epoch ended."""
+    drawn at the step where each epoch ended; then, when training validated, one panel of the
+    retrieval metrics at each validated epoch's end (``val/cmc@1``, ...)."""
     table = step or epoch
     if not table:
         return None
@@ -78,9 +82,18 @@ def curves_chart(step: dict[str, list[float]] | None, epoch: dict[str, list[floa
     names.sort(key=lambda c: (c != "loss", c))
     if not names:
         return None
+    metrics = [c for c in (validation or {}) if c.startswith("val/")]
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(2.6 * len(names), 2.5), layout="constrained")
-        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        fig = Figure(figsize=(2.6 * (len(names) + bool(metrics)), 2.5), layout="constrained")
+        axes = fig.subplots(1, len(names) + bool(metrics), squeeze=False)[0]
+        if metrics:
+            ax = axes[-1]
+            for name in metrics:
+                x, y = _finite(validation["step"], validation[name])
+                ax.plot(x, y, marker="o", markersize=3, linewidth=1.1, label=name.removeprefix("val/"))
+            ax.set_title("validation while training")
+            ax.set_xlabel("step")
+            ax.legend(loc="lower right", fontsize=7, ncol=2)
         for ax, name in zip(axes, names):
             if step and name in step:
                 x, y = _finite(step["step"], step[name])

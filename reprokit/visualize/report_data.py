@@ -55,6 +55,7 @@ class ReportData:
     params_changed: list[ParamChange]
     step_curve: dict[str, list[float]] | None  # column -> values, None when the file is missing
     epoch_curve: dict[str, list[float]] | None
+    validation_curve: dict[str, list[float]] | None  # validation while training; None: not validated
     cmc_curve: dict[str, list[float]] | None
     figures: dict[str, Path]  # title -> PNG, in the order the page shows them
     worst_metric: str | None  # visualize.metric: the worst queries (and the table's first sort) use it
@@ -192,6 +193,8 @@ def gather_report(runs: RunsDir) -> ReportData:
     for name, path in (("step", runs.train.step_table), ("epoch", runs.train.epoch_table), ("cmc", runs.validate.cmc)):
         found = _optional(path, runs, missing)
         curves[name] = read_curve(found) if found else None
+    # Optional: a run validated nothing while training (validate_every_n_epochs: 0), or predates it.
+    validation = read_curve(runs.train.validation_table) if runs.train.validation_table.is_file() else None
     figures = {}
     for title, path in (("Worst queries", runs.visualize.worst_queries), ("Grad-CAM of the worst queries", runs.visualize.gradcam)):
         found = _optional(path, runs, missing)
@@ -210,6 +213,7 @@ def gather_report(runs: RunsDir) -> ReportData:
         params_changed=params_changed(_run_params(runs, missing)),
         step_curve=curves["step"],
         epoch_curve=curves["epoch"],
+        validation_curve=validation if validation and validation.get("step") else None,
         cmc_curve=curves["cmc"],
         figures=figures,
         worst_metric=visualize_params.get("metric"),

@@ -67,9 +67,9 @@ def test_ddp_training_validates_every_epoch_deterministically(pipeline_copy: Pat
         proc = _stage(pipeline_copy, "stages.train", "--out", name)
         assert proc.stderr.count("train: loss=") == 1  # rank zero alone reports and writes
         outs.append(pipeline_copy / name)
-    for rel in ("plots/epoch.tsv", "plots/step.tsv", "metrics.json"):
+    for rel in ("plots/epoch.tsv", "plots/step.tsv", "plots/validation.tsv", "metrics.json"):
         assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
-    header, *rows = (outs[0] / "plots/epoch.tsv").read_text().splitlines()
+    header, *rows = (outs[0] / "plots/validation.tsv").read_text().splitlines()
     names = header.split("\t")
     best = json.loads((outs[0] / "metrics.json").read_text())["best"]
     row = dict(zip(names, rows[best["epoch"]].split("\t")))

@@ -61,7 +61,10 @@ def _train(dataset: Path, out: Path, validate: bool = True, hooks=(), **train):
     df, paths, _ = load_dataset(cfg)
     validator = TrainingValidator(cfg, df, paths) if validate else None
     stats, _ = loop.train(cfg, df, paths, out, validator=validator, on_validation=hooks)
-    return cfg, stats, pd.read_csv(out / "plots" / "epoch.tsv", sep="\t")
+    # One frame: each epoch's row, with its val/<metric> values where it was validated.
+    epochs = pd.read_csv(out / "plots" / "epoch.tsv", sep="\t")
+    validated = pd.read_csv(out / "plots" / "validation.tsv", sep="\t")
+    return cfg, stats, epochs.merge(validated, on=["epoch", "step"], how="left")
 
 
 def _validate_stage_metrics(cfg, model_path: Path) -> dict[str, float]:
@@ -84,6 +87,7 @@ def test_validating_changes_nothing_and_gives_validates_numbers(dataset, tmp_pat
     assert stats == stats_without
     assert [c for c in epochs.columns if c.startswith("val/")] == sorted(f"val/{m}" for m in METRICS)
     assert not any(c.startswith("val/") for c in epochs_without.columns)
+    assert (without / "plots/validation.tsv").read_text() == "epoch\tstep\n"  # a declared output, still written
     # The last epoch's values are exactly what the validate stage gives the saved (last) model.
     last = epochs.iloc[-1]
     assert _validate_stage_metrics(cfg, tmp_path / "with" / "model.ckpt") == {m: last[f"val/{m}"] for m in METRICS}
@@ -98,6 +102,11 @@ def test_every_n_epochs_and_after_the_last(dataset, tmp_path):
     _, _, epochs = _train(dataset, tmp_path, validate_every_n_epochs=2)
     validated = epochs.loc[epochs["val/cmc@1"].notna(), "epoch"].tolist()
     assert validated == [1, 3, 4]
+    # Only the validated epochs are rows of validation.tsv, with no empty cell (`dvc plots` would
+    # draw one as a zero), and epoch.tsv holds no val/ column.
+    header, *rows = (tmp_path / "plots/validation.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows] == ["1", "3", "4"] and all("" not in r.split("\t") for r in rows)
+    assert "val/" not in (tmp_path / "plots/epoch.tsv").read_text()
 
 
 def test_best_checkpoint_is_the_best_validated_epoch_and_validate_scores_it(dataset, tmp_path):

@@ -34,8 +34,8 @@ def _expected_curves(repo: Path) -> dict[str, dict[int, tuple[float, float]]]:
     wall = pd.read_csv(train / "wall_times.tsv", sep="\t")
     times = {(t, int(k)): w for t, k, w in wall.itertuples(index=False)}
     out: dict[str, dict[int, tuple[float, float]]] = {}
-    for table, prefix in (("step", "train/"), ("epoch", "train_epoch/")):
-        frame = pd.read_csv(train / f"plots/{table}.tsv", sep="\t")
+    for name, table, prefix in (("step", "step", "train/"), ("epoch", "epoch", "train_epoch/"), ("validation", "epoch", "")):
+        frame = pd.read_csv(train / f"plots/{name}.tsv", sep="\t")
         for row in frame.to_dict("records"):
             for col, value in row.items():
                 if col in ("step", "epoch") or pd.isna(value):

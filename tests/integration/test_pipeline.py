@@ -18,6 +18,7 @@ CONTRACT = [
     "runs/train/metrics.json",
     "runs/train/plots/step.tsv",
     "runs/train/plots/epoch.tsv",
+    "runs/train/plots/validation.tsv",
     "runs/train/model.ckpt",
     "runs/train/run.json",
     "runs/train/wall_times.tsv",
@@ -60,13 +61,17 @@ def test_train_metrics_hold_the_loss_statistics(pipeline_repo: Path):
 
 
 def test_train_validates_every_epoch_with_validates_numbers(pipeline_repo: Path):
-    """Validation while training (the default, every epoch): validate's metrics per epoch in epoch.tsv;
-    the last epoch's are exactly validate's own for model.ckpt (checkpoint: last), the same engine."""
+    """Validation while training (the default, every epoch): validate's metrics per epoch in
+    validation.tsv, at the epoch's step; the last epoch's are exactly validate's own for model.ckpt
+    (checkpoint: last), the same engine."""
+    val = pd.read_csv(pipeline_repo / "runs/train/plots/validation.tsv", sep="\t")
     epoch = pd.read_csv(pipeline_repo / "runs/train/plots/epoch.tsv", sep="\t")
     overall = json.loads((pipeline_repo / "runs/validate/metrics.json").read_text())["overall"]
-    assert [c for c in epoch.columns if c.startswith("val/")] == sorted(f"val/{m}" for m in overall)
-    assert epoch["val/cmc@1"].notna().all() and epoch["val/cmc@1"].between(0, 1).all()
-    assert {m: epoch[f"val/{m}"].iloc[-1] for m in overall} == overall
+    assert list(val.columns) == ["epoch", "step", *sorted(f"val/{m}" for m in overall)]
+    assert not any(c.startswith("val/") for c in epoch.columns)
+    assert list(val["epoch"]) == list(epoch["epoch"]) and list(val["step"]) == list(epoch["step"])
+    assert val.notna().all().all() and val["val/cmc@1"].between(0, 1).all()
+    assert {m: val[f"val/{m}"].iloc[-1] for m in overall} == overall
 
 
 def test_validation_metrics_overall_and_by_category(pipeline_repo: Path):
@@ -134,14 +139,14 @@ def test_changing_the_metrics_validate_computes_retrains_too(pipeline_copy: Path
     assert {"train", "validate", "visualize"} <= ran and "prepare" not in ran
     metrics = json.loads((pipeline_copy / "runs/validate/metrics.json").read_text())
     assert "cmc@3" in metrics["overall"]
-    epoch = pd.read_csv(pipeline_copy / "runs/train/plots/epoch.tsv", sep="\t")
-    assert epoch["val/cmc@3"].iloc[-1] == metrics["overall"]["cmc@3"]
+    val = pd.read_csv(pipeline_copy / "runs/train/plots/validation.tsv", sep="\t")
+    assert val["val/cmc@3"].iloc[-1] == metrics["overall"]["cmc@3"]
 
 
 def test_checkpoint_best_is_the_model_validate_scores(pipeline_copy: Path):
     write_params(pipeline_copy, {"train": {"epochs": 4, "checkpoint": "best", "monitor": "map@5"}})
     run(["dvc", "repro"], pipeline_copy)
-    epoch = pd.read_csv(pipeline_copy / "runs/train/plots/epoch.tsv", sep="\t")
+    epoch = pd.read_csv(pipeline_copy / "runs/train/plots/validation.tsv", sep="\t")
     best = int(epoch["val/map@5"].idxmax())  # the first epoch with the highest map@5
     train = json.loads((pipeline_copy / "runs/train/metrics.json").read_text())
     assert train["best"] == {"epoch": int(epoch.loc[best, "epoch"]), "map@5": epoch.loc[best, "val/map@5"]}
