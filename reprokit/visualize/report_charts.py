@@ -84,7 +84,7 @@ def curves_chart(
         return None
     metrics = [c for c in (validation or {}) if c.startswith("val/")]
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(2.6 * (len(names) + bool(metrics)), 2.5), layout="constrained")
+        fig = Figure(figsize=(2.6 * (len(names) + bool(metrics)) + 0.9 * bool(metrics), 2.5), layout="constrained")
         axes = fig.subplots(1, len(names) + bool(metrics), squeeze=False)[0]
         if metrics:
             ax = axes[-1]
@@ -93,7 +93,7 @@ def curves_chart(
                 ax.plot(x, y, marker="o", markersize=3, linewidth=1.1, label=name.removeprefix("val/"))
             ax.set_title("validation while training")
             ax.set_xlabel("step")
-            ax.legend(loc="lower right", fontsize=7, ncol=2)
+            ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)  # beside: the curves fill the panel
         for ax, name in zip(axes, names):
             if step and name in step:
                 x, y = _finite(step["step"], step[name])
