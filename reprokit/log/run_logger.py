@@ -54,6 +54,7 @@ class RunFolderLogger(Logger):
         epoch_keys: set[str] | None = None,
         state_dir: str | Path | None = None,
         live: LiveSink | None = None,
+        on_state_saved: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -68,6 +69,8 @@ class RunFolderLogger(Logger):
         self._validation_rows: dict[int, dict[str, Any]] = {}  # validated epoch -> its val/<metric> values
         self._wall: dict[tuple[str, int], float] = {}  # ("step", step) / ("epoch", epoch) -> Unix seconds
         self.live = live
+        # Called once the tables are in state_dir: the resume checkpoint that goes with them may be published.
+        self.on_state_saved = on_state_saved
 
     # -- Logger interface ---------------------------------------------------------------
     @property
@@ -162,6 +165,8 @@ class RunFolderLogger(Logger):
                 write_table(layout.validation_table, ["epoch", "step"], list(self._validation_rows.values()))
             if self._wall:
                 write_wall_times(layout.wall_times, self._wall)
+        if self.state_dir is not None and self.on_state_saved is not None:
+            self.on_state_saved()
 
     def restore(self) -> None:
         """Reload the tables kept in ``state_dir`` (resuming); rows re-logged later overwrite them."""

@@ -70,6 +70,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
+# Lightning saves the epoch's checkpoint before it logs the epoch's values, so a checkpoint published at
+# once could be resumed without its epoch's row in the tables (a kill between the two). It is saved
+# under this name and renamed to last.ckpt only once the run-folder logger has put the tables that go
+# with it beside it; a pending checkpoint found at start is one whose tables never arrived: dropped.
+_PENDING = "last-pending"
+
+
+def _publish_checkpoint(state_dir: Path) -> None:
+    pending = state_dir / f"{_PENDING}.ckpt"
+    if pending.exists():
+        os.replace(pending, state_dir / "last.ckpt")
+
+
 def resume_dir(cfg: Config) -> Path:
     """Where ``train.resume`` keeps its last checkpoint: outside the DVC outputs (DVC deletes
     those before a stage runs), one folder per training configuration, so a changed config
@@ -135,7 +148,9 @@ def train(
     seeder = WorkerSeeder(cfg.seed)
     loader = image_loader(dataset, sampler, cfg.train.num_workers, seeder, persistent=True)
     state_dir = resume_dir(cfg) if cfg.train.resume else None
-    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir, live=live)
+    publish = (lambda: _publish_checkpoint(state_dir)) if state_dir is not None else None
+    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir, live=live,
+                             on_state_saved=publish)
     callbacks: list[pl.Callback] = [_SamplerEpoch(sampler, seeder)]
     validation = None
     if validator is not None and cfg.train.validate_every_n_epochs > 0:
@@ -144,9 +159,10 @@ def train(
         callbacks.append(validation)
     ckpt_path = None
     if state_dir is not None:
-        # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end.
+        # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end (published by the logger).
+        (state_dir / f"{_PENDING}.ckpt").unlink(missing_ok=True)
         callbacks.append(
-            ModelCheckpoint(dirpath=state_dir, filename="last", every_n_epochs=1, save_top_k=1, enable_version_counter=False)
+            ModelCheckpoint(dirpath=state_dir, filename=_PENDING, every_n_epochs=1, save_top_k=1, enable_version_counter=False)
         )
         if (state_dir / "last.ckpt").exists():
             ckpt_path = str(state_dir / "last.ckpt")
