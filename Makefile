@@ -49,8 +49,11 @@ browser:
 	fi
 
 # The slowest tests are listed at the end of each full run, so a test that grows expensive shows.
+# Two workers (pytest-xdist): most of a slow test is spent starting processes and waiting on
+# them, so two share the 2 cores of the machine this is tested on; --dist loadscope keeps a test
+# module's tests (and its module-scoped finished pipeline) on one worker.
 test: install browser
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=10
 
 # While developing: everything but the tests marked slow (real pipelines, real servers).
 test-fast: install
