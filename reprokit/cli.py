@@ -5,7 +5,7 @@
     reprokit check-data                               every check that needs no training, every problem at once
     reprokit init [DIR] [--force]                     write a working pipeline into a git repository
     reprokit compare A B [--html PATH]                metric deltas and the queries that flipped between two runs
-    reprokit sweep FILE [--jobs N] [--storage URL] [--trials N] [--show] [--promote]
+    reprokit sweep FILE [--jobs N] [--storage URL] [--trials N] [--show [--html PATH]] [--promote]
                                                       tune: each trial a DVC experiment, Optuna choosing
 
 Errors are one line on stderr with a non-zero exit; ``--verbose`` or REPROKIT_DEBUG=1 adds the traceback.
@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     what = swp.add_mutually_exclusive_group()
     what.add_argument("--show", action="store_true", help="rank the trials by the objective; show the best")
     what.add_argument("--promote", action="store_true", help="re-run the best params on the full training split and branch it")
+    swp.add_argument("--html", metavar="PATH", type=Path,
+                     help="with --show (implied): also write a page: objective by trial and against each parameter")
     swp.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     cmp = sub.add_parser("compare", help="compare two finished runs: metric deltas and the queries that flipped")
@@ -178,8 +180,11 @@ def _init(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from reprokit.tune.command import sweep_command
 
+    write_page = None
+    if args.html is not None:
+        from reprokit.visualize.sweep_page import write_sweep_page as write_page
     return sweep_command(Path(args.file), jobs=args.jobs, storage=args.storage, trials=args.trials, show=args.show,
-                         promote=args.promote)
+                         promote=args.promote, html=args.html, write_page=write_page)
 
 
 def main(argv: list[str] | None = None) -> None:

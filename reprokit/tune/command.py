@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from reprokit.core.study_storage import open_storage, public_url
@@ -13,7 +14,11 @@ __all__ = ["sweep_command"]
 
 
 def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials: int | None = None,
-                  show: bool = False, promote: bool = False) -> int:
+                  show: bool = False, promote: bool = False, html: Path | None = None,
+                  write_page: Callable[[Path, dict], Path] | None = None) -> int:
+    """``html``: also write the sweep's page there with ``write_page`` (the CLI passes
+    ``reprokit.visualize.sweep_page.write_sweep_page``: this layer does not import the one that draws)."""
+    show = show or html is not None
     if not (show or promote):
         return run_sweep(SweepOptions(file, jobs=jobs, storage=storage, trials=trials))
     repo = repo_root(Path.cwd())
@@ -25,7 +30,10 @@ def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials:
 
         record = run_promote(repo, sweep, study)
         print(f"promoted trial {record['trial']}: experiment and branch {record['branch']}")
-    from reprokit.tune.show import render
+    from reprokit.tune.show import page_data, render
 
     print(render(sweep, study, public_url(text)))
+    if html is not None and write_page is not None:
+        page = write_page(html, page_data(sweep, study, public_url(text)))
+        print(f"sweep {sweep.name}: page -> {page} (open it: file://{page.resolve()})")
     return 0

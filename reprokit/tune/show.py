@@ -16,7 +16,7 @@ from typing import Any
 from reprokit.tune.study import counts
 from reprokit.tune.sweep_file import Sweep
 
-__all__ = ["ranked", "render", "objective_note"]
+__all__ = ["ranked", "render", "objective_note", "page_data"]
 
 
 def _value(t: Any) -> float | None:
@@ -63,20 +63,44 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(sweep: Sweep, study: Any, storage_text: str) -> str:
-    keys = [p.key for p in sweep.space]
-    trials = ranked(study.get_trials(deepcopy=False), sweep.direction)
-    header = ["rank", "trial", "state", sweep.metric, *keys, "experiment", "parent", "note"]
-    rows, rank = [header], 0
-    for t in trials:
+def _ranked_rows(sweep: Sweep, study: Any) -> list[tuple[int | None, Any, str]]:
+    """(rank or None, trial, note), best first: the rank counts complete trials that count."""
+    out, rank = [], 0
+    for t in ranked(study.get_trials(deepcopy=False), sweep.direction):
         a = t.user_attrs
         note = a.get("reason", "")
         if a.get("interrupted"):
             note = f"{note} (not counted; params asked again)"
         if t.state.name == "COMPLETE" and counts(t):
             rank += 1
+        out.append((rank if t.state.name == "COMPLETE" else None, t, note))
+    return out
+
+
+def page_data(sweep: Sweep, study: Any, storage_text: str) -> dict[str, Any]:
+    """What ``--show --html`` draws (``reprokit.visualize.sweep_page``'s plain-data contract)."""
+    return {
+        "name": sweep.name, "metric": sweep.metric, "direction": sweep.direction,
+        "objective": objective_note(sweep), "storage": storage_text,
+        "params": [{"key": p.key, "kind": p.kind, "log": p.log} for p in sweep.space],
+        "trials": [
+            {"number": t.number, "state": t.state.name.lower(), "value": _value(t), "params": dict(t.params),
+             "experiment": t.user_attrs.get("exp_name", "-"), "rank": rank, "note": note}
+            for rank, t, note in _ranked_rows(sweep, study)
+        ],
+    }
+
+
+def render(sweep: Sweep, study: Any, storage_text: str) -> str:
+    keys = [p.key for p in sweep.space]
+    header = ["rank", "trial", "state", sweep.metric, *keys, "experiment", "parent", "note"]
+    rows = [header]
+    listed = _ranked_rows(sweep, study)
+    trials = [t for _, t, _ in listed]
+    for rank, t, note in listed:
+        a = t.user_attrs
         rows.append([
-            str(rank) if t.state.name == "COMPLETE" else "-", str(t.number), t.state.name.lower(), _cell(_value(t)),
+            "-" if rank is None else str(rank), str(t.number), t.state.name.lower(), _cell(_value(t)),
             *(_cell(t.params.get(k)) for k in keys), a.get("exp_name", "-"), (a.get("baseline") or "-")[:7], note,
         ])
     out = [f"sweep {sweep.name}: study in {storage_text}; objective: {sweep.direction} {objective_note(sweep)}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -101,6 +102,12 @@ def test_a_2x2_grid_two_at_a_time_gives_4_experiments_and_4_grouped_logger_runs(
     assert f"best: trial {best.number} (grid-{best.number}): map@r = {best.value:.4f} on the tuning split" in shown
     ranks = [line.split()[:2] for line in shown.splitlines() if line[:1].isdigit()]
     assert [int(n) for _, n in ranks] == [t.number for t in sorted(trials, key=lambda t: -t.value)]
+    # --html: the same ranking as a page (objective by trial and against each parameter, then the table).
+    page_out = sweep(repo, "grid", "--show", "--html", str(repo.parent / "grid.html")).stdout
+    assert f"page -> {repo.parent / 'grid.html'}" in page_out
+    page = (repo.parent / "grid.html").read_text()
+    assert page.count('<img class="chart"') == 2
+    assert [int(n) for n in re.findall(r"<tr><td>\d+</td><td>(\d+)</td>", page)] == [int(n) for _, n in ranks]
 
     # The best trial is a DVC experiment like any other: `reprokit reproduce` proves its numbers.
     proved = run(["reprokit", "reproduce", f"grid-{best.number}"], repo, check=False, timeout=1800)
