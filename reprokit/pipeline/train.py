@@ -20,6 +20,7 @@ from reprokit.core.console import summary
 from reprokit.core.fileio import read_json, remove_outputs, replace_dir, staging_dir_in, write_json
 from reprokit.core.layout import TrainDir
 from reprokit.core.stage_runner import run_main, stage_parser
+from reprokit.core.tables import read_table
 from reprokit.data.labels import LABEL_MAP_FILE, LABEL_MAP_KEY, write_label_map
 from reprokit.data.source import load_dataset
 from reprokit.evaluate.while_training import TrainingValidator
@@ -112,8 +113,17 @@ def run(on_validation: Sequence[ValidationHook] = ()) -> None:
     if isinstance(stats.get("best"), dict):
         best = stats["best"]
         shown += [f"best epoch {best['epoch']} ({', '.join(f'{k}={v:.4f}' for k, v in best.items() if k != 'epoch')})"]
+    else:
+        shown += _last_validation(out, cfg.train.monitor)
     summary("train", f"{', '.join(shown)} after {cfg.train.epochs} epochs",
             out.root, f"{out.model.name}, {out.metrics.name}, {out.plots.name}/, {out.artifacts.name}/")
+
+
+def _last_validation(out: TrainDir, metric: str) -> list[str]:
+    """``val/map@5=0.7498`` of the last epoch validated while training (nothing when none was)."""
+    rows = read_table(out.validation_table) if out.validation_table.is_file() else []
+    key = f"val/{metric}"
+    return [f"{key}={rows[-1][key]:.4f}"] if rows and key in rows[-1] else []
 
 
 def main() -> None:
