@@ -244,7 +244,6 @@ class MlflowLive(LiveWriter):
     def start(self, run: RunInfo) -> None:
         self.backend = MlflowBackend(self.args)
         self.backend.check_config()
-        self.backend._connect(run)
         self.backend.start(run)
 
     def write(self, scalars: list[Scalar]) -> None:

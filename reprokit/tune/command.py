@@ -32,8 +32,9 @@ def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials:
         print(f"promoted trial {record['trial']}: experiment and branch {record['branch']}")
     from reprokit.tune.show import page_data, render
 
-    print(render(sweep, study, public_url(text)))
+    shown = public_url(text)  # the storage without its password
+    print(render(sweep, study, shown))
     if html is not None and write_page is not None:
-        page = write_page(html, page_data(sweep, study, public_url(text)))
+        page = write_page(html, page_data(sweep, study, shown))
         print(f"sweep {sweep.name}: page -> {page} (open it: file://{page.resolve()})")
     return 0

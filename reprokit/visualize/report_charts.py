@@ -16,11 +16,11 @@ import math
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["cmc_chart", "curves_chart", "svg_data_uri"]
+__all__ = ["cmc_chart", "curves_chart", "svg_data_uri", "CHART_RC"]
 
 TRAINED, BASELINE, EPOCH = "#2858c8", "#8a8f98", "#d0552b"
 # Fixed salt and no date: the same run gives the same bytes.
-_RC = {
+CHART_RC = {
     "svg.fonttype": "none",
     "font.size": 9,
     "axes.spines.top": False,
@@ -37,7 +37,7 @@ _RC = {
 
 def svg_data_uri(fig: Figure, salt: str) -> str:
     buf = io.StringIO()
-    with matplotlib.rc_context({**_RC, "svg.hashsalt": salt}):
+    with matplotlib.rc_context({**CHART_RC, "svg.hashsalt": salt}):
         # The figures lay themselves out (constrained layout): a "tight" bbox would lay out twice.
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue().encode()).decode()
@@ -50,7 +50,7 @@ def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]
 
 def cmc_chart(cmc: dict[str, list[float]], baseline: dict[str, float]) -> str:
     """CMC@k of the trained embedding for k = 1..K, with the raw-pixel baseline's CMC@k points."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(CHART_RC):
         fig = Figure(figsize=(4.6, 3.0), layout="constrained")
         ax = fig.add_subplot()
         k, value = _finite(cmc.get("k", []), cmc.get("cmc", []))
@@ -83,9 +83,10 @@ def curves_chart(
     if not names:
         return None
     metrics = [c for c in (validation or {}) if c.startswith("val/")]
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(2.6 * (len(names) + bool(metrics)) + 0.9 * bool(metrics), 2.5), layout="constrained")
-        axes = fig.subplots(1, len(names) + bool(metrics), squeeze=False)[0]
+    with matplotlib.rc_context(CHART_RC):
+        n_panels = len(names) + bool(metrics)  # the validation panel last, its legend beside it (+0.9 in)
+        fig = Figure(figsize=(2.6 * n_panels + 0.9 * bool(metrics), 2.5), layout="constrained")
+        axes = fig.subplots(1, n_panels, squeeze=False)[0]
         if metrics:
             ax = axes[-1]
             for name in metrics:

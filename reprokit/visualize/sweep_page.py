@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from reprokit.core.fileio import write_text
-from reprokit.visualize.report_charts import _RC, BASELINE, EPOCH, TRAINED, svg_data_uri
+from reprokit.visualize.report_charts import BASELINE, CHART_RC, EPOCH, TRAINED, svg_data_uri
 from reprokit.visualize.report_html import CSP, page_style
 
 __all__ = ["write_sweep_page"]
@@ -43,7 +43,7 @@ def _by_trial(data: dict) -> str | None:
     points = sorted(_plotted(data["trials"]), key=lambda t: t["number"])
     if not points:
         return None
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(CHART_RC):
         fig = Figure(figsize=(6.4, 3.0), layout="constrained")
         ax = fig.add_subplot()
         for state, (color, marker, label) in _STYLE.items():
@@ -72,7 +72,7 @@ def _by_param(data: dict) -> str | None:
     params = data["params"]
     if not points or not params:
         return None
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(CHART_RC):
         fig = Figure(figsize=(2.9 * len(params), 2.7), layout="constrained")
         axes = fig.subplots(1, len(params), squeeze=False)[0]
         for ax, param in zip(axes, params):
