@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from reprokit.core.config import _StrictLoader
 from reprokit.core.errors import SweepError
+from reprokit.core.strict_yaml import StrictLoader
 from reprokit.core.study_storage import open_storage, public_url
 from reprokit.tune.devices import DevicePool, plan_jobs, visible_gpus
 from reprokit.tune.trials import exp_command, failure_reason, format_value
@@ -42,7 +42,7 @@ def test_the_trial_command_is_a_named_temp_experiment_with_values_that_read_back
     assert cmd[:7] == ["dvc", "--wait-for-lock", "exp", "run", "--temp", "-n", "s-3"]
     sets = dict(a.removeprefix("++").split("=", 1) for a in cmd[8::2])
     assert all(a.startswith("++") for a in cmd[8::2])  # adds a key params.yaml leaves commented out
-    back = {k: yaml.load(v, Loader=_StrictLoader) for k, v in sets.items()}  # as params.yaml is read
+    back = {k: yaml.load(v, Loader=StrictLoader) for k, v in sets.items()}  # as params.yaml is read
     assert back == {"train.lr": 5e-05, "train.epochs": 2, "train.loss.args.miner": "hard", "train.resume": False,
                     "logger.sweep.trial": None, "model.name": "models:build"}
     assert format_value("1e-3") == '"1e-3"'  # a string stays a string

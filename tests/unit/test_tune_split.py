@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from reprokit.core.config import _StrictLoader, config_from_dict
+from reprokit.core.config import config_from_dict
 from reprokit.core.errors import ConfigError, DataFrameError
+from reprokit.core.strict_yaml import StrictLoader
 from reprokit.data.source import TUNE_SPLIT, scored_rows, with_tune_split
 
 
@@ -77,6 +78,6 @@ def test_the_digits_counts_take_the_tuning_split_into_account():
 @pytest.mark.parametrize("text, value", [("5e-05", 5e-05), ("1e3", 1000.0), ("-2.5E+2", -250.0), ("0.25", 0.25)])
 def test_params_yaml_reads_exponent_numbers_as_dvc_writes_them(text, value):
     # `dvc exp run -S train.lr=0.00005` writes `lr: 5e-05` back: a number, not a string.
-    assert yaml.load(f"lr: {text}", Loader=_StrictLoader) == {"lr": value}
-    assert yaml.load("lr: '5e-05'", Loader=_StrictLoader) == {"lr": "5e-05"}
-    assert np.isclose(config_from_dict(yaml.load(f"train: {{lr: {abs(value)}}}", Loader=_StrictLoader)).train.lr, abs(value))
+    assert yaml.load(f"lr: {text}", Loader=StrictLoader) == {"lr": value}
+    assert yaml.load("lr: '5e-05'", Loader=StrictLoader) == {"lr": "5e-05"}
+    assert np.isclose(config_from_dict(yaml.load(f"train: {{lr: {abs(value)}}}", Loader=StrictLoader)).train.lr, abs(value))
