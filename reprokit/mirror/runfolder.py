@@ -26,13 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from reprokit.core.config import flatten, redact
 from reprokit.core.errors import MirrorError
-from reprokit.core.fileio import read_json
 from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
-from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name  # core: the report names runs too
+from reprokit.core.run_record import read_json_or_fail, read_trained_run, run_params  # core: the report reads them too
 from reprokit.core.scalars import Scalar, WallTimes, epoch_tag, read_wall_times, step_tag
 
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
@@ -81,11 +77,8 @@ class RunData:
         return max(steps) if steps else 0
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+def _json(path: Path) -> Any:
+    return read_json_or_fail(path, MirrorError)
 
 
 def _read_tsv(path: Path, table: str, wall: WallTimes) -> list[Scalar]:
@@ -154,34 +147,13 @@ def _validate_scalars(metrics: dict[str, Any], by_category: dict[str, Any], step
     return out
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise MirrorError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def _read_identity(runs: RunsDir) -> RunData:
-    identity = runs.train.identity
-    if not identity.is_file():
-        raise MirrorError(f"{identity} not found: nothing to mirror", hint="run the train stage first (dvc repro)")
-    ident = _load_json(identity)
-    train_id, train_name = str(ident.get("run_id", "")), str(ident.get("run_name", ""))
+    trained = read_trained_run(runs, MirrorError, "nothing to mirror")
+    train_id = trained.train_run_id
     if len(train_id) != 32 or any(c not in "0123456789abcdef" for c in train_id):
-        raise MirrorError(f"{identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
-    run_id = pipeline_run_id(runs, train_id)
-    data = RunData(run_id=run_id, run_name=pipeline_run_name(train_name, run_id), train_run_id=train_id,
-                   train_run_name=train_name or f"run-{train_id[:8]}")
+        raise MirrorError(f"{runs.train.identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
+    data = RunData(run_id=trained.run_id, run_name=trained.run_name, train_run_id=train_id,
+                   train_run_name=trained.train_run_name or f"run-{train_id[:8]}")
     data.auto_tags["train_run_id"] = train_id
     data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
     return data
@@ -203,8 +175,8 @@ def _read_scalars(runs: RunsDir, data: RunData) -> None:
         elif required and train.root.is_dir():
             data.missing.append(tsv.relative_to(runs.root).as_posix())
     if runs.validate.metrics.is_file():
-        by_category = _load_json(runs.validate.by_category) if runs.validate.by_category.is_file() else {}
-        data.scalars += _validate_scalars(_load_json(runs.validate.metrics), by_category, data.final_step)
+        by_category = _json(runs.validate.by_category) if runs.validate.by_category.is_file() else {}
+        data.scalars += _validate_scalars(_json(runs.validate.metrics), by_category, data.final_step)
     elif runs.validate.root.is_dir():
         data.missing.append("validate/metrics.json")
     data.scalars.sort(key=lambda s: (s.step, s.tag))
@@ -223,19 +195,11 @@ def _read_media(runs: RunsDir, data: RunData) -> None:
 
 def _read_params_and_tags(runs: RunsDir, data: RunData, extra_tags: tuple[str, ...] | list[str]) -> None:
     """Params: the config train resolved, with the sections later stages record replacing its own."""
-    config_yaml = runs.train.artifacts / "config.yaml"
-    params: dict[str, Any] = {}
-    if config_yaml.is_file():
-        params = _load_yaml(config_yaml)
-    elif runs.train.root.is_dir():
+    data.params, found = run_params(runs, MirrorError)
+    if not found and runs.train.root.is_dir():
         data.missing.append("train/artifacts/config.yaml")
-    for record in (runs.validate.params, runs.visualize.params):
-        if record.is_file():
-            _deep_update(params, _load_yaml(record))
-    # The stages already redact; redacting again costs nothing and guards old runs.
-    data.params = flatten(redact(params))
     tags_file = runs.train.artifacts / "tags.json"
-    tags = _load_json(tags_file) if tags_file.is_file() else {}
+    tags = _json(tags_file) if tags_file.is_file() else {}
     user = [str(t) for t in tags.get("tags", [])] + [str(t) for t in extra_tags]
     data.user_tags = list(dict.fromkeys(user))  # order-preserving de-duplication
     data.auto_tags.update({str(k): str(v) for k, v in sorted((tags.get("auto") or {}).items())})

@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reprokit.core.config import config_from_dict, flatten, redact
 from reprokit.core.errors import ReportError
-from reprokit.core.fileio import read_json
 from reprokit.core.layout import RunsDir
-from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name
+from reprokit.core.run_record import read_json_or_fail, read_trained_run, read_yaml_mapping, run_params
 
 __all__ = ["RunIdentity", "ParamChange", "ReportData", "gather_report", "read_curve"]
 
@@ -64,18 +61,11 @@ class ReportData:
 
 
 def _json(path: Path) -> Any:
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    return read_json_or_fail(path, ReportError)
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReportError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
-    return data if isinstance(data, dict) else {}
+    return read_yaml_mapping(path, ReportError)
 
 
 def read_curve(path: Path) -> dict[str, list[float]]:
@@ -94,21 +84,16 @@ def read_curve(path: Path) -> dict[str, list[float]]:
 
 
 def _identity(runs: RunsDir) -> RunIdentity:
-    path = runs.train.identity
-    if not path.is_file():
-        raise ReportError(f"{path} not found: no run to report", hint="run the train stage first (dvc repro)")
-    ident = _json(path)
-    train_id, train_name = str(ident.get("run_id", "")), str(ident.get("run_name", ""))
-    run_id = pipeline_run_id(runs, train_id)
+    trained = read_trained_run(runs, ReportError, "no run to report")
     git = runs.train.artifacts / "git.json"
     state = _json(git) if git.is_file() else {}
     tags_file = runs.train.artifacts / "tags.json"
     tags = _json(tags_file) if tags_file.is_file() else {}
     return RunIdentity(
-        run_name=pipeline_run_name(train_name, run_id),
-        run_id=run_id,
-        train_run_id=train_id,
-        train_run_name=train_name,
+        run_name=trained.run_name,
+        run_id=trained.run_id,
+        train_run_id=trained.train_run_id,
+        train_run_name=trained.train_run_name,
         commit=state.get("commit"),
         branch=state.get("branch"),
         dirty=state.get("dirty") if state.get("is_repo", True) and "dirty" in state else None,
@@ -117,28 +102,12 @@ def _identity(runs: RunsDir) -> RunIdentity:
     )
 
 
-def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def _run_params(runs: RunsDir, missing: list[str]) -> dict[str, Any]:
-    """The params the run used, as the mirror gives its logger run: the config train resolved, with
-    the sections that validate and visualize recorded replacing its own (they may have re-run alone)."""
-    config_yaml = runs.train.artifacts / "config.yaml"
-    params: dict[str, Any] = {}
-    if config_yaml.is_file():
-        params = _yaml(config_yaml)
-    else:
+    """The params the run used, as the mirror gives its logger run."""
+    params, found = run_params(runs, ReportError)
+    if not found:
         missing.append("train/artifacts/config.yaml")
-    for record in (runs.validate.params, runs.visualize.params):
-        if record.is_file():
-            _deep_update(params, _yaml(record))
-    return flatten(redact(params))
+    return params
 
 
 def params_changed(params: dict[str, Any]) -> list[ParamChange]:
