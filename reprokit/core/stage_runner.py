@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -66,6 +67,11 @@ def run_main(main: Callable[[], int | None], prog: str) -> None:
     Third-party chatter (Lightning's info lines, known library deprecation warnings) is hidden
     while ``main`` runs, unless ``--verbose`` or ``REPROKIT_DEBUG=1`` asks for everything.
     """
+    # A stage is a short-lived process that has imported torch and Lightning (about a million
+    # objects): freezing them keeps the collector from walking them again during the run and when
+    # the interpreter exits, which is a second of every train stage. Nothing is lost by it: frozen
+    # objects are still freed by reference counting, and the process ends right after.
+    gc.freeze()
     try:
         with quiet_third_party(enabled=not debug_enabled()):
             code = main()
@@ -77,4 +83,5 @@ def run_main(main: Callable[[], int | None], prog: str) -> None:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+    gc.freeze()  # what the run made: the exit's last collections need not walk it either
     sys.exit(code or 0)

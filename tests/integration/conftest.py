@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import built_once
 from tests.integration.mirror_data import build_run_folder
 from tests.projects import commit_all, copy_repo, make_project_copy, run
 
@@ -111,10 +112,12 @@ SWEEP_SMALL: dict = {
 
 @pytest.fixture(scope="session")
 def sweep_base(tmp_path_factory) -> Path:
-    repo = make_project_copy(tmp_path_factory.mktemp("sweep") / "repo", SWEEP_SMALL).resolve()
-    run(["dvc", "repro"], repo)
-    commit_all(repo, "baseline run")
-    return repo
+    def build(repo: Path) -> None:
+        make_project_copy(repo, SWEEP_SMALL)
+        run(["dvc", "repro"], repo)
+        commit_all(repo, "baseline run")
+
+    return built_once(tmp_path_factory, "sweep", build).resolve()
 
 
 @pytest.fixture

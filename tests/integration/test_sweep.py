@@ -118,7 +118,7 @@ def test_a_2x2_grid_two_at_a_time_gives_4_experiments_and_4_grouped_logger_runs(
 TPE = """\
 objective: {metric: map@r, direction: maximize}
 sampler: {name: tpe, args: {n_startup_trials: 1}}
-trials: 3
+trials: 2
 seed: 7
 space:
   train.lr: {low: 1.0e-4, high: 3.0e-2, log: true}
@@ -135,10 +135,11 @@ def test_a_seeded_tpe_sweep_proposes_the_same_params_in_the_same_order_twice_the
         write_sweep(repo, "tpe", TPE)
         sweep(repo, "tpe")
         trials = sorted(load_study(repo, "tpe").trials, key=lambda t: t.number)
-        assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 2
         proposed.append([t.params for t in trials])
+    # Trial 0 is the seeded random start, trial 1 TPE's proposal from trial 0's objective.
     assert proposed[0] == proposed[1]
-    assert len({json.dumps(p, sort_keys=True) for p in proposed[0]}) == 3  # three different proposals
+    assert proposed[0][0] != proposed[0][1]
 
     # --promote: the best params trained on the full training split, scored on the validation split, branched.
     study = load_study(repo, "tpe")
@@ -158,7 +159,7 @@ def test_a_seeded_tpe_sweep_proposes_the_same_params_in_the_same_order_twice_the
 KILL = """\
 objective: {metric: map@r}
 sampler: random
-trials: 3
+trials: 2
 seed: 3
 space:
   train.lr: {low: 1.0e-3, high: 1.0e-2}
@@ -198,7 +199,7 @@ def test_killing_the_controller_mid_trial_and_running_it_again_finishes_without_
     states = {t.number: (t.state.name, bool(t.user_attrs.get("interrupted"))) for t in trials}
     assert states[0] == ("COMPLETE", False) and states[1] == ("FAIL", True), states
     counted = [t for t in trials if not t.user_attrs.get("interrupted")]
-    assert [t.state.name for t in counted] == ["COMPLETE"] * 3  # the requested number, interrupted not counted
+    assert [t.state.name for t in counted] == ["COMPLETE"] * 2  # the requested number, interrupted not counted
     reasked = [t for t in counted if t.user_attrs.get("reasked_from") == 1]
     assert len(reasked) == 1 and reasked[0].params == trials[1].params  # the interrupted trial's params again
     assert trials[0].user_attrs["exp_rev"] == first_rev  # trial 0 was not run again
@@ -232,7 +233,7 @@ def test_a_crashing_trial_is_recorded_failed_with_its_reason_and_the_sweep_goes_
 
 def test_ctrl_c_stops_the_running_trial_and_the_same_command_asks_its_params_again(sweep_copy):
     repo = sweep_copy
-    write_sweep(repo, "kill", KILL.replace("trials: 3", "trials: 1"))
+    write_sweep(repo, "kill", KILL.replace("trials: 2", "trials: 1"))
     controller = subprocess.Popen(["reprokit", "sweep", "sweeps/kill.yaml"], cwd=repo, env=subprocess_env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
