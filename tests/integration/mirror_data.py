@@ -22,7 +22,7 @@ import yaml
 from PIL import Image
 
 from reprokit.core.layout import RunsDir
-from reprokit.mirror.runfolder import pipeline_run_id
+from reprokit.core.run_identity import pipeline_run_id
 
 __all__ = ["Expected", "Shot", "build_run_folder", "pixels_digest", "RUN_ID", "RUN_NAME", "USER_TAGS", "AUTO_TAGS"]
 
