@@ -57,7 +57,8 @@ def distort(image: np.ndarray, cfg: DigitsConfig, rng: np.random.Generator) -> n
     warped = canvas.transform((size, size), Image.AFFINE, (a, b, cx, d, e, cy), resample=Image.BILINEAR)
 
     pixels = np.asarray(warped, dtype=np.float32) / 255.0
-    pixels = pixels + rng.normal(0.0, cfg.noise, size=pixels.shape).astype(np.float32)
+    # abs: a noise of -0.0 passes the config's ≥ 0 check, and numpy's normal() refuses a negative-signed scale.
+    pixels = pixels + rng.normal(0.0, abs(cfg.noise), size=pixels.shape).astype(np.float32)
     return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
