@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make pipeline   install everything into .venv, then run the default pipeline (dvc repro)
-#   make test       install everything into .venv, then run the whole test suite (fast + slow)
+#   make test       install everything into .venv, then run the tests (all but those marked long)
+# make test-all adds the tests marked long (sweeps, the DVC queue, the baseline's reproduction): CI runs it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Stages run as `python -m stages.<name>`: put the venv first on PATH for DVC's subprocesses.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test test-fast bench install browser baseline
+.PHONY: pipeline test test-all test-fast bench install browser baseline
 
 install: $(VENV)/.installed
 
@@ -48,12 +49,18 @@ browser:
 		echo "note: no chromium on PATH: the report's browser test will be skipped (sudo apt-get install chromium)"; \
 	fi
 
-# The slowest tests are listed at the end of each full run, so a test that grows expensive shows.
-# Two workers (pytest-xdist): most of a slow test is spent starting processes and waiting on
-# them, so two share the 2 cores of the machine this is tested on; --dist loadscope keeps a test
-# module's tests (and its module-scoped finished pipeline) on one worker.
+# The slowest tests are listed at the end of each run, so a test that grows expensive shows.
+# Two workers (pytest-xdist) for the 2 cores of the machine this is tested on; --dist loadscope
+# keeps a test module's tests (and its module-scoped finished pipeline) on one worker.
+PYTEST_PARALLEL := -q -n 2 --dist loadscope --durations=10
+
+# Before you push: every test but the few marked long, each of which runs many pipelines.
 test: install browser
-	$(PY) -m pytest -q -n 2 --dist loadscope --durations=10
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not long"
+
+# Everything (what CI runs): the tests marked long too.
+test-all: install browser
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # While developing: everything but the tests marked slow (real pipelines, real servers).
 test-fast: install

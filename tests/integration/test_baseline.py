@@ -88,6 +88,7 @@ def test_the_committed_dvc_lock_is_this_commits(fresh_clone: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the whole default pipeline (8 epochs on every digit), not the reduced one
 def test_reproduce_head_proves_every_committed_metric(fresh_clone: Path):
     proc = run([sys.executable, "-m", "reprokit.cli", "reproduce", "HEAD"], fresh_clone, check=False, timeout=3600)
     table = proc.stdout

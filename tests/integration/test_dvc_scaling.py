@@ -138,6 +138,7 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 # ---------------------------------------------------------------- 3. parallel experiments
 
 
+@pytest.mark.long  # three experiments through DVC's queue
 def test_queued_experiments_run_in_parallel_each_with_own_metrics_and_tensorboard_run(queue_repo):
     repo = queue_repo
     for name, margin in MARGINS.items():

@@ -22,7 +22,7 @@ from tests.integration import mirror_readers as readers
 from tests.integration.test_dvc_scaling import cached_output, experiments
 from tests.projects import copy_repo, run, subprocess_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # every test sweeps: several real trials each
 
 GRID = """\
 objective: {metric: map@r, direction: maximize}

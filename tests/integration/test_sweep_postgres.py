@@ -82,6 +82,7 @@ def postgres_url():
         server.stop()
 
 
+@pytest.mark.long  # two workers sweeping a 2x2 grid
 def test_two_workers_in_two_clones_share_a_study_and_every_trial_runs_once(sweep_base, postgres_url, tmp_path):
     # A shared git remote (bare) and DVC remote (a folder); two clones of the same commit.
     origin = tmp_path / "origin.git"
