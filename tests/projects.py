@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from reprokit.core.run_record import deep_update
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Small enough for seconds, big enough to be a retrieval task (used by the integration tests).
@@ -62,15 +64,6 @@ def project_files() -> list[str]:
         check=True,
     ).stdout
     return [f for f in out.split("\0") if f and (PROJECT_ROOT / f).is_file()]
-
-
-def deep_update(base: dict, overrides: dict) -> dict:
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def write_params(repo: Path, overrides: dict[str, Any]) -> None:

@@ -43,9 +43,11 @@ def distort(image: np.ndarray, cfg: DigitsConfig, rng: np.random.Generator) -> n
     offset = (size - _UPSCALED) // 2
     canvas.paste(base, (offset, offset))
 
-    angle = math.radians(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
-    scale = 1.0 + rng.uniform(-cfg.scale, cfg.scale)
-    dx, dy = rng.uniform(-cfg.shift, cfg.shift, size=2) * size
+    # abs(): -0.0 passes the config's ≥ 0 checks, and numpy refuses a range or scale of negative sign.
+    rotation, scaling, shift, noise = (abs(v) for v in (cfg.rotation_deg, cfg.scale, cfg.shift, cfg.noise))
+    angle = math.radians(rng.uniform(-rotation, rotation))
+    scale = 1.0 + rng.uniform(-scaling, scaling)
+    dx, dy = rng.uniform(-shift, shift, size=2) * size
     # PIL's affine transform maps output -> input coordinates, so invert rotation+scale
     # about the centre, then apply the shift.
     c = size / 2.0
@@ -57,8 +59,7 @@ def distort(image: np.ndarray, cfg: DigitsConfig, rng: np.random.Generator) -> n
     warped = canvas.transform((size, size), Image.AFFINE, (a, b, cx, d, e, cy), resample=Image.BILINEAR)
 
     pixels = np.asarray(warped, dtype=np.float32) / 255.0
-    # abs: a noise of -0.0 passes the config's ≥ 0 check, and numpy's normal() refuses a negative-signed scale.
-    pixels = pixels + rng.normal(0.0, abs(cfg.noise), size=pixels.shape).astype(np.float32)
+    pixels = pixels + rng.normal(0.0, noise, size=pixels.shape).astype(np.float32)
     return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

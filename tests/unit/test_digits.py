@@ -1,6 +1,7 @@
 """The embedded dataset's distortions, at the edges of what the config accepts."""
 
 import numpy as np
+import pytest
 
 from reprokit.core.config import DigitsConfig
 from reprokit.data.digits import distort
@@ -8,8 +9,9 @@ from reprokit.data.digits import distort
 SOURCE = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
 
 
-def test_a_noise_of_minus_zero_is_no_noise():
-    # -0.0 passes `noise ≥ 0`; numpy's normal() raised "scale < 0" on it (hypothesis found it).
-    minus_zero = distort(SOURCE, DigitsConfig(noise=-0.0), np.random.default_rng(0))
-    zero = distort(SOURCE, DigitsConfig(noise=0.0), np.random.default_rng(0))
+@pytest.mark.parametrize("name", ["rotation_deg", "scale", "shift", "noise"])
+def test_a_distortion_of_minus_zero_is_none(name):
+    # -0.0 passes `≥ 0`; numpy raised on it ("high - low < 0", "scale < 0"): hypothesis found it.
+    minus_zero = distort(SOURCE, DigitsConfig(**{name: -0.0}), np.random.default_rng(0))
+    zero = distort(SOURCE, DigitsConfig(**{name: 0.0}), np.random.default_rng(0))
     assert np.array_equal(minus_zero, zero)
