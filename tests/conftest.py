@@ -5,14 +5,11 @@ imports dominate: tens of seconds on 2 shared cores), so a run that several test
 is made once per session and each test that changes it gets a private `shutil.copytree` copy.
 A test still runs for real whatever it checks (a forced re-run, a killed stage, an experiment).
 
-Under pytest-xdist (`make test`: two workers) a session fixture is per worker, so each would run
-the same pipeline again: `built_once` builds it once for the whole session, in the folder the
+Under pytest-xdist (`make test`: three workers) a session fixture is per worker, so each would run
+the same pipeline again: `tests.projects.built_once` builds it once for the session, in the folder the
 workers share, and the other worker waits for it (it would have spent that time building it).
 """
 
-import fcntl
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,41 +18,12 @@ from tests.projects import (
     EXPERIMENT,
     EXPERIMENT_OVERRIDE,
     REDUCED_PARAMS,
+    built_once,
     commit_all,
     copy_repo,
     make_project_copy,
     run,
 )
-
-
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
-    """``<shared tmp>/<name>/repo``, made by ``build(repo)`` in the first worker that asks, then reused.
-
-    A build that fails leaves no folder behind, so the next worker to ask builds it again (and
-    fails the same way, with its own traceback) instead of reading half a repository.
-    """
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if _is_xdist_worker(tmp_path_factory) else base  # pytest-of-<user>/pytest-N/
-    root = shared / "built-once" / name
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
-        repo = root / "repo"
-        if not (root / "done").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir()
-            try:
-                build(repo)
-            except BaseException:
-                shutil.rmtree(root, ignore_errors=True)
-                raise
-            (root / "done").touch()
-    return repo
-
-
-def _is_xdist_worker(tmp_path_factory) -> bool:
-    # xdist gives each worker its own base temp (pytest-N/popen-gwK): their parent is common to all.
-    return tmp_path_factory.getbasetemp().name.startswith("popen-gw")
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,33 @@ def make_project_copy(dest: Path, params: dict[str, Any] | None = None, commit: 
     if commit:
         commit_all(dest, "project copy")
     return dest
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``<shared tmp>/<name>/repo``, made by ``build(repo)`` in the first worker that asks, then reused.
+
+    A build that fails leaves no folder behind, so the next worker to ask builds it again (and
+    fails the same way, with its own traceback) instead of reading half a repository.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if _is_xdist_worker(tmp_path_factory) else base  # pytest-of-<user>/pytest-N/
+    root = shared / "built-once" / name
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        repo = root / "repo"
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            try:
+                build(repo)
+            except BaseException:
+                shutil.rmtree(root, ignore_errors=True)
+                raise
+            (root / "done").touch()
+    return repo
+
+
+def _is_xdist_worker(tmp_path_factory) -> bool:
+    # xdist gives each worker its own base temp (pytest-N/popen-gwK): their parent is common to all.
+    return tmp_path_factory.getbasetemp().name.startswith("popen-gw")

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import built_once
 from tests.integration.mirror_data import build_run_folder
-from tests.projects import commit_all, copy_repo, make_project_copy, run
+from tests.projects import built_once, commit_all, copy_repo, make_project_copy, run
 
 
 def mirror_free_port() -> int:
