@@ -18,6 +18,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from reprokit.core.layout import RUNS_ROOT
 from reprokit.core.stage_runner import run_main
 
 __all__ = ["main"]
@@ -37,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     mir = sub.add_parser("mirror", help="replay a finished run's local files into the experiment logger")
     mir.add_argument("--params", default="params.yaml")
-    mir.add_argument("--runs", default="runs", help="the run folder (default: runs)")
+    mir.add_argument("--runs", default=RUNS_ROOT, help=f"the run folder (default: {RUNS_ROOT})")
     mir.add_argument("--logger", help="override logger.name from params.yaml")
     mir.add_argument("--strict", action="store_true", help="exit non-zero when mirroring fails")
     mir.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)

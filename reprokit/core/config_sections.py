@@ -19,6 +19,7 @@ from reprokit.core.checks import path as _path
 from reprokit.core.checks import require as _require
 from reprokit.core.components import LossConfig
 from reprokit.core.errors import ConfigError
+from reprokit.core.layout import RunsDir
 from reprokit.core.metric_names import EXTRA_METRICS, metric_names, unknown_extra_metrics
 
 LOGGER_NAMES = ("tensorboard", "csv", "mlflow", "clearml", "wandb")
@@ -276,7 +277,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: Literal["auto", "ddp"] = "auto"
     precision: Literal["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"] = "32-true"
-    default_root_dir: str = "runs/train"
+    default_root_dir: str = RunsDir().train.root.as_posix()
 
     def check(self, key: str) -> None:
         # Lightning builds a list with one entry per device (and a process per device on CPU).

@@ -15,6 +15,23 @@ STAGES = ("train", "validate", "visualize")
 RUNS_ROOT = "runs"  # relative to the project; outputs, never part of the code a run records
 
 
+class _Entry:
+    """A path below a stage folder, declared once as a class attribute: ``model = _Entry("model.ckpt")``.
+
+    Read on an instance it is that folder's path (``TrainDir("runs/train").model``); the layout
+    then reads as a table, one line per file, with the reason for a file beside it when it has one.
+    """
+
+    def __init__(self, relative: str, doc: str | None = None) -> None:
+        self.relative = relative
+        self.__doc__ = doc
+
+    def __get__(self, folder: _StageDir | None, owner: type | None = None) -> Path:
+        if folder is None:  # on the class itself (help(), introspection): the relative path
+            return Path(self.relative)
+        return folder.root / self.relative
+
+
 class _StageDir:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -26,127 +43,57 @@ class _StageDir:
 class TrainDir(_StageDir):
     """``runs/train/``: the model, loss statistics, curves, logged media and reproducibility artifacts."""
 
-    @property
-    def model(self) -> Path:
-        return self.root / "model.ckpt"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def identity(self) -> Path:
-        return self.root / "run.json"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    @property
-    def step_table(self) -> Path:
-        return self.plots / "step.tsv"
-
-    @property
-    def epoch_table(self) -> Path:
-        return self.plots / "epoch.tsv"
-
-    @property
-    def validation_table(self) -> Path:
-        """Validation while training: one row per validated epoch (``epoch  step  val/<metric>...``).
-        A table of its own, not columns of ``epoch.tsv``: with ``validate_every_n_epochs`` >= 2 those
-        would hold empty cells, which ``dvc plots`` (Vega) draws as zeros."""
-        return self.plots / "validation.tsv"
-
-    @property
-    def wall_times(self) -> Path:
-        """When each step and epoch row was logged (Unix seconds): beside the curves, not in them,
-        so the curves stay byte-identical run to run while a replay can still show the real times."""
-        return self.root / "wall_times.tsv"
-
-    @property
-    def artifacts(self) -> Path:
-        return self.root / "artifacts"
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    @property
-    def texts(self) -> Path:
-        return self.root / "text"
+    model = _Entry("model.ckpt")
+    metrics = _Entry("metrics.json")
+    identity = _Entry("run.json")
+    plots = _Entry("plots")
+    step_table = _Entry("plots/step.tsv")
+    epoch_table = _Entry("plots/epoch.tsv")
+    # A table of its own, not columns of epoch.tsv: with validate_every_n_epochs >= 2 those would
+    # hold empty cells, which `dvc plots` (Vega) draws as zeros.
+    validation_table = _Entry("plots/validation.tsv", "Validation while training: one row per validated epoch.")
+    # Beside the curves, not in them, so the curves stay byte-identical run to run while a replay
+    # can still show the real times.
+    wall_times = _Entry("wall_times.tsv", "When each step and epoch row was logged (Unix seconds).")
+    artifacts = _Entry("artifacts")
+    images = _Entry("images")
+    texts = _Entry("text")
 
 
 class ValidateDir(_StageDir):
     """``runs/validate/``: retrieval metrics, the raw-pixel baseline, the per-query table, the CMC curve."""
 
-    @property
-    def metrics(self) -> Path:
-        """The headline numbers (``dvc exp show``): overall metrics and the query counts."""
-        return self.root / "metrics.json"
-
-    @property
-    def by_category(self) -> Path:
-        """``{"by_category": {category: {metric: value}}}``: a DVC output, not a metric, so that
-        ``dvc exp show`` lists one column per overall metric rather than one per category and metric."""
-        return self.root / "by_category.json"
-
-    @property
-    def baseline(self) -> Path:
-        return self.root / "baseline.json"
-
-    @property
-    def per_query(self) -> Path:
-        return self.root / "per_query.tsv"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    @property
-    def cmc(self) -> Path:
-        return self.plots / "cmc.tsv"
-
-    @property
-    def by_category_table(self) -> Path:
-        """The per-category metrics as a table (``category`` + one column per metric): a DVC plot,
-        committed with the metrics (``cache: false``), so ``reprokit reproduce`` proves them too."""
-        return self.plots / "by_category.tsv"
-
-    @property
-    def params(self) -> Path:
-        """The params.yaml sections this validation used (part of the pipeline run's identity)."""
-        return self.root / "params.yaml"
+    metrics = _Entry("metrics.json", "The headline numbers (dvc exp show): overall metrics and the query counts.")
+    # A DVC output, not a metric, so that `dvc exp show` lists one column per overall metric
+    # rather than one per category and metric.
+    by_category = _Entry("by_category.json", '{"by_category": {category: {metric: value}}}')
+    baseline = _Entry("baseline.json")
+    per_query = _Entry("per_query.tsv")
+    plots = _Entry("plots")
+    cmc = _Entry("plots/cmc.tsv")
+    # A DVC plot committed with the metrics (cache: false), so `reprokit reproduce` proves them too.
+    by_category_table = _Entry("plots/by_category.tsv", "The per-category metrics: category + one column per metric.")
+    params = _Entry("params.yaml", "The params.yaml sections this validation used (part of the run's identity).")
 
 
 class VisualizeDir(_StageDir):
     """``runs/visualize/``: the figures, each a PNG."""
 
-    @property
-    def worst_queries(self) -> Path:
-        return self.root / "worst_queries.png"
-
-    @property
-    def gradcam(self) -> Path:
-        """The worst queries with Grad-CAM heat maps over each query and retrieved item."""
-        return self.root / "gradcam.png"
-
-    @property
-    def params(self) -> Path:
-        return self.root / "params.yaml"
+    worst_queries = _Entry("worst_queries.png")
+    gradcam = _Entry("gradcam.png", "The worst queries with Grad-CAM heat maps over each query and retrieved item.")
+    params = _Entry("params.yaml")
 
 
 class ReportDir(_StageDir):
     """``runs/report/``: the run's page, self-contained (no request leaves it)."""
 
-    @property
-    def page(self) -> Path:
-        return self.root / "index.html"
+    page = _Entry("index.html")
 
 
 class MirrorDir(_StageDir):
-    @property
-    def report(self) -> Path:
-        return self.root / "report.json"
+    """``runs/mirror/``: what the last mirror sent, and where."""
+
+    report = _Entry("report.json")
 
 
 class RunsDir:

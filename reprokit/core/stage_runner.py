@@ -33,11 +33,18 @@ def debug_enabled(argv: list[str] | None = None) -> bool:
     return "--verbose" in argv or os.environ.get("REPROKIT_DEBUG", "") not in ("", "0")
 
 
-def stage_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
-    """The arguments every stage takes: ``--params`` (the config file) and ``--verbose`` (tracebacks)."""
+def stage_parser(prog: str, description: str | None, **paths: str | Path) -> argparse.ArgumentParser:
+    """The arguments every stage takes: ``--params`` (the config file) and ``--verbose`` (tracebacks).
+
+    Each keyword of ``paths`` adds a path option, ``per_query=...`` becoming ``--per-query``, whose
+    default the caller takes from :mod:`reprokit.core.layout`, so a stage never spells a run path.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--params", default="params.yaml", help="the config file (default params.yaml)")
     parser.add_argument("--verbose", action="store_true", help="print a traceback on error")
+    for name, default in paths.items():
+        default = Path(default).as_posix()
+        parser.add_argument(f"--{name.replace('_', '-')}", default=default, help=f"(default {default})")
     return parser
 
 

@@ -22,7 +22,7 @@ from reprokit.core.config import LoggerConfig, redact
 from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import MirrorError
 from reprokit.core.fileio import write_json
-from reprokit.core.layout import RunsDir
+from reprokit.core.layout import RUNS_ROOT, RunsDir
 from reprokit.core.secrets import one_line
 from reprokit.core.stage_runner import reproducing
 from reprokit.mirror import registry
@@ -201,7 +201,7 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
 
 
 def mirror_run(
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_ROOT,
     logger: LoggerConfig | None = None,
     tags: tuple[str, ...] | list[str] = (),
     project_dir: str | Path = ".",

@@ -7,13 +7,13 @@ stage fails only with ``logger.strict: true`` (or when the backend package is no
 from __future__ import annotations
 
 from reprokit.core.config import load_config
+from reprokit.core.layout import RunsDir
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.mirror import mirror_run, reproduction_logger
 
 
 def run() -> None:
-    parser = stage_parser("mirror", __doc__)
-    parser.add_argument("--runs", default="runs")
+    parser = stage_parser("mirror", __doc__, runs=RunsDir().root)
     args = parser.parse_args()
 
     cfg = load_config(args.params)

@@ -16,9 +16,8 @@ PARAMS = ("data", "validate.split")
 
 
 def run() -> None:
-    parser = stage_parser("report", __doc__)
-    parser.add_argument("--runs", default="runs")
-    parser.add_argument("--out", default="runs/report")
+    runs = RunsDir()
+    parser = stage_parser("report", __doc__, runs=runs.root, out=runs.report.root)
     args = parser.parse_args()
     out = ReportDir(args.out)
     remove_outputs(out.root)  # a page of an earlier run never survives a failed one

@@ -18,7 +18,7 @@ from pathlib import Path
 from reprokit.core.config import Config, load_config
 from reprokit.core.console import summary
 from reprokit.core.fileio import read_json, remove_outputs, replace_dir, staging_dir_in, write_json
-from reprokit.core.layout import TrainDir
+from reprokit.core.layout import RunsDir, TrainDir
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.core.tables import read_table
 from reprokit.data.labels import LABEL_MAP_FILE, LABEL_MAP_KEY, write_label_map
@@ -83,8 +83,7 @@ def live_logging(cfg: Config, identity: dict[str, str]) -> Iterator[LiveMirror |
 def run(on_validation: Sequence[ValidationHook] = ()) -> None:
     """The train stage. ``on_validation``: hooks called with ``(epoch, metrics)`` after each validation
     while training (see ``reprokit.train.epoch_validation``); one returning True stops training."""
-    parser = stage_parser("train", __doc__)
-    parser.add_argument("--out", default="runs/train")
+    parser = stage_parser("train", __doc__, out=RunsDir().train.root)
     args = parser.parse_args()
     out = TrainDir(args.out)
     started_at = time.time()

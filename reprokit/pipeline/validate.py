@@ -9,7 +9,7 @@ import torch
 from reprokit.core.config import load_config
 from reprokit.core.console import summary
 from reprokit.core.fileio import remove_outputs
-from reprokit.core.layout import ValidateDir
+from reprokit.core.layout import RunsDir, ValidateDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.source import load_dataset
 from reprokit.evaluate.validation import (
@@ -29,9 +29,8 @@ PARAMS = ("seed", "data", "validate", "visualize.top_k", "trainer")
 
 
 def run() -> None:
-    parser = stage_parser("validate", __doc__)
-    parser.add_argument("--model", default="runs/train/model.ckpt")
-    parser.add_argument("--out", default="runs/validate")
+    runs = RunsDir()
+    parser = stage_parser("validate", __doc__, model=runs.train.model, out=runs.validate.root)
     args = parser.parse_args()
 
     cfg = load_config(args.params)

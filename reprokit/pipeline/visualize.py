@@ -8,7 +8,7 @@ from pathlib import Path
 from reprokit.core.config import Config, load_config
 from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import GradCamError
-from reprokit.core.layout import VisualizeDir
+from reprokit.core.layout import RunsDir, VisualizeDir
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.images import ImageDataset
 from reprokit.data.source import load_dataset, scored_rows
@@ -38,10 +38,10 @@ def gradcam(cfg: Config, model_path: Path, pq, val_df, val_paths, out: Path) -> 
 
 
 def run() -> None:
-    parser = stage_parser("visualize", __doc__)
-    parser.add_argument("--per-query", default="runs/validate/per_query.tsv")
-    parser.add_argument("--model", default="runs/train/model.ckpt")
-    parser.add_argument("--out", default="runs/visualize")
+    runs = RunsDir()
+    parser = stage_parser(
+        "visualize", __doc__, per_query=runs.validate.per_query, model=runs.train.model, out=runs.visualize.root
+    )
     args = parser.parse_args()
     out = VisualizeDir(args.out)
 

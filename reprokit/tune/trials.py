@@ -35,7 +35,7 @@ __all__ = [
     "failure_reason", "stop_process_group", "process_alive", "Experiment", "git_remote", "push_experiment",
 ]
 
-METRICS_PATH = RunsDir("runs").validate.metrics.as_posix()
+METRICS_PATH = RunsDir().validate.metrics.as_posix()
 _STAGE_ERROR = re.compile(r"^\s*([\w.-]+): error: (.+)$")
 _DVC_ERROR = re.compile(r"^ERROR: (.+)$")
 
