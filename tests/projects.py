@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,21 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | Non
             f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+@contextlib.contextmanager
+def paused(proc: subprocess.Popen) -> Iterator[None]:
+    """Freeze a pipeline (SIGSTOP to its process group; start it with ``start_new_session=True``)
+    while the test changes the world around it, say stops the logger's server.
+
+    Without it "the server dies while training still runs" is a race between the training and
+    the server's shutdown, which a loaded machine loses now and then.
+    """
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
 
 
 def project_files() -> list[str]:

@@ -21,7 +21,7 @@ import pytest
 from reprokit.core.fileio import read_json
 from tests.integration import mirror_readers as readers
 from tests.integration.conftest import MlflowServer
-from tests.projects import run, subprocess_env, write_params
+from tests.projects import paused, run, subprocess_env, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -176,8 +176,9 @@ def test_a_logger_down_during_training_costs_one_warning_and_the_mirror_fills_in
                             "logger": {"name": "mlflow", "args": {"tracking_uri": uri}, "timeout_s": 20.0}})
         pipeline = _Pipeline(repo, tmp_path / "dvc.log")
         _, live_run = pipeline.wait_for(lambda: _mlflow_first_epoch(uri, "reprokit"), "first epoch's loss in MLflow")
-        server.stop()
-        pipeline.assert_still_training()  # the next epochs go to a dead server
+        with paused(pipeline.proc):
+            pipeline.assert_still_training()  # the next epochs go to a dead server
+            server.stop()
         out = pipeline.finish()
         warnings = [line for line in out.splitlines() if "warning: live logging to mlflow stopped" in line]
         assert len(warnings) == 1, out[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import MlflowServer
-from tests.projects import run, subprocess_env, write_params
+from tests.projects import paused, run, subprocess_env, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def test_server_dies_mid_pipeline_then_reprokit_mirror_fills_the_run_in(pipeline
         # server dies as validate starts: the pipeline is under way, its mirror still to come.
         proc = subprocess.Popen(
             ["dvc", "repro", "--force", "--downstream", "validate"], cwd=pipeline_copy, env=subprocess_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         watchdog = threading.Timer(900, proc.kill)  # a hung pipeline must not hang the suite
         watchdog.daemon = True
@@ -81,7 +81,8 @@ def test_server_dies_mid_pipeline_then_reprokit_mirror_fills_the_run_in(pipeline
             head.append(line)
             if line.startswith("Running stage 'validate'"):
                 break
-        server.stop()
+        with paused(proc):  # frozen, the pipeline cannot reach its mirror stage before the server is down
+            server.stop()
         started = time.monotonic()
         rest, _ = proc.communicate(timeout=900)
         watchdog.cancel()
