@@ -52,7 +52,7 @@ browser:
 # The slowest tests are listed at the end of each run, so a test that grows expensive shows.
 # Three workers (pytest-xdist) on the 2 cores of the machine this is tested on: a slow test spends
 # part of its time waiting (servers starting, polling a stage that runs), which a third worker
-# fills (`make test`: 567 s with three, 608 s with two); --dist loadscope keeps a test module's
+# fills (`make test` on the working checkout: 567 s with three, 608 s with two); --dist loadscope keeps a test module's
 # tests (and its module-scoped finished pipeline) on one worker.
 PYTEST_PARALLEL := -q -n 3 --dist loadscope --durations=10
 

@@ -60,7 +60,12 @@ def imported_closure(module: str) -> set[Path]:
     """Every project file that running ``python -m module`` can import."""
     start = module_file(module)
     assert start is not None, module
-    seen = {start, *_package_inits(module)}
+    return file_closure(start, *_package_inits(module))
+
+
+def file_closure(*starts: Path) -> set[Path]:
+    """``starts`` and every project file they import, directly or not."""
+    seen = set(starts)
     todo = list(seen)
     while todo:
         current = todo.pop()

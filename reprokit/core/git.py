@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["GitState", "git_state", "git", "run_git", "excluded"]
+__all__ = ["GitState", "git_state", "git", "run_git", "excluded", "exp_refs"]
 
 
 def run_git(args: list[str], cwd: str | Path, binary: bool = False) -> subprocess.CompletedProcess:
@@ -20,6 +20,17 @@ def git(args: list[str], cwd: str | Path, check: bool = True) -> str:
     if check and out.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout
+
+
+def exp_refs(cwd: str | Path) -> list[tuple[str, str]]:
+    """``(refname, commit)`` of every ref under ``refs/exps`` (DVC experiments; none outside a repository)."""
+    out = run_git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], cwd).stdout
+    refs = []
+    for line in out.splitlines():
+        ref, _, rev = line.partition(" ")
+        if ref:
+            refs.append((ref, rev))
+    return refs
 
 
 def excluded(paths: tuple[str, ...]) -> list[str]:

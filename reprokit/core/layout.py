@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["RUNS_ROOT", "TrainDir", "ValidateDir", "VisualizeDir", "ReportDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
+__all__ = ["RUNS_ROOT", "TrainDir", "ArtifactsDir", "ValidateDir", "VisualizeDir", "ReportDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
 
 STAGES = ("train", "validate", "visualize")
 RUNS_ROOT = "runs"  # relative to the project; outputs, never part of the code a run records
@@ -40,12 +40,27 @@ class _StageDir:
         return f"{type(self).__name__}({self.root.as_posix()!r})"
 
 
+class ArtifactsDir(_StageDir):
+    """``runs/train/artifacts/``: what it takes to re-create the run (written by reprokit.provenance)."""
+
+    code = _Entry("code.tar.gz", "The git-tracked files as they were in the working tree at run time.")
+    diff = _Entry("diff.patch", "`git diff HEAD` of the tracked files, secrets scrubbed.")
+    git = _Entry("git.json", "Commit, branch, dirty flag.")
+    config = _Entry("config.yaml", "The resolved config, secret-looking values redacted.")
+    dataframe = _Entry("dataframe.csv")
+    dataframe_record = _Entry("dataframe.json", "The dataframe's sha256 and where it was read.")
+    tags = _Entry("tags.json", "User tags and automatic ones (git, the DVC experiment's name).")
+    env = _Entry("env.json", "Python, torch, Lightning and DVC versions, the installed packages, the seed.")
+    label_map = _Entry("label_map.csv", "With data.label_map: auto, the number each text label got.")
+
+
 class TrainDir(_StageDir):
     """``runs/train/``: the model, loss statistics, curves, logged media and reproducibility artifacts."""
 
     model = _Entry("model.ckpt")
     metrics = _Entry("metrics.json")
     identity = _Entry("run.json")
+    hparams = _Entry("hparams.json", "What Lightning's log_hyperparams received.")
     plots = _Entry("plots")
     step_table = _Entry("plots/step.tsv")
     epoch_table = _Entry("plots/epoch.tsv")
@@ -58,6 +73,10 @@ class TrainDir(_StageDir):
     artifacts = _Entry("artifacts")
     images = _Entry("images")
     texts = _Entry("text")
+
+    @property
+    def artifact_files(self) -> ArtifactsDir:
+        return ArtifactsDir(self.artifacts)
 
 
 class ValidateDir(_StageDir):

@@ -20,7 +20,7 @@ from reprokit.core.layout import RunsDir
 from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name
 from reprokit.core.secrets import redact
 
-__all__ = ["TrainedRun", "read_json_or_fail", "read_yaml_mapping", "deep_update", "read_trained_run", "run_params"]
+__all__ = ["TrainedRun", "read_json_or_fail", "read_yaml_mapping", "deep_update", "read_trained_run", "run_params", "read_run_tags"]
 
 
 def read_json_or_fail(path: Path, error: type[ReprokitError]) -> Any:
@@ -75,10 +75,16 @@ def run_params(runs: RunsDir, error: type[ReprokitError]) -> tuple[dict[str, Any
     own: they may have re-run alone with other values. The stages already redact; redacting again
     costs nothing and guards runs from older versions.
     """
-    config_yaml = runs.train.artifacts / "config.yaml"
+    config_yaml = runs.train.artifact_files.config
     found = config_yaml.is_file()
     params = read_yaml_mapping(config_yaml, error) if found else {}
     for record in (runs.validate.params, runs.visualize.params):
         if record.is_file():
             deep_update(params, read_yaml_mapping(record, error))
     return flatten(redact(params)), found
+
+
+def read_run_tags(runs: RunsDir, error: type[ReprokitError]) -> dict[str, Any]:
+    """The tags the training recorded (``{"tags": [...], "auto": {...}}``); {} when it recorded none."""
+    path = runs.train.artifact_files.tags
+    return read_json_or_fail(path, error) if path.is_file() else {}

@@ -54,6 +54,25 @@ def _number_text_hint(text: str) -> str | None:
     return "write the number without quotes"
 
 
+def _convert_float(value: Any, key: str) -> float:
+    """An int or float that a float32 holds, as a float; a one-line error (with a hint for a number
+    written as text) for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number; got {value!r}")
+        if abs(number) > FLOAT32_MAX:  # tensors, optimisers and loss terms hold it as a float32
+            raise ConfigError(f"{key} must be a number of magnitude ≤ {FLOAT32_MAX:.1e} (float32); got {value!r}")
+        return number
+    hint = _number_text_hint(value) if isinstance(value, str) else None
+    if hint:
+        raise ConfigError(f"{key} must be a number; got the string {value!r}", hint=hint)
+    raise ConfigError(f"{key} must be {_type_name(float)}; got {value!r}")
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -96,19 +115,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an integer beyond float's range
-                number = math.inf
-            if not math.isfinite(number):
-                raise ConfigError(f"{key} must be a finite number; got {value!r}")
-            if abs(number) > FLOAT32_MAX:  # tensors, optimisers and loss terms hold it as a float32
-                raise ConfigError(f"{key} must be a number of magnitude ≤ {FLOAT32_MAX:.1e} (float32); got {value!r}")
-            return number
-        hint = _number_text_hint(value) if isinstance(value, str) else None
-        if hint:
-            raise ConfigError(f"{key} must be a number; got the string {value!r}", hint=hint)
+        return _convert_float(value, key)
     elif tp is str:
         if isinstance(value, str):
             return value

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from reprokit.core.columns import BBOX_COLUMNS
 from reprokit.core.errors import DataFrameError
 from reprokit.data.cells import INVALID as _INVALID
 from reprokit.data.cells import is_missing as _missing
@@ -64,7 +65,6 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
-BBOX_COLUMNS = ("x_1", "x_2", "y_1", "y_2")
 SPLITS = ("train", "validation")
 
 

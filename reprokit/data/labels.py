@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from reprokit.core.fileio import write_text
+from reprokit.core.layout import ArtifactsDir
 from reprokit.data.cells import INVALID, is_missing, show, to_int
 from reprokit.data.problems import Problems
 
 __all__ = ["LABEL_MAP_KEY", "LABEL_MAP_FILE", "LabelMap", "check_labels", "write_label_map", "read_label_map", "number_labels"]
 
 LABEL_MAP_KEY = "reprokit_label_map"  # DataFrame.attrs key of the {text: integer} mapping
-LABEL_MAP_FILE = "label_map.csv"
+LABEL_MAP_FILE = ArtifactsDir.label_map.as_posix()
 _INTEGER_HINT = "every row needs an integer label (the identity its image shows), e.g. 0, 17, 4021"
 _TEXT_HINT = (
     "; these look like names (SKUs): set data.label_map: auto in params.yaml to number the distinct labels in "

@@ -92,7 +92,7 @@ class RunFolderLogger(Logger):
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         params = dict(params) if isinstance(params, Mapping) else vars(params)
-        write_json(self.root / "hparams.json", {k: _jsonable(v) for k, v in params.items()})
+        write_json(self.layout.hparams, {k: _jsonable(v) for k, v in params.items()})
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -28,7 +28,12 @@ from typing import Any
 
 from reprokit.core.errors import MirrorError
 from reprokit.core.layout import STAGES, RunsDir, media_name, parse_media_name
-from reprokit.core.run_record import read_json_or_fail, read_trained_run, run_params  # core: the report reads them too
+from reprokit.core.run_record import (  # core: the report reads them too
+    read_json_or_fail,
+    read_run_tags,
+    read_trained_run,
+    run_params,
+)
 from reprokit.core.scalars import Scalar, WallTimes, epoch_tag, read_wall_times, step_tag
 
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
@@ -178,7 +183,7 @@ def _read_scalars(runs: RunsDir, data: RunData) -> None:
         by_category = _json(runs.validate.by_category) if runs.validate.by_category.is_file() else {}
         data.scalars += _validate_scalars(_json(runs.validate.metrics), by_category, data.final_step)
     elif runs.validate.root.is_dir():
-        data.missing.append("validate/metrics.json")
+        data.missing.append(runs.validate.metrics.relative_to(runs.root).as_posix())
     data.scalars.sort(key=lambda s: (s.step, s.tag))
 
 
@@ -197,9 +202,8 @@ def _read_params_and_tags(runs: RunsDir, data: RunData, extra_tags: tuple[str, .
     """Params: the config train resolved, with the sections later stages record replacing its own."""
     data.params, found = run_params(runs, MirrorError)
     if not found and runs.train.root.is_dir():
-        data.missing.append("train/artifacts/config.yaml")
-    tags_file = runs.train.artifacts / "tags.json"
-    tags = _json(tags_file) if tags_file.is_file() else {}
+        data.missing.append(runs.train.artifact_files.config.relative_to(runs.root).as_posix())
+    tags = read_run_tags(runs, MirrorError)
     user = [str(t) for t in tags.get("tags", [])] + [str(t) for t in extra_tags]
     data.user_tags = list(dict.fromkeys(user))  # order-preserving de-duplication
     data.auto_tags.update({str(k): str(v) for k, v in sorted((tags.get("auto") or {}).items())})

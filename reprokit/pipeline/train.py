@@ -58,7 +58,7 @@ def run_identity(cfg: Config) -> dict[str, str]:
     fresh = new_run_identity(os.environ.get("DVC_EXP_NAME"))
     if not cfg.train.resume:
         return fresh
-    kept = resume_dir(cfg) / "run.json"
+    kept = TrainDir(resume_dir(cfg)).identity  # beside the checkpoint, as a training folder keeps it
     if kept.is_file():
         return {k: str(v) for k, v in read_json(kept).items() if k in ("run_id", "run_name")}
     if is_rank_zero():

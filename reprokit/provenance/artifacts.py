@@ -30,7 +30,7 @@ import yaml
 from reprokit.core.config import Config, redact, secret_values
 from reprokit.core.fileio import write_bytes, write_json, write_text
 from reprokit.core.git import GitState, excluded, git, git_state
-from reprokit.core.layout import RUNS_ROOT
+from reprokit.core.layout import RUNS_ROOT, ArtifactsDir
 from reprokit.core.secrets import scrub
 
 __all__ = ["write_run_artifacts", "code_snapshot", "auto_tags", "environment", "warn_untracked_imports"]
@@ -67,10 +67,11 @@ def code_snapshot(
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
-    write_bytes(out_dir / "code.tar.gz", buf.getvalue())
+    files = ArtifactsDir(out_dir)
+    write_bytes(files.code, buf.getvalue())
     diff = git(["diff", "HEAD", "--binary", "--", ".", *excluded(exclude)], project_dir, check=False) if state.commit else ""
-    write_bytes(out_dir / "diff.patch", scrub(diff.encode(), secrets))
-    write_json(out_dir / "git.json", state.to_dict())
+    write_bytes(files.diff, scrub(diff.encode(), secrets))
+    write_json(files.git, state.to_dict())
 
 
 def warn_untracked_imports(project_dir: Path) -> list[str]:
@@ -139,11 +140,12 @@ def environment(seed: int) -> dict[str, Any]:
 def write_run_artifacts(cfg: Config, dataframe_csv: Path, project_dir: Path, out_dir: Path) -> dict[str, Any]:
     state = git_state(project_dir, exclude=(RUNS_ROOT,))
     code_snapshot(project_dir, out_dir, state, secret_values(cfg.to_dict()))
-    write_text(out_dir / "config.yaml", yaml.safe_dump(redact(cfg.to_dict()), sort_keys=True))
+    files = ArtifactsDir(out_dir)
+    write_text(files.config, yaml.safe_dump(redact(cfg.to_dict()), sort_keys=True))
     data = dataframe_csv.read_bytes()
-    write_bytes(out_dir / "dataframe.csv", data)
-    write_json(out_dir / "dataframe.json", {"sha256": hashlib.sha256(data).hexdigest(), "path": str(dataframe_csv)})
+    write_bytes(files.dataframe, data)
+    write_json(files.dataframe_record, {"sha256": hashlib.sha256(data).hexdigest(), "path": str(dataframe_csv)})
     tags = {"tags": list(cfg.tags), "auto": auto_tags(state)}
-    write_json(out_dir / "tags.json", tags)
-    write_json(out_dir / "env.json", environment(cfg.seed))
+    write_json(files.tags, tags)
+    write_json(files.env, environment(cfg.seed))
     return tags

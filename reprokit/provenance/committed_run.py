@@ -152,7 +152,7 @@ def read_committed_run(repo: Path, rev: str) -> CommittedRun:
     metrics_path = validate.metrics.as_posix()
     metrics = json.loads(_read_text(fs, metrics_path, label, hint="commit the run's metrics after `dvc repro`"))
     # Per category in a file of its own once validate writes one (else still inside metrics.json).
-    by_category_path = Path(getattr(validate, "by_category", validate.root / "by_category.json")).as_posix()
+    by_category_path = validate.by_category.as_posix()
     if _exists(fs, by_category_path):
         by_category = json.loads(_read_text(fs, by_category_path, label)).get("by_category", {})
     else:

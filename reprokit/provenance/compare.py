@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from reprokit.core.columns import BBOX_COLUMNS
 from reprokit.core.errors import CompareError
 from reprokit.provenance.committed_run import VALIDATION_COLUMNS, CommittedRun, read_committed_run
 
 __all__ = ["Comparison", "Flip", "Retrieved", "compare_runs", "compare", "check_same_validation_data", "format_comparison",
            "titles"]
 
-BBOX = ("x_1", "x_2", "y_1", "y_2")
 TRUE_CELLS = {"true", "1", "1.0", "yes"}
 DEFAULT_METRIC, DEFAULT_TOP_K = "map@5", 5
 
@@ -69,7 +69,7 @@ def _example(values) -> str:
 def _normalised(column: str, values: pd.Series) -> pd.Series:
     if column in ("is_query", "is_gallery"):
         return values.astype(str).str.strip().str.lower().isin(TRUE_CELLS)
-    if column == "label" or column in BBOX:
+    if column == "label" or column in BBOX_COLUMNS:
         return values.map(lambda v: str(v).strip()).map(lambda v: str(float(v)) if v not in ("", "nan") else "")
     return values.astype(str).str.strip()
 
@@ -130,7 +130,7 @@ def _check_rows(a: CommittedRun, b: CommittedRun) -> None:
     va, vb = a.validation, b.validation
     for frame, run, name in ((va, a, "A"), (vb, b, "B")):
         counts = frame["path"].value_counts()
-        if (counts > 1).any() and not all(c in frame.columns for c in BBOX):
+        if (counts > 1).any() and not all(c in frame.columns for c in BBOX_COLUMNS):
             raise CompareError(f"{name} ({run.label}): validation paths repeat without bounding boxes "
                                f"(e.g. {counts.index[0]!r}); compare matches items by path")
     _check_paths("validation items (the dataframe's validation rows)", set(va["path"]), set(vb["path"]),
@@ -138,7 +138,7 @@ def _check_rows(a: CommittedRun, b: CommittedRun) -> None:
     if va["path"].duplicated().any() or vb["path"].duplicated().any():
         return  # several boxes per image: rows are matched by path only, as far as that goes
     ia, ib = va.set_index("path"), vb.set_index("path").reindex(va["path"])
-    for column in (*VALIDATION_COLUMNS, *BBOX):
+    for column in (*VALIDATION_COLUMNS, *BBOX_COLUMNS):
         in_a, in_b = column in ia.columns, column in ib.columns
         if in_a != in_b:
             raise CompareError(f"the runs used different validation data: column {column!r} is only in "

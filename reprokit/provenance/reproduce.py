@@ -33,7 +33,7 @@ import yaml
 
 from reprokit.core.config import flatten
 from reprokit.core.errors import ReproduceError
-from reprokit.core.git import run_git
+from reprokit.core.git import exp_refs, run_git
 from reprokit.core.layout import RUNS_ROOT
 from reprokit.core.stage_runner import REPRODUCING_ENV
 
@@ -92,8 +92,7 @@ def resolve_rev(rev: str, repo: Path) -> str:
     out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo)
     if out.returncode == 0:
         return out.stdout.strip()
-    refs = run_git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout.split("\n")
-    matches = [line.split()[1] for line in refs if line and line.split()[0].rsplit("/", 1)[-1] == rev]
+    matches = [commit for ref, commit in exp_refs(repo) if ref.rsplit("/", 1)[-1] == rev]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

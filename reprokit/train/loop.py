@@ -117,6 +117,28 @@ def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callba
     )
 
 
+def _resume_point(state_dir: Path, logger: RunFolderLogger, callbacks: list[pl.Callback]) -> str | None:
+    """Checkpoint every epoch into ``state_dir``; the checkpoint to resume from when one is there
+    (the logger's curves restored to it), else None."""
+    # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end (published by the logger).
+    (state_dir / f"{_PENDING}.ckpt").unlink(missing_ok=True)
+    callbacks.append(
+        ModelCheckpoint(dirpath=state_dir, filename=_PENDING, every_n_epochs=1, save_top_k=1, enable_version_counter=False)
+    )
+    if not (state_dir / "last.ckpt").exists():
+        return None
+    ckpt_path = str(state_dir / "last.ckpt")
+    logger.restore()
+    print(f"train: resuming from {ckpt_path}", file=sys.stderr)
+    return ckpt_path
+
+
+def _save_outputs(out: TrainDir, module: EmbeddingModule, cfg: Config, in_channels: int) -> None:
+    save_model(out.model, module.model, cfg, in_channels=in_channels)
+    if not out.validation_table.exists():  # nothing validated: a header, still the declared output
+        write_table(out.validation_table, ["epoch", "step"], [])
+
+
 def train(
     cfg: Config,
     df: pd.DataFrame,
@@ -157,17 +179,7 @@ def train(
         monitor = cfg.train.monitor if cfg.train.checkpoint == "best" else None
         validation = EpochValidation(validator, cfg.train.validate_every_n_epochs, cfg.train.epochs, monitor, on_validation)
         callbacks.append(validation)
-    ckpt_path = None
-    if state_dir is not None:
-        # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end (published by the logger).
-        (state_dir / f"{_PENDING}.ckpt").unlink(missing_ok=True)
-        callbacks.append(
-            ModelCheckpoint(dirpath=state_dir, filename=_PENDING, every_n_epochs=1, save_top_k=1, enable_version_counter=False)
-        )
-        if (state_dir / "last.ckpt").exists():
-            ckpt_path = str(state_dir / "last.ckpt")
-            logger.restore()
-            print(f"train: resuming from {ckpt_path}", file=sys.stderr)
+    ckpt_path = _resume_point(state_dir, logger, callbacks) if state_dir is not None else None
     trainer = make_trainer(cfg, logger, callbacks)
     trainer.fit(module, loader, ckpt_path=ckpt_path)
     if cfg.train.resume and trainer.is_global_zero:
@@ -180,9 +192,7 @@ def train(
     if validation is not None and validation.stopped_at is not None and trainer.is_global_zero:
         print(f"train: stopped after epoch {validation.stopped_at}: a validation hook asked to", file=sys.stderr)
     if trainer.is_global_zero:
-        save_model(TrainDir(out_dir).model, module.model, cfg, in_channels=in_channels)
-        if not TrainDir(out_dir).validation_table.exists():  # nothing validated: a header, still the declared output
-            write_table(TrainDir(out_dir).validation_table, ["epoch", "step"], [])
+        _save_outputs(TrainDir(out_dir), module, cfg, in_channels)
     # The loss, then its statistics in the order the loss returns them (triplet: pos_dist, neg_dist,
     # active_tri), then anything else logged per epoch (a run resumed after its last step logs nothing).
     order = dict.fromkeys(("loss", *module.stat_names, *final))

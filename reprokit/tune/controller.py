@@ -23,7 +23,6 @@ import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import psutil
 
 from reprokit.core.config import config_from_dict, read_yaml
 from reprokit.core.errors import ConfigError, SweepError
+from reprokit.core.git import run_git
 from reprokit.core.study_storage import (
     STORAGE_ENV,
     STUDY_ENV,
@@ -74,7 +74,7 @@ class SweepOptions:
 
 
 def repo_root(start: Path) -> Path:
-    proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True)
+    proc = run_git(["rev-parse", "--show-toplevel"], start)
     if proc.returncode != 0:
         raise SweepError(f"{start} is not inside a git repository: a trial is a DVC experiment, which needs one",
                          hint="run `git init` and commit the project first")
@@ -90,7 +90,7 @@ def study_location(repo: Path, name: str, storage: str | None) -> str:
 
 
 def _head(repo: Path) -> str:
-    proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    proc = run_git(["rev-parse", "HEAD"], repo)
     if proc.returncode != 0:
         raise SweepError(f"{repo} has no commit yet: DVC experiments are based on one", hint="commit the project first")
     return proc.stdout.strip()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reprokit.core.errors import SweepError
+from reprokit.core.git import run_git
 from reprokit.tune.sweep_file import Sweep, trial_overrides
 from reprokit.tune.trials import exp_command, experiment_metrics, find_experiment
 
@@ -30,7 +31,7 @@ def promote(repo: Path, sweep: Sweep, study: Any) -> dict[str, Any]:
     best = study.best_trial
     name = f"{sweep.name}-best-{best.number}"
     overrides = trial_overrides(sweep, best.params, trial=None, promote=True)
-    baseline = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    baseline = run_git(["rev-parse", "HEAD"], repo).stdout.strip()
     exp = find_experiment(repo, name, baseline)
     if exp is None:
         print(f"reprokit sweep {sweep.name}: promoting trial {best.number} as {name} (full training split, "
@@ -42,8 +43,7 @@ def promote(repo: Path, sweep: Sweep, study: Any) -> dict[str, Any]:
         exp = find_experiment(repo, name, baseline)
     if exp is None:
         raise SweepError(f"promoting trial {best.number}: experiment {name!r} not found after it ran")
-    branch = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], cwd=repo,
-                            capture_output=True, text=True)
+    branch = run_git(["rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], repo)
     if branch.returncode != 0:
         made = subprocess.run(["dvc", "exp", "branch", name, name], cwd=repo, capture_output=True, text=True)
         if made.returncode != 0:

@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from reprokit.core.git import exp_refs, run_git
 from reprokit.core.layout import RunsDir
 
 __all__ = [
@@ -123,16 +124,10 @@ class Experiment:
     baseline: str
 
 
-def _git(args: list[str], repo: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
-
-
 def list_experiments(repo: Path) -> list[Experiment]:
     """Every DVC experiment of the repository: ``refs/exps/<2 hex>/<38 hex>/<name>``."""
-    out = _git(["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo).stdout
     found = []
-    for line in out.splitlines():
-        ref, _, rev = line.partition(" ")
+    for ref, rev in exp_refs(repo):
         parts = ref.split("/")
         if len(parts) == 5 and len(parts[2]) == 2:
             found.append(Experiment(parts[4], rev, parts[2] + parts[3]))
@@ -146,7 +141,7 @@ def find_experiment(repo: Path, name: str, baseline: str | None = None) -> Exper
 
 def experiment_metrics(repo: Path, rev: str) -> dict[str, float] | None:
     """``overall`` of the experiment's validate metrics, or None when the commit has none."""
-    proc = _git(["show", f"{rev}:{METRICS_PATH}"], repo)
+    proc = run_git(["show", f"{rev}:{METRICS_PATH}"], repo)
     if proc.returncode != 0:
         return None
     try:
@@ -173,7 +168,7 @@ def failure_reason(log_path: Path, returncode: int | None) -> str:
 
 
 def git_remote(repo: Path, name: str = "origin") -> str | None:
-    proc = _git(["remote", "get-url", name], repo)
+    proc = run_git(["remote", "get-url", name], repo)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 

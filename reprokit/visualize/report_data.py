@@ -15,7 +15,7 @@ from typing import Any
 from reprokit.core.config import config_from_dict, flatten, redact
 from reprokit.core.errors import ReportError
 from reprokit.core.layout import RunsDir
-from reprokit.core.run_record import read_json_or_fail, read_trained_run, read_yaml_mapping, run_params
+from reprokit.core.run_record import read_json_or_fail, read_run_tags, read_trained_run, read_yaml_mapping, run_params
 
 __all__ = ["RunIdentity", "ParamChange", "ReportData", "gather_report", "read_curve"]
 
@@ -85,10 +85,9 @@ def read_curve(path: Path) -> dict[str, list[float]]:
 
 def _identity(runs: RunsDir) -> RunIdentity:
     trained = read_trained_run(runs, ReportError, "no run to report")
-    git = runs.train.artifacts / "git.json"
+    git = runs.train.artifact_files.git
     state = _json(git) if git.is_file() else {}
-    tags_file = runs.train.artifacts / "tags.json"
-    tags = _json(tags_file) if tags_file.is_file() else {}
+    tags = read_run_tags(runs, ReportError)
     return RunIdentity(
         run_name=trained.run_name,
         run_id=trained.run_id,
@@ -106,7 +105,7 @@ def _run_params(runs: RunsDir, missing: list[str]) -> dict[str, Any]:
     """The params the run used, as the mirror gives its logger run."""
     params, found = run_params(runs, ReportError)
     if not found:
-        missing.append("train/artifacts/config.yaml")
+        missing.append(runs.train.artifact_files.config.relative_to(runs.root).as_posix())
     return params
 
 

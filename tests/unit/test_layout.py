@@ -12,7 +12,7 @@ from reprokit.core.layout import RUNS_ROOT, RunsDir, TrainDir, ValidateDir
 from reprokit.core.stage_runner import stage_parser
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STAGE_DIRS = (layout.TrainDir, layout.ValidateDir, layout.VisualizeDir, layout.ReportDir, layout.MirrorDir)
+STAGE_DIRS = (layout.TrainDir, layout.ArtifactsDir, layout.ValidateDir, layout.VisualizeDir, layout.ReportDir, layout.MirrorDir)
 
 
 def _entries(cls: type) -> list[str]:
@@ -34,6 +34,7 @@ def test_an_entry_read_on_the_class_is_its_relative_path_and_on_a_folder_is_belo
     assert TrainDir.step_table == Path("plots/step.tsv")
     assert TrainDir("elsewhere/train").step_table == Path("elsewhere/train/plots/step.tsv")
     assert ValidateDir("v").by_category_table == Path("v/plots/by_category.tsv")
+    assert RunsDir().train.artifact_files.config == Path("runs/train/artifacts/config.yaml")
 
 
 def test_runs_dir_puts_each_stage_under_the_runs_root():
@@ -83,3 +84,27 @@ def test_no_module_but_the_layout_spells_a_run_folder_path():
         if value == RUNS_ROOT or value.startswith(f"{RUNS_ROOT}/")
     ]
     assert not spelled, "run paths spelled outside reprokit/core/layout.py:\n" + "\n".join(spelled)
+
+
+# Names a run-folder file shares with something else: the project's own params.yaml, and the CSV
+# logger's tags.json in its own folder under logs/.
+NOT_RUN_FILES = {("*", "params.yaml"), ("reprokit/mirror/csv_backend.py", "tags.json")}
+
+
+def test_no_module_but_the_layout_spells_a_run_folder_file_name():
+    files = {
+        name
+        for cls in STAGE_DIRS
+        for entry in _entries(cls)
+        for name in (getattr(cls, entry).as_posix(), getattr(cls, entry).name)
+        if "." in name  # files, not folders ("plots", "text" are common words)
+    }
+    sources = sorted((PROJECT_ROOT / "reprokit").rglob("*.py")) + sorted((PROJECT_ROOT / "stages").rglob("*.py"))
+    owner = PROJECT_ROOT / "reprokit" / "core" / "layout.py"
+    spelled = []
+    for path in sources:
+        rel = path.relative_to(PROJECT_ROOT).as_posix()
+        for line, value in _string_constants(path) if path != owner else []:
+            if value in files and ("*", value) not in NOT_RUN_FILES and (rel, value) not in NOT_RUN_FILES:
+                spelled.append(f"{rel}:{line}: {value!r}")
+    assert not spelled, "run-folder file names spelled outside reprokit/core/layout.py:\n" + "\n".join(spelled)

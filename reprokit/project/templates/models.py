@@ -2,8 +2,8 @@
 
 Out of the box it is reprokit's small CNN. Replace the body with your own network: any
 `nn.Module` that maps an image batch [N, C, H, W] (C = 1 for data.image_mode L, 3 for RGB) to
-embeddings [N, D]. This file is a dependency of the train and validate stages in dvc.yaml, so
-editing it re-runs them; the checkpoint records `model.name` and `model.args` to rebuild it.
+embeddings [N, D]. This file is a dependency of the train, validate and visualize stages in
+dvc.yaml, so editing it re-runs them; the checkpoint records `model.name` and `model.args` to rebuild it.
 """
 
 from torch import nn

@@ -1,4 +1,4 @@
-"""mirror: replay runs/train, runs/validate, runs/visualize into the configured logger.
+"""mirror: replay runs/train, runs/validate, runs/visualize and runs/report into the configured logger.
 
 The stage's entry point, called by dvc.yaml; the work is in reprokit.pipeline.mirror.
 """
