@@ -6,6 +6,7 @@ each test sweeps a private copy of it. Trials train without the tuning labels an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -167,6 +168,16 @@ tune_fraction: 0.2
 """
 
 
+def _pending(pid: int, sig: int) -> bool:
+    """Whether ``sig`` waits, undelivered, for process ``pid`` (a stopped process keeps it pending)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    shared = next(line for line in status.splitlines() if line.startswith("ShdPnd:"))
+    return bool(int(shared.split()[1], 16) & (1 << (sig - 1)))
+
+
 def _trials_now(repo: Path) -> list:
     try:
         return load_study(repo, "kill").trials
@@ -237,11 +248,23 @@ def test_ctrl_c_stops_the_running_trial_and_the_same_command_asks_its_params_aga
     controller = subprocess.Popen(["reprokit", "sweep", "sweeps/kill.yaml"], cwd=repo, env=subprocess_env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
-    while not any("trial_pid" in t.user_attrs for t in _trials_now(repo)):
+    while not (started := [t for t in _trials_now(repo) if "trial_pid" in t.user_attrs]):
         assert controller.poll() is None and time.monotonic() < deadline, controller.stdout.read()
-        time.sleep(1)
-    time.sleep(5)
-    controller.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        time.sleep(0.2)
+    # Frozen (SIGSTOP to its process group), the trial cannot end before the Ctrl-C reaches the
+    # controller: a fixed sleep here was a race that a loaded machine lost (the trial finished first).
+    trial_group = started[0].user_attrs["trial_pid"]
+    os.killpg(trial_group, signal.SIGSTOP)
+    try:
+        controller.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        # The controller stops the trial's group with SIGTERM: wait until it is pending, then let it act.
+        stop_by = time.monotonic() + 60
+        while not _pending(trial_group, signal.SIGTERM) and controller.poll() is None and time.monotonic() < stop_by:
+            time.sleep(0.1)
+    finally:
+        # A SIGTERM whose default action is to end the process ends it even while stopped: nothing to continue.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(trial_group, signal.SIGCONT)
     out, _ = controller.communicate(timeout=120)
     assert controller.returncode == 130, out
     assert "interrupted: 1 running trial(s) marked failed" in out
