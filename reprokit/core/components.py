@@ -17,7 +17,7 @@ from reprokit.core.checks import require as _require
 from reprokit.core.errors import ConfigError
 from reprokit.core.schema import load_dataclass, to_plain
 
-__all__ = ["ModelConfig", "LossConfig", "MODEL_ARGS", "LOSS_ARGS", "SimpleCNNArgs", "TripletArgs"]
+__all__ = ["ModelConfig", "LossConfig", "OptimizerConfig", "SchedulerConfig", "MinerConfig", "AugmentConfig", "AUTO", "MODEL_ARGS", "LOSS_ARGS", "SimpleCNNArgs", "TripletArgs"]
 
 MAX_WIDTH = 2**16  # simple_cnn's channels and embedding_dim
 CALLABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -117,6 +117,95 @@ class LossConfig(_Component):
     """The training loss, built as ``build(**args)``; called as ``loss(embeddings, labels)``, it
     returns the loss, or (loss, {name: scalar}) statistics logged beside it."""
 
-    name: str = "triplet"  # a built-in (triplet) or "module:callable"
+    name: str = "triplet"  # a built-in (triplet), "pml:<Class>" or "module:callable"
     args: dict[str, Any] = field(default_factory=dict)
+    # The learning rate of the loss's own parameters (ArcFace's, ProxyAnchor's proxies): a parameter
+    # group of their own; null: the optimiser's learning rate.
+    lr: float | None = None
     builtins: ClassVar[dict[str, type]] = LOSS_ARGS
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        _require(self.lr is None or self.lr > 0, f"{key}.lr", "null or a number > 0", self.lr)
+        check_auto_args(key, self.args)
+
+
+# ``auto`` in a loss's (or miner's) args is filled at build time from what the run knows.
+AUTO = "auto"
+AUTO_FILLED = {
+    "num_classes": "the number of training labels",
+    "embedding_size": "the size of the model's embeddings (its probe)",
+}
+
+
+def check_auto_args(key: str, args: dict[str, Any]) -> None:
+    for name, value in args.items():
+        if value == AUTO and name not in AUTO_FILLED:
+            filled = ", ".join(f"{k} ({v})" for k, v in AUTO_FILLED.items())
+            raise ConfigError(
+                f"{key}.args.{name} must not be 'auto': only {filled} are filled in; got 'auto'",
+                hint=f"write a value for {key}.args.{name}",
+            )
+
+
+@dataclass(frozen=True)
+class LibraryBlock:
+    """A ``{name, args}`` block naming a class of a library (``torch.optim``, ``kornia.augmentation``,
+    ``pml:<Class>``) or the user's ``module:callable``. The name is resolved where the block is built
+    (reprokit.train.library), so that reading the config never imports the library."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        ok = re.fullmatch(r"[A-Za-z_]\w*", self.name) is not None or CALLABLE_NAME.fullmatch(self.name) is not None
+        _require(ok, f"{key}.name", "a class name (e.g. AdamW) or 'module:callable'", self.name)
+        for k, v in self.args.items():
+            _require(_plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig(LibraryBlock):
+    """``train.optimizer``: a class of ``torch.optim`` or ``module:callable``, built as
+    ``Class(param_groups, **args)``. ``train.lr``/``train.weight_decay`` fill ``lr``/``weight_decay``."""
+
+    name: str = "Adam"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig(LibraryBlock):
+    """``train.scheduler``: a class of ``torch.optim.lr_scheduler`` or ``module:callable``, built as
+    ``Class(optimizer, **args)`` and stepped every ``interval`` (an epoch or an optimiser step); the
+    first ``warmup_steps`` optimiser steps scale its learning rate linearly up from 1/warmup_steps."""
+
+    name: str = "CosineAnnealingLR"
+    args: dict[str, Any] = field(default_factory=dict)
+    interval: Literal["epoch", "step"] = "epoch"
+    warmup_steps: int = 0
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        _at_least(key, "warmup_steps", self.warmup_steps, 0)
+
+
+@dataclass(frozen=True)
+class MinerConfig(LibraryBlock):
+    """``train.miner``: ``pml:<Class>`` (pytorch_metric_learning.miners) or ``module:callable``, called
+    as ``miner(embeddings, labels)``; its tuples go to a ``pml:`` loss as ``indices_tuple``."""
+
+    name: str = "pml:MultiSimilarityMiner"
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        check_auto_args(key, self.args)
+
+
+@dataclass(frozen=True)
+class AugmentConfig(LibraryBlock):
+    """One entry of ``train.augment``: a class of ``kornia.augmentation`` or ``module:callable``, built as
+    ``Class(**args)`` and applied to each training batch [N, C, H, W] (values in [0, 1]) on its device."""
+
+    name: str = "RandomHorizontalFlip"
+    args: dict[str, Any] = field(default_factory=dict)
