@@ -1,8 +1,10 @@
 """Samplers and pruners by name: ``sampler: tpe`` or ``sampler: {name: tpe, args: {n_startup_trials: 5}}``.
 
 Each name maps to an Optuna class; ``args`` are its keyword arguments, checked against its
-signature before any trial (unknown ones are one line listing the allowed). Samplers are seeded
-with the sweep's ``seed``: the same sweep file proposes the same parameters in the same order.
+signature before any trial (unknown ones are one line listing the allowed), plus reprokit's own
+(``parallel`` for tpe). The study's sampler is a ``proposals.ProposalSampler``: trial *i* proposes
+what the named sampler, seeded from the sweep's ``seed`` and *i*, gives, so every worker asking
+for trial *i* gets the same parameters (see ``proposals``).
 """
 
 from __future__ import annotations
@@ -15,33 +17,15 @@ from typing import Any
 
 from reprokit.core.errors import ConfigError
 from reprokit.core.study_storage import PRUNERS as STUDY_PRUNERS
+from reprokit.tune.proposals import OWN_SAMPLER_ARGS, ProposalSampler
 
 __all__ = ["Component", "SAMPLERS", "PRUNERS", "check_component", "build_sampler", "build_pruner"]
 
-SAMPLERS = {"grid": "reprokit.tune.components:AskTellGridSampler", "random": "optuna.samplers:RandomSampler",
+SAMPLERS = {"grid": "optuna.samplers:GridSampler", "random": "optuna.samplers:RandomSampler",
             "tpe": "optuna.samplers:TPESampler"}
 PRUNERS = {name: f"optuna.pruners:{cls}" for name, cls in STUDY_PRUNERS.items()}
 # Set by the sweep itself, never in args.
 _OWN_ARGS = {"seed", "search_space"}
-
-
-def _grid_sampler() -> type:
-    from optuna.samplers import GridSampler
-
-    class AskTellGridSampler(GridSampler):
-        """Optuna's GridSampler, minus its ``study.stop()`` once the grid is covered: that works only inside
-        ``optimize()``, and the controller (ask/tell) counts the trials itself."""
-
-        def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001 - Optuna's signature
-            return None
-
-    return AskTellGridSampler
-
-
-def __getattr__(name: str) -> type:  # AskTellGridSampler, built on first use: optuna is imported lazily
-    if name == "AskTellGridSampler":
-        return _grid_sampler()
-    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -73,14 +57,21 @@ def check_component(path: Path, what: str, raw: str | dict[str, Any], registry: 
             raise ConfigError(f"{path}: {what}.args must be a mapping; got {args!r}")
     if name not in registry:
         raise ConfigError(f"{path}: {what} must be one of {', '.join(registry)}; got {name!r}")
-    allowed = [a for a in _allowed_args(_class(registry[name])) if a not in _OWN_ARGS]
+    own = OWN_SAMPLER_ARGS.get(name, {}) if registry is SAMPLERS else {}
+    allowed = [a for a in _allowed_args(_class(registry[name])) if a not in _OWN_ARGS] + list(own)
     bad = sorted(a for a in args if a not in allowed)
     if bad:
         raise ConfigError(
             f"{path}: {what}.args for {name!r} has unknown key {bad[0]!r}; allowed: {', '.join(allowed) or '(none)'}"
         )
+    parallel = args.get("parallel", 1)
+    if "parallel" in own and (isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1):
+        raise ConfigError(f"{path}: {what}.args.parallel must be an integer ≥ 1 (how many {name} trials may run at "
+                          f"once across all workers, each learning from the trials that many places before it); "
+                          f"got {parallel!r}")
     try:
-        _class(registry[name])(**_build_args(name, args, seed=0, grid={"x": [0]}))
+        optuna_args = {k: v for k, v in args.items() if k not in own}
+        _class(registry[name])(**_build_args(name, optuna_args, seed=0, grid={"x": [0]}))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {what}.args for {name!r} are rejected by Optuna: {' '.join(str(exc).split())}") from None
     return Component(name, dict(args))
@@ -95,8 +86,10 @@ def _build_args(name: str, args: dict[str, Any], seed: int, grid: dict[str, list
     return out
 
 
-def build_sampler(component: Component, seed: int, grid: dict[str, list[Any]]) -> Any:
-    return _class(SAMPLERS[component.name])(**_build_args(component.name, component.args, seed, grid))
+def build_sampler(component: Component, seed: int, distributions: dict[str, Any], grid: dict[str, list[Any]],
+                  direction: str = "maximize") -> Any:
+    """The study's sampler: proposals that depend on (seed, trial index), never on the worker."""
+    return ProposalSampler(component.name, component.args, seed, distributions, grid, direction)
 
 
 def build_pruner(component: Component) -> Any:

@@ -14,7 +14,10 @@ counted trials (see ``study``), so the same command run again continues where it
 
 Several workers (clones, machines) share one study through ``--storage postgresql://...``; each
 recovers only its own trials (host + clone path), and a trial asked beyond the number by two
-workers at once is discarded before it runs.
+workers at once is discarded before it runs. What a trial proposes depends on the study, not on
+the worker that asks (``proposals``): trial *i* of a seeded sweep proposes the same params
+anywhere. A TPE trial past its start-up waits, asked but not started, until the earlier trials it
+learns from have finished (in any worker); meanwhile this controller keeps recording its own.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from reprokit.core.study_storage import (
     public_url,
 )
 from reprokit.tune.devices import DevicePool, plan_jobs, visible_gpus
+from reprokit.tune.proposals import PROPOSAL_ATTR, REASK_ATTR, proposal_index, tpe_waits_for
 from reprokit.tune.study import counts, open_study, set_attr, study_trial_id, tally, worker_id
 from reprokit.tune.sweep_file import Sweep, candidate_config, load_sweep, trial_overrides
 from reprokit.tune.trials import (
@@ -63,6 +67,7 @@ __all__ = ["run_sweep", "SweepOptions", "repo_root", "study_location", "PROG"]
 
 PROG = "reprokit sweep"
 POLL_S = 0.25
+PENDING_POLL_S = 1.0  # how often a waiting TPE trial looks whether the trials it learns from have finished
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class Controller:
         self.me = psutil.Process(os.getpid())
         self.distributions = sweep.distributions()
         self.running: dict[int, RunningTrial] = {}
+        self.pending: Any = None  # a TPE trial asked, waiting for the trials it learns from (no params yet)
+        self.pending_said: list[int] | None = None
         self.logs = repo / ".reprokit" / "sweeps" / sweep.name / "logs"
         # Workers sharing a database study share their experiments too: each pushes its own to origin.
         self.push = is_database_url(storage_text) and git_remote(repo) is not None
@@ -146,12 +153,16 @@ class Controller:
         self.study.tell(number, state=self.states.FAIL)
         _say(self.sweep, f"trial {number} failed: {reason}")
 
-    def _interrupt(self, number: int, params: dict[str, Any], reason: str) -> None:
-        """Told FAIL as interrupted (not counted), its params enqueued: the next ask runs them again."""
+    def _interrupt(self, number: int, params: dict[str, Any], reason: str, proposal: int | None) -> None:
+        """Told FAIL as interrupted (not counted), its params enqueued: the next ask runs them again.
+        The re-ask keeps the proposal index (a trial interrupted before it had params proposes it then)."""
         self._attr(number, "interrupted", True)
         self._attr(number, "reason", reason)
         self.study.tell(number, state=self.states.FAIL)
-        self.study.enqueue_trial(params, user_attrs={"reasked_from": number})
+        attrs = {REASK_ATTR: number, "params_fixed": bool(params)}
+        if proposal is not None:
+            attrs[PROPOSAL_ATTR] = proposal
+        self.study.enqueue_trial(params, user_attrs=attrs)
 
     def _outcome(self, number: int, exp_name: str, elapsed: float | None) -> str | None:
         """Tell COMPLETE from the saved experiment; or the reason it cannot be (None: told)."""
@@ -187,7 +198,8 @@ class Controller:
             if self._outcome(t.number, name, None) is None:
                 _say(self.sweep, f"trial {t.number} ({name}) had finished before its controller stopped: recorded, not run again")
                 continue
-            self._interrupt(t.number, t.params, f"interrupted: its controller (pid {pid}) stopped while it ran")
+            self._interrupt(t.number, t.params, f"interrupted: its controller (pid {pid}) stopped while it ran",
+                            a.get(PROPOSAL_ATTR))
             _say(self.sweep, f"trial {t.number} was left running by a stopped controller: marked failed, its params asked again")
 
     # ------------------------------------------------------------------ asking and running
@@ -197,16 +209,57 @@ class Controller:
         t = tally(self.study.get_trials(deepcopy=False))
         if len(t.counted) >= self.target and t.waiting == 0:
             return False
-        trial = self.study.ask(fixed_distributions=self.distributions)
-        rank = tally(self.study.get_trials(deepcopy=False)).rank(trial.number)
+        trial = self.study.ask()  # no params yet: they are suggested once the trial's proposal can be made
+        trials = self.study.get_trials(deepcopy=False)
+        rank = tally(trials).rank(trial.number)
         if rank is None or rank >= self.target:  # another worker asked at the same time: one too many
             trial.set_user_attr("discarded", True)
             self.study.tell(trial, state=self.states.FAIL)
             return False
-        self._start(trial)
+        if PROPOSAL_ATTR not in trial.user_attrs:  # a re-ask keeps its original's
+            trial.set_user_attr(PROPOSAL_ATTR, proposal_index(trials, trial.number))
+        # Whose it is, from the start: a controller killed while this trial waits leaves it to recover().
+        for key, value in {"worker": self.worker, "controller_pid": self.me.pid,
+                           "controller_started": self.me.create_time()}.items():
+            trial.set_user_attr(key, value)
+        self.pending = trial
+        self._start_pending()
         return True
 
+    def _waits_for(self, trial: Any) -> list[int] | None:
+        """None when the trial's proposal can be made now; else the trials it waits for (TPE only)."""
+        sampler, attrs = self.sweep.sampler, trial.user_attrs
+        if sampler.name != "tpe" or attrs.get("params_fixed"):
+            return None
+        proposer = self.study.sampler.proposer
+        return tpe_waits_for(self.study.get_trials(deepcopy=False), attrs[PROPOSAL_ATTR], proposer.startup,
+                             proposer.parallel)
+
+    def _start_pending(self) -> None:
+        waits = self._waits_for(self.pending)
+        if waits is None:
+            trial, self.pending, self.pending_said = self.pending, None, None
+            self._start(trial)
+        elif waits != self.pending_said:
+            self.pending_said = waits
+            what = f"trial(s) {', '.join(map(str, waits))}" if waits else "an earlier trial to be asked again"
+            _say(self.sweep, f"trial {self.pending.number} waits for {what} to finish: TPE's proposal "
+                             f"{self.pending.user_attrs[PROPOSAL_ATTR]} learns from them (sampler.args.parallel = "
+                             f"{self.study.sampler.proposer.parallel})")
+
+    def _suggest(self, trial: Any) -> None:
+        """The trial's params: its proposal (the study's sampler), or the fixed params of a re-ask."""
+        for p in self.sweep.space:
+            d = self.distributions[p.key]
+            if p.kind == "choice":
+                trial.suggest_categorical(p.key, list(p.choice))
+            elif p.kind == "int":
+                trial.suggest_int(p.key, d.low, d.high, step=d.step, log=d.log)
+            else:
+                trial.suggest_float(p.key, d.low, d.high, step=d.step, log=d.log)
+
     def _start(self, trial: Any) -> None:
+        self._suggest(trial)
         number, sweep = trial.number, self.sweep
         exp_name = f"{sweep.name}-{number}"
         overrides = trial_overrides(sweep, trial.params, number)
@@ -263,6 +316,8 @@ class Controller:
         self._fail(rt.number, reason, elapsed)
 
     def _wait(self) -> None:
+        """Until one of this controller's trials ends, or (a trial pending) a moment to look at the study again."""
+        deadline = time.monotonic() + PENDING_POLL_S
         while True:
             done = [rt for rt in self.running.values() if rt.proc.poll() is not None]
             if done:
@@ -270,15 +325,23 @@ class Controller:
                     del self.running[rt.number]
                     self._finish(rt)
                 return
+            if self.pending is not None and time.monotonic() > deadline:
+                return
             time.sleep(POLL_S)
 
     def _stop_running(self) -> None:
         for rt in list(self.running.values()):
             stop_process_group(rt.pid)
             self.pool.give_back(rt.devices)
-            self._interrupt(rt.number, rt.trial.params, "interrupted: the sweep was stopped (Ctrl-C) while it ran")
+            self._interrupt(rt.number, rt.trial.params, "interrupted: the sweep was stopped (Ctrl-C) while it ran",
+                            rt.trial.user_attrs.get(PROPOSAL_ATTR))
         n = len(self.running)
         self.running.clear()
+        if self.pending is not None:
+            trial, self.pending = self.pending, None
+            self._interrupt(trial.number, {}, "interrupted: the sweep was stopped (Ctrl-C) while it waited to start",
+                            trial.user_attrs.get(PROPOSAL_ATTR))
+            n += 1
         _say(self.sweep, f"interrupted: {n} running trial(s) marked failed, their params asked again when "
                          "the same command runs again")
 
@@ -302,9 +365,11 @@ class Controller:
         asking = True
         try:
             while True:
-                while asking and len(self.running) < self.jobs:
+                if self.pending is not None:
+                    self._start_pending()
+                while asking and self.pending is None and len(self.running) < self.jobs:
                     asking = self._ask_one()
-                if not self.running:
+                if not self.running and self.pending is None:
                     break
                 self._wait()
         except KeyboardInterrupt:
@@ -341,6 +406,11 @@ def run_sweep(opts: SweepOptions) -> int:
     controller.check_names_free()
     if note:
         _say(sweep, note)
+    parallel = controller.study.sampler.proposer.parallel
+    if sweep.sampler.name == "tpe" and jobs > parallel:
+        _say(sweep, f"note: after its start-up, TPE runs at most {parallel} trial(s) at once across all workers "
+                    f"(sampler.args.parallel = {parallel}: each learns from the trials that many places before it, "
+                    "so the sweep proposes the same params with any --jobs); raise it to run more at once")
     _say(sweep, f"study {sweep.name!r} in {public_url(storage_text)}: {target} trial(s), {jobs} at a time")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -31,7 +31,8 @@ def open_study(sweep: Sweep, storage: Any) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the controller prints its own lines
-    sampler = build_sampler(sweep.sampler, sweep.seed, sweep.grid() if sweep.sampler.name == "grid" else {})
+    sampler = build_sampler(sweep.sampler, sweep.seed, sweep.distributions(),
+                            sweep.grid() if sweep.sampler.name == "grid" else {}, sweep.direction)
     study = optuna.create_study(
         study_name=sweep.name, storage=storage, sampler=sampler, pruner=build_pruner(sweep.pruner),
         direction=sweep.direction, load_if_exists=True,
