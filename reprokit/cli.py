@@ -7,6 +7,7 @@
     reprokit compare A B [--html PATH]                metric deltas and the queries that flipped between two runs
     reprokit sweep FILE [--jobs N] [--storage URL] [--trials N] [--show [--html PATH]] [--promote]
                                                       tune: each trial a DVC experiment, Optuna choosing
+    reprokit convert {cub,cars,sop,inshop} SRC --out DIR  a standard benchmark's official folder -> DIR/df.csv (OML)
 
 Errors are one line on stderr with a non-zero exit; ``--verbose`` or REPROKIT_DEBUG=1 adds the traceback.
 """
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--params", default="params.yaml")
     chk.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    cnv = sub.add_parser("convert", help="write the OML dataframe of a standard benchmark from its official folder")
+    cnv.add_argument("dataset", choices=("cub", "cars", "sop", "inshop"))
+    cnv.add_argument("src", help="the folder the dataset's archive unpacks to (never downloaded)")
+    cnv.add_argument("--out", required=True, help="the folder df.csv is written into, e.g. data/cub")
+    cnv.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -154,6 +161,13 @@ def _model_problems(cfg) -> list:
     return found
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from reprokit.data.convert import convert, describe
+
+    print(describe(convert(args.dataset, args.src, args.out)))
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from reprokit.provenance.compare import compare_runs, format_comparison, titles
 
@@ -191,7 +205,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init,
-                "compare": _compare, "sweep": _sweep}
+                "compare": _compare, "sweep": _sweep, "convert": _convert}
     run_main(lambda: handlers[args.command](args), "reprokit")
 
 
