@@ -6,6 +6,7 @@ was expected there: a missing file names the file the layout needs, a malformed 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -96,5 +97,6 @@ def check_counted(path: Path, rows: list, header_count: str) -> None:
 
 def missing_images(src: Path, paths: Sequence[str]) -> tuple[int, str | None]:
     """(how many of ``paths`` are not files under ``src``, the first of them)."""
-    missing = [p for p in paths if not (src / p).is_file()]
+    base = os.fspath(src)  # os.path, not pathlib: a third of the time on SOP's 120,053 images
+    missing = [p for p in paths if not os.path.isfile(os.path.join(base, p))]
     return len(missing), (missing[0] if missing else None)
