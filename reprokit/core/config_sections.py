@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reprokit.core.checks import at_least as _at_least
-from reprokit.core.checks import greater_than_zero as _greater_than_zero
 from reprokit.core.checks import ks as _ks
 from reprokit.core.checks import non_negative as _non_negative
 from reprokit.core.checks import path as _path
 from reprokit.core.checks import require as _require
-from reprokit.core.components import LossConfig
+from reprokit.core.components import AugmentConfig, LossConfig, MinerConfig, OptimizerConfig, SchedulerConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.layout import RunsDir
 from reprokit.core.metric_names import EXTRA_METRICS, metric_names, unknown_extra_metrics
@@ -131,9 +130,14 @@ class TrainConfig:
     epochs: int = 8
     n_labels: int = 32  # labels per batch
     n_instances: int = 4  # instances of each label per batch
-    lr: float = 3e-3
-    weight_decay: float = 0.0
+    # Shorthand for train.optimizer.args.lr / .weight_decay (set one or the other, not both).
+    lr: float | None = 3e-3
+    weight_decay: float | None = None
     loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # torch.optim's Adam by default
+    scheduler: SchedulerConfig | None = None  # null: a constant learning rate
+    miner: MinerConfig | None = None  # for pml: losses (the built-in triplet mines with loss.args.miner)
+    augment: tuple[AugmentConfig, ...] = ()  # kornia.augmentation classes, training batches only
     num_workers: int = 0
     resume: bool = False
     log_every_n_steps: int = 1
@@ -162,8 +166,22 @@ class TrainConfig:
                 f"got {self.n_labels} × {n_inst} = {self.n_labels * n_inst}",
                 hint=f"use smaller batches or {key}.loss.args.miner: hard",
             )
-        _greater_than_zero(key, "lr", self.lr)
-        _non_negative(key, "weight_decay", self.weight_decay)
+        _require(self.lr is None or self.lr > 0, f"{key}.lr", "null or a number > 0", self.lr)
+        wd = self.weight_decay
+        _require(wd is None or wd >= 0, f"{key}.weight_decay", "null or a number ≥ 0", wd)
+        for short in ("lr", "weight_decay"):
+            if getattr(self, short) is not None and short in self.optimizer.args:
+                raise ConfigError(
+                    f"{key}.{short} and {key}.optimizer.args.{short} are both set "
+                    f"({getattr(self, short)!r} and {self.optimizer.args[short]!r}): one learning-rate setting, one place",
+                    hint=f"remove {key}.{short} (or set it to null) and keep {key}.optimizer.args.{short}",
+                )
+        if self.miner is not None and not self.loss.name.startswith("pml:"):
+            own = f"; the built-in triplet mines with {key}.loss.args.miner (all or hard)" if self.loss.name == "triplet" else ""
+            raise ConfigError(
+                f"{key}.miner must be null unless {key}.loss.name is a pml: loss (a miner's tuples are "
+                f"pytorch-metric-learning's indices_tuple){own}; got {self.miner.name!r} with {key}.loss.name {self.loss.name!r}"
+            )
         _at_least(key, "num_workers", self.num_workers, 0)
         _at_least(key, "log_every_n_steps", self.log_every_n_steps, 1)
 
@@ -278,8 +296,14 @@ class TrainerConfig:
     strategy: Literal["auto", "ddp"] = "auto"
     precision: Literal["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"] = "32-true"
     default_root_dir: str = RunsDir().train.root.as_posix()
+    accumulate_grad_batches: int = 1  # optimiser steps every n batches (their gradients summed)
+    gradient_clip_val: float | None = None  # null: no clipping
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
 
     def check(self, key: str) -> None:
+        _at_least(key, "accumulate_grad_batches", self.accumulate_grad_batches, 1)
+        clip = self.gradient_clip_val
+        _require(clip is None or clip > 0, f"{key}.gradient_clip_val", "null or a number > 0", clip)
         # Lightning builds a list with one entry per device (and a process per device on CPU).
         for name in ("devices", "num_nodes"):
             value = getattr(self, name)

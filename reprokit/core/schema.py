@@ -82,11 +82,22 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key} must be {_type_name(tp)}; got {value!r}")
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None  # null is null, even where a block (which reads null as {}) comes first in the union
+        options = [o for o in get_args(tp) if o is not type(None)]
+        if options == [float] and value is not None:  # an optional number: the number's own error and hint
+            return _convert_float(value, key)
+        block_error = None
         for option in get_args(tp):
             try:
                 return _convert(value, option, key)
-            except ConfigError:
-                continue
+            except ConfigError as exc:
+                # A mapping given for an optional block (``Block | None``): the block's own error names
+                # the key inside it ("model.head.dim must be ..."), which "must be a mapping or null" would hide.
+                if isinstance(value, dict) and dataclasses.is_dataclass(option) and block_error is None:
+                    block_error = exc
+        if block_error is not None:
+            raise block_error
         raise ConfigError(f"{key} must be {_type_name(tp)}; got {value!r}")
     if tp is type(None):
         if value is None:

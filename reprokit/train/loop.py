@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pandas as pd
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -103,6 +104,9 @@ def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callba
         strategy=t.strategy,
         precision=t.precision,
         default_root_dir=t.default_root_dir,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        gradient_clip_algorithm=t.gradient_clip_algorithm if t.gradient_clip_val is not None else None,
         deterministic=True,
         logger=logger,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
@@ -160,8 +164,10 @@ def train(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     # The model and loss first: a user module that fails to import or build stops before any image is read.
     in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
-    module = EmbeddingModule(cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size)
     train_df, train_paths = split_rows(df, paths, "train")
+    classes = torch.tensor(train_df["label"].to_numpy())  # the training labels: num_classes: auto
+    module = EmbeddingModule(cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size, classes=classes,
+                             seed=cfg.seed)
     # Paths, boxes and labels only: each batch is decoded when the loader asks for it, by
     # train.num_workers worker processes (0: in this one), in the sampler's order.
     dataset = ImageDataset.from_frame(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)

@@ -29,11 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from reprokit.core.components import AUTO, AUTO_FILLED, MinerConfig
 from reprokit.core.config import LossConfig
 from reprokit.core.errors import ConfigError
 from reprokit.train.user_code import call, describe, load_callable
 
-__all__ = ["pairwise_distances", "triplet_loss", "TripletLoss", "LOSSES", "build_loss", "loss_and_stats"]
+__all__ = ["pairwise_distances", "triplet_loss", "TripletLoss", "LOSSES", "build_loss", "fill_auto", "loss_and_stats"]
 
 # Names the run folder's tables already use: a statistic may not take them.
 RESERVED_STATS = ("loss", "step", "epoch")
@@ -105,15 +106,47 @@ class TripletLoss(nn.Module):
 LOSSES: dict[str, Callable[..., Callable]] = {"triplet": TripletLoss}
 
 
-def build_loss(cfg: LossConfig) -> Callable[..., Any]:
-    """The loss ``cfg`` names, built with its args: a callable ``loss(embeddings, labels)``."""
+def fill_auto(key: str, args: Mapping[str, Any], known: Mapping[str, int | None]) -> dict[str, Any]:
+    """``args`` with each ``auto`` value (num_classes, embedding_size) replaced by what the run knows."""
+    filled = dict(args)
+    for name, value in args.items():
+        if value != AUTO:
+            continue
+        if known.get(name) is None:
+            raise ConfigError(
+                f"{key}.args.{name} is 'auto' but {AUTO_FILLED.get(name, name)} is not known here",
+                hint=f"write a number for {key}.args.{name}",
+            )
+        filled[name] = known[name]
+    return filled
+
+
+def build_loss(
+    cfg: LossConfig,
+    miner: MinerConfig | None = None,
+    *,
+    classes: torch.Tensor | None = None,
+    embedding_size: int | None = None,
+) -> Callable[..., Any]:
+    """The loss ``cfg`` names, built with its args: a callable ``loss(embeddings, labels)``.
+
+    ``classes`` (the training labels) and ``embedding_size`` fill ``auto`` args; a ``pml:`` loss
+    takes ``miner`` (``train.miner``)."""
+    known = {"num_classes": None if classes is None else int(torch.unique(torch.as_tensor(classes)).numel()),
+             "embedding_size": embedding_size}
+    args = fill_auto("train.loss", cfg.resolved_args(), known)
+    if cfg.name.startswith("pml:"):
+        from reprokit.train.pml_loss import build_pml_loss
+
+        miner_args = fill_auto("train.miner", miner.args, known) if miner is not None else None
+        return build_pml_loss(cfg.name, args, miner, miner_args, classes)
     where = f"train.loss.name {cfg.name!r}"
     if cfg.name in LOSSES:
         builder, label = LOSSES[cfg.name], cfg.name
     else:
         builder, label = load_callable("train.loss.name", cfg.name), cfg.name.replace(":", ".")
     what = f"{label}(**train.loss.args)"
-    loss = call(where, builder, what, cfg.resolved_args())
+    loss = call(where, builder, what, args)
     if not callable(loss):
         raise ConfigError(
             f"{where}: {what} returned {describe(loss)}, not a callable loss(embeddings, labels)",

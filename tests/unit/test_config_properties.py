@@ -55,7 +55,9 @@ from reprokit.evaluate.validation import (
 from reprokit.mirror import registry
 from reprokit.mirror.tags import flat_tags, key_value_tags
 from reprokit.train.loop import make_trainer, resume_dir
+from reprokit.train.augment import BatchAugmentation
 from reprokit.train.losses import build_loss, loss_and_stats
+from reprokit.train.optim import build_optimizer, build_scheduler, param_groups
 from reprokit.train.models import MODELS, build_model
 from reprokit.visualize.worst_queries import (
     draw_worst_queries,
@@ -151,9 +153,32 @@ KEYS: dict[str, Pair] = {
     "train.epochs": ints(1, 10),
     "train.n_labels": ints(2, 40, 161, 500, 512, 513, 1000, 1205),
     "train.n_instances": ints(2, 6, 4),
-    "train.lr": floats(0, 1, 1e-12, 1e-3),
-    "train.weight_decay": floats(0, 1, 1e-12),
-    "train.loss.name": either(st.just("triplet"), st.sampled_from(["contrastive", "Triplet", "", 1, None])),
+    "train.lr": either(st.one_of(floats(0, 1, 1e-12, 1e-3)[0], st.none()), floats(0, 1)[1]),
+    "train.weight_decay": either(st.one_of(floats(0, 1, 1e-12)[0], st.none()), floats(0, 1)[1]),
+    "train.loss.name": either(st.sampled_from(["triplet", "pml:TripletMarginLoss", "pml:ArcFaceLoss"]),
+                              st.sampled_from(["contrastive", "Triplet", "", 1, None, "pml:", "a b"])),
+    "train.loss.lr": either(st.one_of(floats(0, 1, 1e-12)[0], st.none()), floats(0, 1)[1]),
+    # Library names are resolved when the block is built (a well-formed unknown name is a unit test's).
+    "train.optimizer.name": either(st.sampled_from(["Adam", "AdamW", "SGD", "RMSprop"]),
+                                   st.sampled_from(["", "a b", "1x", 1, None, [], "torch.optim.Adam"])),
+    "train.optimizer.args": either(st.sampled_from([{}, {"eps": 1e-8}, {"lr": 0.01}, {"weight_decay": 0.01}]),
+                                   st.one_of(st.sampled_from([{1: 2}, {"eps": {1: 2}}]), WRONG_TYPE)),
+    "train.scheduler": either(
+        st.sampled_from([None, {"name": "CosineAnnealingLR", "args": {"T_max": 4}}, {"name": "ConstantLR"},
+                         {"name": "StepLR", "args": {"step_size": 2}, "interval": "step", "warmup_steps": 3},
+                         {"name": "ReduceLROnPlateau"}, {"name": "LinearLR", "warmup_steps": 0}]),
+        st.sampled_from(["x", 3, [], {"name": ""}, {"name": "StepLR", "interval": "batch"}, {"warmup_steps": -1},
+                         {"name": "StepLR", "warmup": 3}]),
+    ),
+    "train.miner": either(st.sampled_from([None, {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}},
+                                           {"name": "pml:TripletMarginMiner"}]),
+                          st.sampled_from(["x", 3, {"name": ""}, {"name": "pml:BatchHardMiner", "args": {"x": "auto"}}])),
+    "train.augment": either(
+        st.sampled_from([[], [{"name": "RandomHorizontalFlip"}],
+                         [{"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
+                          {"name": "RandomHorizontalFlip", "args": {"p": 0.5}}]]),
+        st.sampled_from(["x", 3, [3], [{"name": 1}], [{"name": ""}], {"name": "RandomHorizontalFlip"}]),
+    ),
     "train.loss.args.margin": floats(0, 2, 1e-12),
     "train.loss.args.miner": either(st.sampled_from(["all", "hard"]), st.sampled_from(["semi", "ALL", None])),
     "train.num_workers": small(ints(0, 4)),
@@ -192,6 +217,9 @@ KEYS: dict[str, Pair] = {
                                st.sampled_from(["ddp_spawn", "ddp_fork", "fsdp", "dp", "single_device"])),
     "trainer.precision": either(st.sampled_from(["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]),
                                 st.sampled_from(["16-true", "32", 32, "transformer-engine", "16"])),
+    "trainer.accumulate_grad_batches": ints(1, 8),
+    "trainer.gradient_clip_val": either(st.one_of(floats(0, 10, 1e-12)[0], st.none()), floats(0, 10)[1]),
+    "trainer.gradient_clip_algorithm": either(st.sampled_from(["norm", "value"]), st.sampled_from(["l2", "Norm", 1, None])),
     "trainer.default_root_dir": either(st.sampled_from(["runs/train", "elsewhere"]), st.sampled_from(["", " ", None])),
     "tags": either(TAGS, st.one_of(ODD_TAGS, WRONG_TYPE)),
 }
@@ -226,8 +254,13 @@ RELATED: dict[str, set[str]] = {
     "validate.split": {"data.tune_fraction"},
     "data.digits.n_source": {"train.n_labels", "data.digits.validation_fraction", "data.tune_fraction"},
     "logger.sweep.name": {"logger.sweep.trial"},
+    "train.lr": {"train.optimizer.args"},
+    "train.weight_decay": {"train.optimizer.args"},
+    "train.optimizer.args": {"train.lr", "train.weight_decay"},
+    "train.loss.name": {"train.miner"},
+    "train.miner": {"train.loss.name"},
 }
-SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss", "train.loss.args", "validate",
+SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss", "train.loss.args", "train.optimizer", "validate",
             "visualize", "logger", "logger.sweep", "trainer"]
 
 
@@ -356,6 +389,17 @@ def _validate_then_visualize(cfg: Config, root: Path) -> None:
     _VALIDATED.add((cfg.validate, cfg.visualize))
 
 
+def built_or_refused(build, may_refuse: bool, *keys: str):
+    """What ``build`` returns; or None when it refuses in one line naming one of ``keys`` — allowed only
+    where ``may_refuse`` (arguments a library checks when the block is built, not the schema)."""
+    try:
+        return build()
+    except ReprokitError as exc:
+        message = exc.one_line()
+        assert may_refuse and "\n" not in message and any(k in message for k in keys), message
+        return None
+
+
 def exercise_stage_readers(cfg: Config, root: Path) -> None:
     # The resolved config (runs/train/artifacts/config.yaml) reloads to the same config.
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
@@ -384,11 +428,15 @@ def exercise_stage_readers(cfg: Config, root: Path) -> None:
         ImageTensorDataset(torch.zeros(len(labels), 1, 1, 1), torch.as_tensor(labels)),
         batch_sampler=sampler, collate_fn=collate_batch, num_workers=t.num_workers, persistent_workers=t.num_workers > 0,
     )
+    loss_fn = None
     if len(batch) <= 256:
         emb = torch.nn.functional.normalize(torch.randn(len(batch), 8), dim=1).requires_grad_()
-        loss_fn = build_loss(t.loss)
-        loss, _ = loss_and_stats("train.loss", loss_fn(emb, torch.as_tensor(labels[batch])), loss_fn)
-        assert math.isfinite(loss.item())
+        # A pml: loss's args are pytorch-metric-learning's: checked when it is built (one line naming the key).
+        loss_fn = built_or_refused(lambda: build_loss(t.loss, t.miner, classes=torch.as_tensor(labels), embedding_size=8),
+                                   t.loss.name.startswith("pml:"), "train.loss", "train.miner")
+        if loss_fn is not None:
+            loss, _ = loss_and_stats("train.loss", loss_fn(emb, torch.as_tensor(labels[batch])), loss_fn)
+            assert math.isfinite(loss.item())
     in_channels = 1 if cfg.data.image_mode == "L" else 3
     try:
         model = build_model(cfg.model, in_channels, cfg.data.image_size)
@@ -399,10 +447,16 @@ def exercise_stage_readers(cfg: Config, root: Path) -> None:
     else:
         out = model(torch.rand(2, in_channels, cfg.data.image_size, cfg.data.image_size))  # training mode
         assert out.ndim == 2 and out.shape[0] == 2
-    param = torch.nn.Parameter(torch.ones(3))
-    optim = torch.optim.Adam([param], lr=t.lr, weight_decay=t.weight_decay)
-    param.sum().backward()
-    optim.step()
+    # The optimiser and the schedule as train builds them: library arguments are checked there, in one line.
+    layer = torch.nn.Linear(3, 1)
+    groups = built_or_refused(lambda: param_groups(layer, loss_fn, t), t.loss.lr is not None, "train.loss.lr")
+    optim = built_or_refused(lambda: build_optimizer(groups, t), True, "train.optimizer") if groups else None
+    if optim is not None:
+        built_or_refused(lambda: build_scheduler(optim, t), True, "train.scheduler")
+        layer(torch.ones(1, 3)).sum().backward()
+        optim.step()
+    if t.augment:
+        built_or_refused(lambda: BatchAugmentation(t.augment, cfg.seed, in_channels, cfg.data.image_size), True, "train.augment")
     _trainer_builds(cfg.trainer, t.epochs, t.log_every_n_steps)
 
     wants_distributed(cfg.trainer)

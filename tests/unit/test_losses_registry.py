@@ -183,7 +183,8 @@ def test_a_user_loss_with_a_wrong_output_is_one_line(project, name, expected):
 @pytest.mark.parametrize(
     ("loss", "expected"),
     [
-        ({"name": "tripplet"}, "train.loss.name must be one of triplet or 'module:callable' (your own, e.g. 'my_models:build'); got 'tripplet'"),
+        ({"name": "tripplet"}, "train.loss.name must be one of triplet, 'pml:<Class>' (pytorch-metric-learning's losses, e.g. pml:ArcFaceLoss) "
+         "or 'module:callable' (your own, e.g. 'my_losses:build'); got 'tripplet'"),
         ({"args": {"miner": "semi"}}, "train.loss.args.miner must be one of 'all', 'hard'; got 'semi'"),
         ({"args": {"margin": -0.1}}, "train.loss.args.margin must be a number ≥ 0; got -0.1"),
         ({"args": {"margin": 0.5, "mnier": "all"}}, "unknown key 'train.loss.args.mnier' in train.loss.args; valid keys: margin, miner"),
