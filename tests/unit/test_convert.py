@@ -109,6 +109,18 @@ def test_protocols_put_the_first_half_of_the_classes_in_training(tmp_path):
     assert df.loc[0, "path"] == "images/001.Black_footed_Albatross/Black_footed_Albatross_0001_796101.jpg"
 
 
+def test_an_empty_box_is_left_out_and_counted_not_written(tmp_path):
+    cub_tree(tmp_path / "cub")
+    boxes = (tmp_path / "cub/bounding_boxes.txt").read_text().splitlines()
+    boxes[1] = "2 5.0 2.0 0.0 15.0"  # zero width: no crop can be taken from it
+    (tmp_path / "cub/bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
+    result = convert("cub", tmp_path / "cub", tmp_path / "out")
+    df = pd.read_csv(result.csv, keep_default_na=False)
+    assert df.loc[1, ["x_1", "y_1", "x_2", "y_2"]].tolist() == ["", "", "", ""] and result.boxes == 11
+    assert result.notes == ("1 bounding boxes that are empty or negative were left out "
+                            "(those rows use the whole image)",)
+
+
 def test_cars_boxes_become_zero_based_crop_corners(tmp_path):
     cars_tree(tmp_path / "cars")
     df = pd.read_csv(convert("cars", tmp_path / "cars", tmp_path / "out").csv)
@@ -130,7 +142,7 @@ def test_sop_category_is_the_super_class_and_inshop_uses_its_partition(tmp_path)
     assert item6["is_query"].tolist() == [True, True, False] and item6["is_gallery"].tolist() == [False, False, True]
     assert 3 not in set(df["label"])  # its single training image cannot form a pair: left out, and said so
     assert any("1 training items with a single image were left out" in note for note in result.notes)
-    assert set(df["category"]) == {"WOMEN/Dresses", "WOMEN/Blouses_Shirts", "MEN/Denim", "MEN/Tees_Tanks"}
+    assert set(df["category"]) == {"WOMEN-Dresses", "WOMEN-Blouses_Shirts", "MEN-Denim", "MEN-Tees_Tanks"}
 
 
 def test_inshop_with_only_the_high_resolution_images_converts_without_boxes(tmp_path):

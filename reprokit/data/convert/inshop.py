@@ -10,7 +10,8 @@ gives boxes for ``img/``'s images.
 
 Protocol: ``train`` lines train; ``query`` and ``gallery`` lines are validation queries and gallery
 items. Training items with a single image are left out (no positive pair; open-metric-learning does
-the same). The label is the item number (``id_00000002`` -> 2); the category is ``WOMEN/Dresses``.
+the same). The label is the item number (``id_00000002`` -> 2); the category is ``WOMEN-Dresses``
+(a hyphen, not the folder's slash: categories become metric names in the loggers).
 """
 
 from __future__ import annotations
@@ -107,4 +108,4 @@ def _category(name: str, path: Path, line: int) -> str:
     if len(parts) < 5:
         raise ConvertError(f"{path.name} line {line}: image_name must look like "
                            f"'img/WOMEN/Dresses/id_00000002/02_1_front.jpg'; got {name!r}")
-    return f"{parts[-4]}/{parts[-3]}"
+    return f"{parts[-4]}-{parts[-3]}"
