@@ -46,7 +46,8 @@ class Exclusions:
         self.gallery_group = gallery_group
         if gallery_group is not None:
             # Key group * G + position, sorted: the positions of group c lie in [c * G, (c + 1) * G).
-            self._keys = torch.sort(gallery_group * n_gallery + torch.arange(n_gallery)).values
+            positions = torch.arange(n_gallery, device=gallery_group.device)
+            self._keys = torch.sort(gallery_group * n_gallery + positions).values
 
     @property
     def has_groups(self) -> bool:
@@ -64,6 +65,12 @@ class Exclusions:
         per_group = torch.bincount(self.gallery_group, minlength=n_codes)
         own_outside = (self.self_pos >= 0) & (self.gallery_group[self.self_pos.clamp(min=0)] != self.query_group)
         return per_group[self.query_group] + own_outside.long()
+
+    def subset(self, rows: torch.Tensor) -> Exclusions:
+        """The exclusions of the queries ``rows`` only (same gallery)."""
+        if self.query_group is None:
+            return Exclusions(self.self_pos[rows], self.n_gallery)
+        return Exclusions(self.self_pos[rows], self.n_gallery, self.query_group[rows], self.gallery_group)
 
     def mask(self, block: torch.Tensor, rows: slice | torch.Tensor, start: int, stop: int) -> None:
         """Set +inf at the excluded entries of ``block``: query ``rows`` x gallery columns [start, stop)."""
@@ -84,7 +91,7 @@ class Exclusions:
             same = self.gallery_group[start:stop][None, :] == codes[:, None]
             block[:, : stop - start].masked_fill_(same, float("inf"))
             return
-        row = torch.repeat_interleave(torch.arange(len(codes)), counts)
+        row = torch.repeat_interleave(torch.arange(len(codes), device=codes.device), counts)
         first = torch.repeat_interleave(lo - (counts.cumsum(0) - counts), counts)
-        cols = self._keys[first + torch.arange(total)] % n
+        cols = self._keys[first + torch.arange(total, device=codes.device)] % n
         block[row, cols - start] = float("inf")

@@ -12,11 +12,29 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather_for_metrics", "is_distributed"]
+__all__ = ["gather_for_metrics", "gather_rows", "is_distributed", "process_share", "share_of_queries"]
 
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def process_share() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) without an initialised process group."""
+    return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+
+
+def share_of_queries(n_queries: int, rank: int, world: int) -> slice:
+    """The contiguous queries rank ``rank`` of ``world`` searches: shares in rank order cover
+    0..n_queries-1 once, sizes differ by at most one (a share is empty when world > n_queries)."""
+    return slice(rank * n_queries // world, (rank + 1) * n_queries // world)
+
+
+def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of ``tensor`` concatenated in rank order (the tensor itself in one process)."""
+    if is_distributed() and dist.get_world_size() > 1:
+        return _all_gather_rows(tensor)
+    return tensor
 
 
 def gather_for_metrics(indices: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -29,14 +29,15 @@ def _fail(message: str) -> None:
 
 def _as_tensor(name: str, value: object) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        return value.detach()
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value)
     raise RetrievalInputError(f"{name} must be a torch.Tensor (or numpy array); got {type(value).__name__}")
 
 
 def check_tensors(embeddings, labels, is_query, is_gallery, distance):
-    """``(embeddings float32/64, labels int64, is_query, is_gallery)`` on the CPU, or an error."""
+    """``(embeddings float32/64, labels int64, is_query, is_gallery)``, all on the embeddings' device
+    (the search and the metrics run there: no copy to the host), or an error."""
     embeddings = _as_tensor("embeddings", embeddings)
     labels = _as_tensor("labels", labels)
     is_query = _as_tensor("is_query", is_query)
@@ -63,7 +64,8 @@ def check_tensors(embeddings, labels, is_query, is_gallery, distance):
     if not bool(torch.isfinite(embeddings).all()):
         bad = int((~torch.isfinite(embeddings)).any(dim=1).nonzero()[0])
         _fail(f"embeddings must be finite; row {bad} holds NaN or inf")
-    return embeddings, labels.long(), is_query, is_gallery
+    device = embeddings.device
+    return embeddings, labels.long().to(device), is_query.to(device), is_gallery.to(device)
 
 
 def _check_k(name: str, k: object) -> None:

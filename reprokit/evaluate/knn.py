@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from reprokit.core.progress import progress
 from reprokit.evaluate.exclusions import Exclusions
 
-__all__ = ["DISTANCES", "BlockObserver", "chunked_knn", "query_chunk_rows"]
+__all__ = ["DISTANCES", "BlockObserver", "chunked_knn", "device_budget_mb", "query_chunk_rows"]
 
 DISTANCES = ("euclidean", "cosine")
 
@@ -75,6 +75,20 @@ def query_chunk_rows(n_gallery: int, memory_budget_mb: float, itemsize: int = 4,
     return int(max(1, min(MAX_CHUNK_ROWS, budget // per_row)))
 
 
+# On a CUDA device the chunks may take at most this share of the memory free when the search
+# starts (the rest is the allocator's slack and whatever else the process holds there).
+CUDA_FREE_SHARE = 0.5
+
+
+def device_budget_mb(memory_budget_mb: float, device: torch.device) -> float:
+    """The working-memory budget on ``device``: ``memory_budget_mb``, and on CUDA at most
+    ``CUDA_FREE_SHARE`` of the device's free memory (the chunk size follows the device, not the host)."""
+    if device.type != "cuda":
+        return memory_budget_mb
+    free, _ = torch.cuda.mem_get_info(device)
+    return min(memory_budget_mb, CUDA_FREE_SHARE * free / 2**20)
+
+
 class _Keys:
     """Ranking keys ``bias + alpha * q.g`` of query rows against gallery columns (smallest = nearest)."""
 
@@ -85,7 +99,7 @@ class _Keys:
         elif distance == "cosine":
             queries = F.normalize(queries, dim=1)
             gallery = F.normalize(gallery, dim=1)
-            self.bias = torch.zeros(gallery.shape[0], dtype=queries.dtype)
+            self.bias = torch.zeros(gallery.shape[0], dtype=queries.dtype, device=queries.device)
             self.alpha = -1.0
         else:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
@@ -117,7 +131,7 @@ class _Tile:
     buf: torch.Tensor  # [rows, width rounded up to segments], +inf past stop - start
 
 
-def _tiles(n_g: int, kk: int, rows: int, dtype: torch.dtype, whole_rows: bool) -> list[_Tile]:
+def _tiles(n_g: int, kk: int, rows: int, like: torch.Tensor, whole_rows: bool) -> list[_Tile]:
     """The gallery column tiles, each with its reused buffer (tiles of one width share one)."""
     n_tiles = 1 if whole_rows or TILE_COLUMNS is None else max(1, -(-n_g // TILE_COLUMNS))
     width = -(-n_g // n_tiles)
@@ -130,7 +144,7 @@ def _tiles(n_g: int, kk: int, rows: int, dtype: torch.dtype, whole_rows: bool) -
         n_seg = -(-w // SEGMENT) if -(-w // SEGMENT) >= 4 * kk else 0
         if w not in buffers:  # by width: the columns past it must stay +inf
             padded = n_seg * SEGMENT if n_seg else w
-            buffers[w] = torch.full((max(rows, MIN_GEMM_ROWS), padded), float("inf"), dtype=dtype)
+            buffers[w] = torch.full((max(rows, MIN_GEMM_ROWS), padded), float("inf"), dtype=like.dtype, device=like.device)
         tiles.append(_Tile(start, start + w, n_seg, buffers[w]))
     return tiles
 
@@ -166,20 +180,22 @@ def chunked_knn(
     """
     n_q, n_g = queries.shape[0], gallery.shape[0]
     excl = exclusions if exclusions is not None else Exclusions(self_pos, n_g)
+    device = queries.device
     if n_q == 0 or (k == 0 and observer is None):
-        return torch.full((n_q, k), -1, dtype=torch.long), torch.full((n_q, k), float("inf"))
+        return (torch.full((n_q, k), -1, dtype=torch.long, device=device),
+                torch.full((n_q, k), float("inf"), device=device))  # fmt: skip
     keys = _Keys(queries, gallery, distance)
     extra = excl.bytes_per_element + (observer.bytes_per_element if observer is not None else 0)
-    n_rows = query_chunk_rows(n_g, memory_budget_mb, queries.element_size(), extra)
+    n_rows = query_chunk_rows(n_g, device_budget_mb(memory_budget_mb, device), queries.element_size(), extra)
     kk = min(k + 1, n_g)  # one extra value reveals a tie across the k-th place
-    tiles = _tiles(n_g, kk, min(n_rows, n_q), queries.dtype, whole_rows=observer is not None)
+    tiles = _tiles(n_g, kk, min(n_rows, n_q), queries, whole_rows=observer is not None)
     top_vals, top_pos = _search_chunks(keys, excl, tiles, n_q, n_rows, kk if k else 0, observer, progress)
     vals, pos = _order_ties_by_position(top_vals[:, :k], top_pos[:, :k])
     if kk > k > 0:
         _resolve_boundary_ties(keys, excl, n_g, max(1, min(n_rows, n_q) // 4), top_vals, k, vals, pos)
     dists = keys.distances(vals)
     # Slots past a query's retrievable items hold masked entries: mark them as padding.
-    pad = torch.arange(k)[None, :] >= (n_g - excl.count())[:, None]
+    pad = torch.arange(k, device=device)[None, :] >= (n_g - excl.count())[:, None]
     pos[pad] = -1
     dists[pad] = float("inf")
     return pos, dists
@@ -191,8 +207,8 @@ def _search_chunks(keys, excl, tiles, n_q, n_rows, kk, observer, show) -> tuple[
     Per chunk only the search itself; everything on the small [Q, kk] result is done once at the
     end (fewer small operations per chunk: they cost most when the cores are shared).
     """
-    top_vals = torch.empty((n_q, kk), dtype=keys.queries.dtype)
-    top_pos = torch.empty((n_q, kk), dtype=torch.long)
+    top_vals = torch.empty((n_q, kk), dtype=keys.queries.dtype, device=keys.queries.device)
+    top_pos = torch.empty((n_q, kk), dtype=torch.long, device=keys.queries.device)
     for start in progress(range(0, n_q, n_rows), "retrieval", enabled=show):
         rows = slice(start, min(start + n_rows, n_q))
         found = []
@@ -221,7 +237,7 @@ def _resolve_boundary_ties(keys, excl, n_g, sub_rows, top_vals, k, vals, pos) ->
     tied = torch.nonzero(boundary_tie).squeeze(1)
     if len(tied) == 0:
         return
-    buf = torch.empty((max(min(sub_rows, len(tied)), MIN_GEMM_ROWS), n_g), dtype=top_vals.dtype)
+    buf = torch.empty((max(min(sub_rows, len(tied)), MIN_GEMM_ROWS), n_g), dtype=top_vals.dtype, device=top_vals.device)
     for i in range(0, len(tied), sub_rows):
         sub = tied[i : i + sub_rows]
         block = keys.into(buf, sub, 0, n_g)

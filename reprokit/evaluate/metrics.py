@@ -42,9 +42,11 @@ import torch
 
 from reprokit.core.metric_names import EXTRA_METRICS, metric_names
 from reprokit.evaluate.exclusions import Exclusions
+from reprokit.evaluate.gather import gather_rows, process_share, share_of_queries
 from reprokit.evaluate.inputs import RetrievalInputError, check_options, check_per_item, check_tensors, sequence_codes
 from reprokit.evaluate.knn import chunked_knn
 from reprokit.evaluate.ranks import GroundTruthRanks
+from reprokit.evaluate.top_r import bounded_k, needs_whole_ranking, top_r_metrics
 
 __all__ = [
     "EXTRA_METRICS",
@@ -92,11 +94,10 @@ def metrics_from_relevance(
     """
     n_q, n_k = relevant.shape
     hits = relevant.to(torch.float64).cumsum(dim=1)  # relevant among the first i (exact: 0/1 sums)
-    hits = torch.cat([torch.zeros(n_q, 1, dtype=torch.float64), hits], dim=1)  # hits[:, i], i = 0..K
-    ranks = torch.arange(1, n_k + 1, dtype=torch.float64)
-    ap_terms = torch.cat(
-        [torch.zeros(n_q, 1, dtype=torch.float64), (hits[:, 1:] / ranks * relevant).cumsum(dim=1)], dim=1
-    )
+    zero = torch.zeros(n_q, 1, dtype=torch.float64, device=relevant.device)
+    hits = torch.cat([zero, hits], dim=1)  # hits[:, i], i = 0..K
+    ranks = torch.arange(1, n_k + 1, dtype=torch.float64, device=relevant.device)
+    ap_terms = torch.cat([zero, (hits[:, 1:] / ranks * relevant).cumsum(dim=1)], dim=1)
     out: dict[str, torch.Tensor] = {}
     for k in cmc_top_k:
         out[f"cmc@{k}"] = (hits[:, min(k, n_k)] > 0).to(torch.float64)
@@ -129,6 +130,7 @@ def retrieval_metrics(
     progress: bool = False,
     sequence_ids: Sequence[Hashable] | None = None,
     extra_metrics: Sequence[str] = (),
+    distributed: bool = False,
 ) -> RetrievalResult:
     """Rank every query against the gallery and score it; see the module docstring for definitions.
 
@@ -137,6 +139,11 @@ def retrieval_metrics(
     over the query chunks on stderr. ``sequence_ids``: one id per item (any hashable; None/NaN
     count as one shared id, as in OML). ``extra_metrics``: any of ``map@r``, ``r_precision``,
     ``mrr``, ``ap``. Invalid input raises :class:`RetrievalInputError` (a ``ValueError``).
+
+    ``distributed``: under an initialised ``torch.distributed`` process group of several ranks,
+    called by every rank with the same (whole) inputs, each rank searches its share of the
+    queries against the whole gallery and the per-query results are gathered: every rank
+    returns the result one process gives, to the bit. Tensors stay on the embeddings' device.
     """
     embeddings, labels, is_query, is_gallery = check_tensors(embeddings, labels, is_query, is_gallery, distance)
     names = check_options(cmc_top_k, precision_top_k, map_top_k, extra_metrics, retrieve_k, memory_budget_mb)
@@ -145,29 +152,79 @@ def retrieval_metrics(
 
     wanted = max([*cmc_top_k, *precision_top_k, *map_top_k, retrieve_k or 0])
     k = min(wanted, int(split.n_retrievable.max()))
-    queries = embeddings if bool(is_query.all()) else embeddings[split.query_items]  # no copy when all
     gallery = embeddings if bool(is_gallery.all()) else embeddings[split.gallery_items]
-    ranks = (
-        GroundTruthRanks(split.query_codes, split.gallery_codes, split.exclusions, extra_metrics)
-        if extra_metrics
-        else None
-    )
-    try:
-        pos, dists = chunked_knn(
-            queries, gallery, k, split.self_pos, distance, memory_budget_mb, progress, split.exclusions, ranks
-        )
-    finally:
-        if ranks is not None:
-            ranks.close()
-
-    retrieved = torch.where(pos >= 0, split.gallery_items[pos.clamp(min=0)], pos)
-    query_labels = labels[split.query_items]
-    relevant = (labels[retrieved.clamp(min=0)] == query_labels[:, None]) & (pos >= 0)
-    oml = metrics_from_relevance(relevant, split.n_gt, split.n_retrievable, cmc_top_k, precision_top_k, map_top_k)
-    found = {name: values.numpy() for name, values in oml.items()} | (ranks.values if ranks is not None else {})
-    per_query = {name: found[name] for name in names}
+    rank, world = process_share() if distributed else (0, 1)
+    rows = share_of_queries(len(split.query_items), rank, world)
+    # All queries and one process: no copy of the embeddings; otherwise only this rank's queries.
+    queries = embeddings[rows] if bool(is_query.all()) else embeddings[split.query_items[rows]]
+    ks = (cmc_top_k, precision_top_k, map_top_k)
+    search = (distance, memory_budget_mb, progress)
+    if rows.stop > rows.start:
+        per_query, retrieved, dists = _score_share(split, labels, queries, gallery, rows, k, ks, extra_metrics, search)
+    else:  # an empty share (more ranks than queries): nothing to search, rows of nothing to send
+        per_query = {name: np.empty(0) for name in names}
+        retrieved = torch.empty((0, k), dtype=torch.long, device=embeddings.device)
+        dists = torch.empty((0, k), dtype=embeddings.dtype, device=embeddings.device)
+    per_query = {name: per_query[name] for name in names}  # one order on every rank
+    if world > 1:  # every rank scored its share: gather them (rank order = query order)
+        stacked = torch.from_numpy(np.stack([per_query[n] for n in per_query], axis=1)).to(retrieved.device)
+        retrieved, dists, stacked = (gather_rows(t) for t in (retrieved, dists, stacked))
+        per_query = {n: stacked[:, i].cpu().numpy() for i, n in enumerate(per_query)}
     query_cats = [categories[i] for i in split.query_items.tolist()] if categories is not None else None
-    return _result(split, query_labels, query_cats, per_query, retrieved, dists, names)
+    query_labels = labels[split.query_items]
+    return _result(split, query_labels.cpu(), query_cats, per_query, retrieved.cpu(), dists.cpu(), names)
+
+
+def _score_share(split, labels, queries, gallery, rows, k, ks, extra_metrics, search):
+    """Per-query metrics (float64 numpy), retrieved items and distances of the queries ``rows``.
+
+    map@r and r_precision alone come from a top-K search, K = the largest R (``top_r``); mrr or
+    ap from every ground-truth item's rank (``GroundTruthRanks`` watching the search's blocks).
+    """
+    distance, budget, show = search
+    self_pos, excl = split.self_pos[rows], split.exclusions.subset(rows)
+    n_gt, n_retrievable = split.n_gt[rows], split.n_retrievable[rows]
+    query_codes, query_labels = split.query_codes[rows], labels[split.query_items[rows]]
+    whole = bool(extra_metrics) and needs_whole_ranking(extra_metrics)
+    k_search, big = k, None
+    if extra_metrics and not whole:
+        cap = bounded_k(len(n_gt), budget)
+        big = n_gt > cap  # a class too large for the budget: the whole-ranking path, same numbers
+        r_max = int(n_gt[~big].max()) if bool((~big).any()) else 0
+        k_search = max(k, min(r_max, int(n_retrievable.max()) if len(n_retrievable) else 0))
+    observer = GroundTruthRanks(query_codes, split.gallery_codes, excl, extra_metrics) if whole else None
+    try:
+        pos, dists = chunked_knn(queries, gallery, k_search, self_pos, distance, budget, show, excl, observer)
+    finally:
+        if observer is not None:
+            observer.close()
+    retrieved = torch.where(pos >= 0, split.gallery_items[pos.clamp(min=0)], pos)
+    relevant = (labels[retrieved.clamp(min=0)] == query_labels[:, None]) & (pos >= 0)
+    oml = metrics_from_relevance(relevant[:, :k], n_gt, n_retrievable, *ks)
+    found = {name: values.cpu().numpy() for name, values in oml.items()}
+    if observer is not None:
+        found |= observer.values
+    elif extra_metrics:
+        found |= top_r_metrics(relevant, n_gt, extra_metrics)
+        if bool(big.any()):
+            found_big = _whole_ranking(split, queries, gallery, rows, big, extra_metrics, search)
+            at = big.cpu().numpy()
+            for name, values in found_big.items():
+                found[name][at] = values
+    return found, retrieved[:, :k], dists[:, :k]
+
+
+def _whole_ranking(split, queries, gallery, rows, big, extra_metrics, search) -> dict[str, np.ndarray]:
+    """Rank metrics of the queries ``big`` (of ``rows``) from their whole rankings."""
+    distance, budget, show = search
+    at = torch.nonzero(big).squeeze(1)
+    excl = split.exclusions.subset(rows).subset(at)
+    observer = GroundTruthRanks(split.query_codes[rows][at], split.gallery_codes, excl, extra_metrics)
+    try:
+        chunked_knn(queries[at], gallery, 0, excl.self_pos, distance, budget, show, excl, observer)
+    finally:
+        observer.close()
+    return observer.values
 
 
 class _Split:
@@ -179,9 +236,10 @@ class _Split:
         self.gallery_items = torch.nonzero(is_gallery).squeeze(1)
         n_g = len(self.gallery_items)
         # Position of every item in the gallery (-1 if not a gallery item): masks each query's self-match.
-        gallery_pos_of_item = torch.full((n,), -1, dtype=torch.long)
-        gallery_pos_of_item[self.gallery_items] = torch.arange(n_g)
+        gallery_pos_of_item = torch.full((n,), -1, dtype=torch.long, device=labels.device)
+        gallery_pos_of_item[self.gallery_items] = torch.arange(n_g, device=labels.device)
         self.self_pos = gallery_pos_of_item[self.query_items]
+        groups = groups.to(labels.device) if groups is not None else None
         if groups is None:
             self.exclusions = Exclusions(self.self_pos, n_g)
         else:
@@ -200,7 +258,7 @@ class _Split:
 
 def _result(split, query_labels, query_cats, per_query, retrieved, dists, names) -> RetrievalResult:
     """Averages over the queries with ground truth, overall and per category, and the per-query table."""
-    n_gt = split.n_gt
+    n_gt = split.n_gt.cpu()
     has_gt = (n_gt > 0).numpy()
     if not has_gt.any():
         raise RetrievalInputError(
@@ -209,7 +267,7 @@ def _result(split, query_labels, query_cats, per_query, retrieved, dists, names)
         )
     overall = {name: float(np.mean(values[has_gt])) for name, values in per_query.items()}
     by_category = _by_category(per_query, has_gt, query_cats) if query_cats is not None else {}
-    table = _per_query_table(split.query_items, query_labels, query_cats, per_query, n_gt, retrieved, dists)
+    table = _per_query_table(split.query_items.cpu(), query_labels, query_cats, per_query, n_gt, retrieved, dists)
     return RetrievalResult(
         overall=overall,
         by_category=by_category,

@@ -56,15 +56,16 @@ class GroundTruthRanks:
         self.wanted = list(wanted)
         n_g = self.n_gallery = len(gallery_codes)
         n_codes = int(max(query_codes.max(), gallery_codes.max())) + 1
-        self._query_codes = query_codes.numpy()
+        self._query_codes = query_codes.cpu().numpy()
         # The gallery positions of each label, in position order: label c at _order[_start[c]:][:_count[c]].
+        gallery_codes = gallery_codes.cpu()
         self._order = (torch.sort(gallery_codes * n_g + torch.arange(n_g)).values % n_g).numpy()
         self._count = torch.bincount(gallery_codes, minlength=n_codes).numpy()
         self._start = np.cumsum(self._count) - self._count
-        self._self_pos = exclusions.self_pos.numpy()
+        self._self_pos = exclusions.self_pos.cpu().numpy()
         groups = exclusions.has_groups
-        self._query_group = exclusions.query_group.numpy() if groups else None
-        self._gallery_group = exclusions.gallery_group.numpy() if groups else None
+        self._query_group = exclusions.query_group.cpu().numpy() if groups else None
+        self._gallery_group = exclusions.gallery_group.cpu().numpy() if groups else None
         self.values = {name: np.full(len(query_codes), np.nan) for name in self.wanted}
         # map@r and r_precision need the ranks up to R only: the smallest max(R) + 1 keys of a row.
         self._whole_ranking = bool({"mrr", "ap"} & set(self.wanted))
@@ -72,7 +73,8 @@ class GroundTruthRanks:
         self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, rows: slice, block: torch.Tensor) -> None:
-        keys = block[:, : self.n_gallery].numpy()
+        # numpy ranks on the host: a block on a GPU is copied (only the whole-ranking path does this).
+        keys = block[:, : self.n_gallery].cpu().numpy()
         n = keys.shape[0]
         parts = [(i * n // self._threads, (i + 1) * n // self._threads) for i in range(self._threads)]
         if self._threads == 1 or n < 2 * self._threads:
