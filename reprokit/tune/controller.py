@@ -47,7 +47,7 @@ from reprokit.core.study_storage import (
     public_url,
 )
 from reprokit.tune.devices import DevicePool, plan_jobs, visible_gpus
-from reprokit.tune.proposals import PROPOSAL_ATTR, REASK_ATTR, proposal_index, tpe_waits_for
+from reprokit.tune.proposals import PROPOSAL_ATTR, REASK_ATTR, proposal_index, suggest_params, tpe_waits_for
 from reprokit.tune.study import counts, open_study, set_attr, study_trial_id, tally, worker_id
 from reprokit.tune.sweep_file import Sweep, candidate_config, load_sweep, trial_overrides
 from reprokit.tune.trials import (
@@ -247,19 +247,8 @@ class Controller:
                              f"{self.pending.user_attrs[PROPOSAL_ATTR]} learns from them (sampler.args.parallel = "
                              f"{self.study.sampler.proposer.parallel})")
 
-    def _suggest(self, trial: Any) -> None:
-        """The trial's params: its proposal (the study's sampler), or the fixed params of a re-ask."""
-        for p in self.sweep.space:
-            d = self.distributions[p.key]
-            if p.kind == "choice":
-                trial.suggest_categorical(p.key, list(p.choice))
-            elif p.kind == "int":
-                trial.suggest_int(p.key, d.low, d.high, step=d.step, log=d.log)
-            else:
-                trial.suggest_float(p.key, d.low, d.high, step=d.step, log=d.log)
-
     def _start(self, trial: Any) -> None:
-        self._suggest(trial)
+        suggest_params(trial, self.sweep.space)
         number, sweep = trial.number, self.sweep
         exp_name = f"{sweep.name}-{number}"
         overrides = trial_overrides(sweep, trial.params, number)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["derived_seed", "proposal_index", "grid_order", "ProposalSampler", "PROPOSAL_ATTR", "tpe_defaults",
-           "tpe_waits_for"]
+           "tpe_waits_for", "suggest_params"]
 
 PROPOSAL_ATTR = "proposal"
 REASK_ATTR = "reasked_from"
@@ -140,6 +140,20 @@ class _Proposer:
         if self.name == "tpe":
             return self.tpe(trials, index)
         return self.random(index)
+
+
+def suggest_params(trial: Any, space: Any) -> dict[str, Any]:
+    """Suggest every param of ``space`` (the sweep's Params) on ``trial``: its proposal, made by the study's
+    sampler, or the fixed params of a re-ask."""
+    for p in space:
+        d = p.distribution()
+        if p.kind == "choice":
+            trial.suggest_categorical(p.key, list(p.choice))
+        elif p.kind == "int":
+            trial.suggest_int(p.key, d.low, d.high, step=d.step, log=d.log)
+        else:
+            trial.suggest_float(p.key, d.low, d.high, step=d.step, log=d.log)
+    return trial.params
 
 
 def _sampler_class() -> type:
