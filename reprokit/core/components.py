@@ -41,6 +41,29 @@ class SimpleCNNArgs:
 
 
 @dataclass(frozen=True)
+class HFArgs:
+    """``model.args`` of the built-in ``hf``: a Hugging Face ``transformers`` vision model saved in a folder.
+
+    ``path`` is the folder ``save_pretrained`` or ``hf download NAME --local-dir PATH`` wrote (config.json and
+    the weights); it is read offline, never fetched. ``pooling``: ``cls`` the first (class) token, ``mean`` the
+    mean of the patch tokens (of the feature map for a convolutional model), ``pooler`` the model's own
+    ``pooler_output``. ``input_norm``: the mean/std images are normalised with before the model sees them
+    (they arrive in [0, 1]): ``auto`` the folder's preprocessor_config.json, else ImageNet's; ``imagenet``;
+    ``none`` (the model sees [0, 1]).
+    """
+
+    path: str | None = None
+    pooling: Literal["cls", "mean", "pooler"] = "cls"
+    input_norm: Literal["auto", "imagenet", "none"] = "auto"
+
+    def check(self, key: str) -> None:
+        _require(
+            self.path is not None and self.path.strip() != "", f"{key}.path",
+            "the folder of a transformers model (config.json and its weights), e.g. weights/dinov2-small", self.path,
+        )
+
+
+@dataclass(frozen=True)
 class TripletArgs:
     """``train.loss.args`` of the built-in ``triplet``: the margin, batch-all or batch-hard mining."""
 
@@ -51,7 +74,7 @@ class TripletArgs:
         _non_negative(key, "margin", self.margin)
 
 
-MODEL_ARGS: dict[str, type] = {"simple_cnn": SimpleCNNArgs}
+MODEL_ARGS: dict[str, type] = {"simple_cnn": SimpleCNNArgs, "hf": HFArgs}
 LOSS_ARGS: dict[str, type] = {"triplet": TripletArgs}
 
 
@@ -102,14 +125,53 @@ class _Component:
         return dict(self.args)
 
 
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")  # model.weights: a state dict in one of these
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """``model.head``: on top of any backbone, a linear projection to ``dim`` (null: none), then L2 normalisation."""
+
+    dim: int | None = None
+    normalize: bool = True
+
+    def check(self, key: str) -> None:
+        if self.dim is not None:
+            _require(1 <= self.dim <= MAX_WIDTH, f"{key}.dim", f"null or an integer in [1, {MAX_WIDTH}]", self.dim)
+
+
 @dataclass(frozen=True)
 class ModelConfig(_Component):
     """The embedding network, built as ``build(in_channels=..., **args)`` (in_channels: 1 for
-    data.image_mode L, 3 for RGB); it maps an image batch [N, C, H, W] to embeddings [N, D]."""
+    data.image_mode L, 3 for RGB); it maps an image batch [N, C, H, W] to embeddings [N, D].
 
-    name: str = "simple_cnn"  # a built-in (simple_cnn) or "module:callable"
+    ``head`` (null: none, the network as built) adds a projection and/or L2 normalisation on top;
+    ``weights`` is a state-dict file loaded, strictly, into the whole network as built (head included);
+    ``freeze_batchnorm`` keeps every BatchNorm layer in evaluation mode with its parameters frozen.
+    """
+
+    name: str = "simple_cnn"  # a built-in (simple_cnn, hf) or "module:callable"
     args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    head: HeadConfig | None = None
+    freeze_batchnorm: bool = False
     builtins: ClassVar[dict[str, type]] = MODEL_ARGS
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        w = self.weights
+        _require(
+            w is None or (w.strip() != "" and w.lower().endswith(WEIGHTS_SUFFIXES)), f"{key}.weights",
+            f"null or a state-dict file ({', '.join(WEIGHTS_SUFFIXES)})", w,
+        )
+
+    def architecture(self) -> dict[str, Any]:
+        """What shapes the network's state dict: the name, the args (defaults filled in) and the head
+        where there is one. A checkpoint records it to rebuild the network (its weights are its own)."""
+        spec: dict[str, Any] = {"name": self.name, "args": self.resolved_args()}
+        if self.head is not None:
+            spec["head"] = to_plain(self.head)
+        return spec
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def save_model(path: Path, model: nn.Module, cfg: Config, in_channels: int) -> N
     payload = {
         "format": FORMAT,
         "reprokit_version": __version__,
-        "model": {"name": cfg.model.name, "args": cfg.model.resolved_args()},
+        "model": cfg.model.architecture(),  # name, args and head: model.weights are superseded by state_dict
         "in_channels": in_channels,
         "image_size": cfg.data.image_size,
         "image_mode": cfg.data.image_mode,

@@ -4,6 +4,11 @@
 called as ``build(in_channels=..., **model.args)`` (``in_channels``: 1 for ``data.image_mode`` L,
 3 for RGB) and must return an ``nn.Module`` mapping an image batch [N, C, H, W] to embeddings
 [N, D]; :func:`build_model` checks both, the second on a probe batch.
+
+Around any of them, ``model.head`` adds a projection / L2 normalisation (:mod:`reprokit.train.head`),
+``model.weights`` loads a state-dict file into the whole network (:mod:`reprokit.train.weights`) and
+``model.freeze_batchnorm`` freezes its BatchNorm layers. The built-in ``hf`` (a transformers model
+folder, :mod:`reprokit.train.hf_backbone`) imports transformers only when it is asked for.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from reprokit.core.config import ModelConfig
-from reprokit.core.errors import ConfigError
+from reprokit.core.errors import ConfigError, ReprokitError
+from reprokit.train.head import EmbeddingNet, ProjectionHead, freeze_batchnorm
 from reprokit.train.user_code import call, describe, load_callable, reason
+from reprokit.train.weights import load_weights
 
 __all__ = ["SimpleCNN", "simple_cnn", "MODELS", "IMAGE_CHANNELS", "build_model", "probe_model"]
 
@@ -47,9 +54,15 @@ def simple_cnn(in_channels: int, channels: Sequence[int], embedding_dim: int) ->
     return SimpleCNN(in_channels, tuple(channels), embedding_dim)
 
 
+def hf(in_channels: int, **args) -> nn.Module:
+    from reprokit.train.hf_backbone import build_hf  # transformers is imported only for model.name: hf
+
+    return build_hf(in_channels, **args)
+
+
 # Built-in name -> build(in_channels=..., **args). Their args' schema and defaults are
 # reprokit.core.config.MODEL_ARGS (the same names; a test builds each from its defaults).
-MODELS: dict[str, Callable[..., nn.Module]] = {"simple_cnn": simple_cnn}
+MODELS: dict[str, Callable[..., nn.Module]] = {"simple_cnn": simple_cnn, "hf": hf}
 
 
 def probe_model(where: str, model: nn.Module, in_channels: int, image_size: int) -> int:
@@ -64,6 +77,8 @@ def probe_model(where: str, model: nn.Module, in_channels: int, image_size: int)
     try:
         with torch.no_grad():
             out = model(torch.zeros(shape))
+    except ReprokitError:
+        raise  # already one line naming its key (e.g. model.args.pooling)
     except Exception as exc:
         raise ConfigError(f"{where}: the model fails on a probe batch of shape {shape}: {reason(exc)}") from exc
     finally:
@@ -79,8 +94,7 @@ def probe_model(where: str, model: nn.Module, in_channels: int, image_size: int)
     return int(out.shape[1])
 
 
-def build_model(cfg: ModelConfig, in_channels: int, image_size: int | None = None) -> nn.Module:
-    """The network ``cfg`` names, built with ``in_channels``; probed on a batch when ``image_size`` is given."""
+def _backbone(cfg: ModelConfig, in_channels: int) -> nn.Module:
     where = f"model.name {cfg.name!r}"
     args = cfg.resolved_args()
     if "in_channels" in args:
@@ -96,6 +110,29 @@ def build_model(cfg: ModelConfig, in_channels: int, image_size: int | None = Non
             f"{where}: {what} returned {describe(model)}, not a torch.nn.Module",
             hint="return the network itself, e.g. `return MyNet(in_channels, **args)`",
         )
+    return model
+
+
+def build_model(cfg: ModelConfig, in_channels: int, image_size: int | None = None) -> nn.Module:
+    """The network ``cfg`` describes, built with ``in_channels``; probed on a batch when ``image_size`` is given.
+
+    In this order: the backbone (its init draws from the torch generator first), the head on top
+    (sized by a probe of the backbone, so ``model.head`` needs ``image_size``), ``model.weights``
+    into the whole (or, with a head, a file of the backbone's own keys into the backbone), then
+    ``freeze_batchnorm``. The probe of the result reports the head's size.
+    """
+    where = f"model.name {cfg.name!r}"
+    backbone = _backbone(cfg, in_channels)
+    model = backbone
+    if cfg.head is not None:
+        if image_size is None:
+            raise ValueError("build_model: model.head needs image_size (the backbone's output size is probed)")
+        features = probe_model(where, backbone, in_channels, image_size)
+        model = EmbeddingNet(backbone, ProjectionHead(features, cfg.head.dim, cfg.head.normalize))
+    if cfg.weights is not None:
+        load_weights(model, cfg.weights, backbone=backbone if cfg.head is not None else None)
+    if cfg.freeze_batchnorm:
+        freeze_batchnorm(model)
     if image_size is not None:
         probe_model(where, model, in_channels, image_size)
     return model

@@ -8,6 +8,14 @@ Grad-CAM's (Selvaraju et al. 2017): channel weights = the score's gradient with 
 image's activations, averaged over space; map = ReLU(sum of the weighted activations), upsampled
 to the image (bilinear) and divided by its maximum (a map with no positive evidence stays zero).
 
+A transformer's layer outputs tokens [N, L, C] instead: the leading class/register tokens are
+dropped and the patch tokens laid out on their grid [N, C, h, w] (activations and gradients alike),
+then the same formula applies. The grid comes from a module of the model that knows it
+(``token_grid(height, width, n_tokens)``, as the ``hf`` backbone does from its patch size), else the
+largest square that fits, the rest taken as leading tokens. With ``gradcam_layer`` null a module may
+name its own default (``gradcam_default_layer()``, relative to it): for an ``hf`` transformer, the input
+norm of its last block, where every patch token still feeds the pooled embedding.
+
 Pairs go through the model in evaluation mode, so every image of a batch is independent
 (BatchNorm uses its running statistics): the query repeated once per retrieved item gets one map
 per pair, all from a single backward pass per batch of pairs.
@@ -15,6 +23,7 @@ per pair, all from a single backward pass per batch of pairs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +56,23 @@ def _conv_paths(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and name]
 
 
+def _default_from_model(model: nn.Module) -> str | None:
+    """The layer a module of the model names for itself (``gradcam_default_layer()``), as a full path."""
+    for name, module in model.named_modules():
+        own = getattr(module, "gradcam_default_layer", None)
+        if callable(own):
+            sub = own()
+            if sub:
+                return f"{name}.{sub}" if name else sub
+    return None
+
+
 def resolve_layer(model: nn.Module, path: str | None) -> GradCamLayer:
-    """The module ``path`` names in ``model`` (``model.get_submodule``), or its last ``nn.Conv2d`` for None."""
+    """The module ``path`` names in ``model`` (``model.get_submodule``); for None the layer the model
+    names for itself (``gradcam_default_layer``), else its last ``nn.Conv2d``."""
     convs = _conv_paths(model)
+    if path is None:
+        path = _default_from_model(model)
     if path is None:
         if not convs:
             children = [name for name, _ in model.named_modules() if name]
@@ -84,18 +107,21 @@ def _forward_capturing(model: nn.Module, layer: GradCamLayer, images: torch.Tens
     captured: list[torch.Tensor] = []
 
     def hook(_module, _inputs, output):
-        if not isinstance(output, torch.Tensor) or output.ndim != 4 or not output.is_floating_point():
-            shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        # A transformer block may return a tuple whose first item is the hidden states.
+        rest = tuple(output[1:]) if isinstance(output, (tuple, list)) and output else None
+        acts = output[0] if rest is not None else output
+        if not isinstance(acts, torch.Tensor) or acts.ndim not in (3, 4) or not acts.is_floating_point():
+            shape = list(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__
             raise GradCamError(
                 f"visualize.gradcam_layer {layer.path!r} ({type(layer.module).__name__}) outputs {shape}; "
-                f"Grad-CAM needs a layer with spatial output [N, C, H, W] (the model's convolutional layers: "
-                f"{_listing(_conv_paths(model))})"
+                f"Grad-CAM needs a layer with spatial output [N, C, H, W] or tokens [N, L, C] (the model's "
+                f"convolutional layers: {_listing(_conv_paths(model))})"
             )
-        if not output.requires_grad:  # a frozen backbone: the map still needs the gradient at this layer
-            output = output.detach().requires_grad_(True)
-        captured.append(output)
+        if not acts.requires_grad:  # a frozen backbone: the map still needs the gradient at this layer
+            acts = acts.detach().requires_grad_(True)
+        captured.append(acts)
         # A clone goes on: an in-place op after the layer (ReLU(inplace=True)) cannot overwrite what is kept.
-        return output.clone()
+        return (acts.clone(), *rest) if rest is not None else acts.clone()
 
     handle = layer.module.register_forward_hook(hook)
     try:
@@ -106,6 +132,27 @@ def _forward_capturing(model: nn.Module, layer: GradCamLayer, images: torch.Tens
     if not captured:
         raise GradCamError(f"visualize.gradcam_layer {layer.path!r} is not used by the model's forward pass")
     return emb, captured[-1]
+
+
+def _token_grid(model: nn.Module, layer: GradCamLayer, size: tuple[int, int], n_tokens: int) -> tuple[int, int, int]:
+    """(leading tokens, rows, columns) of the layer's token sequence for images of ``size``."""
+    for name, module in model.named_modules():
+        knows = getattr(module, "token_grid", None)
+        if callable(knows) and (not name or layer.path == name or layer.path.startswith(name + ".")):
+            grid = knows(size[0], size[1], n_tokens)
+            if grid is not None:
+                return grid
+    side = math.isqrt(n_tokens)  # reprokit's images are square: the largest square grid that fits
+    if side == 0:
+        raise GradCamError(f"visualize.gradcam_layer {layer.path!r} outputs {n_tokens} tokens: no grid to map")
+    return n_tokens - side * side, side, side
+
+
+def _as_maps(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Tokens [N, L, C] -> the patch tokens on their grid [N, C, rows, cols] (leading tokens dropped)."""
+    prefix, rows, cols = grid
+    patches = tokens[:, prefix:prefix + rows * cols]
+    return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
 
 
 def _cams(acts: torch.Tensor, grads: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -146,7 +193,11 @@ def pair_cams(
         (grads,) = torch.autograd.grad(sim.sum(), acts, allow_unused=True)
         if grads is None:
             raise GradCamError(f"visualize.gradcam_layer {layer.path!r}: no gradient reaches it from the embeddings")
-        cams = _cams(acts.detach(), grads.detach(), size)
+        acts, grads = acts.detach(), grads.detach()
+        if acts.ndim == 3:  # tokens [N, L, C]: the patches on their grid
+            grid = _token_grid(model, layer, size, int(acts.shape[1]))
+            acts, grads = _as_maps(acts, grid), _as_maps(grads, grid)
+        cams = _cams(acts, grads, size)
         q_maps.append(cams[:n])
         o_maps.append(cams[n:])
         sims.append(sim.detach().cpu().numpy())

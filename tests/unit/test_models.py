@@ -83,7 +83,8 @@ def build_error(cfg: ModelConfig, in_channels: int = 1, image_size: int = 16) ->
     return line
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# hf's args name a model folder (there is no default): test_models_hf builds it from tiny saved models.
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"hf"}))
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 def test_every_registered_model_builds_from_its_default_config(name, mode):
     assert set(MODELS) == set(MODEL_ARGS)  # the schema and the registry name the same built-ins
@@ -175,8 +176,8 @@ def test_a_model_that_fails_on_the_probe_batch_and_args_that_set_in_channels(pro
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ({"name": "resnet"}, "model.name must be one of simple_cnn or 'module:callable' (your own, e.g. 'my_models:build'); got 'resnet'"),
-        ({"name": "my_models.build"}, "model.name must be one of simple_cnn or 'module:callable'"),
+        ({"name": "resnet"}, "model.name must be one of simple_cnn, hf or 'module:callable' (your own, e.g. 'my_models:build'); got 'resnet'"),
+        ({"name": "my_models.build"}, "model.name must be one of simple_cnn, hf or 'module:callable'"),
         ({"args": {"width": 3}}, "unknown key 'model.args.width' in model.args; valid keys: channels, embedding_dim"),
         ({"args": {"embedding_dim": 0}}, "model.args.embedding_dim must be an integer ≥ 1; got 0"),
         ({"name": "m:b", "args": {"when": {1, 2}}}, "model.args.when must be plain YAML"),
