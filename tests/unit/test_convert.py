@@ -221,6 +221,15 @@ def test_the_folder_above_the_dataset_gets_a_hint_to_pass_the_dataset_folder(tmp
     assert f"found it in {str(tmp_path / 'CUB_200_2011')!r}: pass that folder" in exc.value.one_line()
 
 
+def test_an_out_that_cannot_hold_the_csv_is_one_line(tmp_path):
+    sop_tree(tmp_path / "sop")
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ConvertError, match="--out .*taken' is a file; it must be a folder"):
+        convert("sop", tmp_path / "sop", tmp_path / "taken")
+    with pytest.raises(ConvertError, match="cannot write .*taken/data/df.csv"):  # a file where a folder must go
+        convert("sop", tmp_path / "sop", tmp_path / "taken/data")
+
+
 def test_a_missing_source_folder_says_so(tmp_path):
     with pytest.raises(ConvertError, match="source folder .* does not exist"):
         convert("sop", tmp_path / "nowhere", tmp_path / "out")

@@ -99,13 +99,17 @@ def write_converted(dataset: str, images: Images, src: Path, out: Path) -> Conve
     csv_path = out / CSV_NAME
     if out.exists() and not out.is_dir():
         raise ConvertError(f"{dataset}: --out {str(out)!r} is a file; it must be a folder (df.csv is written into it)")
-    with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=False)
-        try:  # the bytes about to be published pass every check the stages run (images: existence, above)
-            checked = load_dataframe(tmp, root=src, check_images=False)
-        except DataFrameError as exc:
-            raise ConvertError(f"{dataset}: the converted dataframe breaks an OML rule: "
-                               f"{str(exc).split(': ', 1)[-1]}", hint=exc.hint) from exc
+    try:
+        with atomic_path(csv_path) as tmp:
+            df.to_csv(tmp, index=False)
+            try:  # the bytes about to be published pass every check the stages run (images: existence, above)
+                checked = load_dataframe(tmp, root=src, check_images=False)
+            except DataFrameError as exc:
+                raise ConvertError(f"{dataset}: the converted dataframe breaks an OML rule: "
+                                   f"{str(exc).split(': ', 1)[-1]}", hint=exc.hint) from exc
+    except OSError as exc:  # a read-only or full disk: one line, and atomic_path left nothing behind
+        raise ConvertError(f"{dataset}: cannot write {str(csv_path)!r}: {exc.strerror or exc}",
+                           hint="pass an --out folder you can write to") from exc
     return _counts(dataset, checked, csv_path, src, tuple(notes))
 
 
