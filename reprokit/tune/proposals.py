@@ -74,10 +74,19 @@ def _counts(t: Any) -> bool:
     return not t.user_attrs.get(INTERRUPT_ATTR) and not t.user_attrs.get(DISCARD_ATTR)
 
 
+def _indices(trials: list[Any]) -> dict[int, int]:
+    """Every trial's proposal index in one pass (a study from before the attribute existed has none recorded)."""
+    out, skipped = {}, 0
+    for t in sorted(trials, key=lambda t: t.number):
+        out[t.number] = int(t.user_attrs[PROPOSAL_ATTR]) if PROPOSAL_ATTR in t.user_attrs else t.number - skipped
+        skipped += REASK_ATTR in t.user_attrs or bool(t.user_attrs.get(DISCARD_ATTR))
+    return out
+
+
 def _history(trials: list[Any], below: int) -> list[Any]:
     """The counted trials whose proposal index is below ``below``, by index."""
-    got = [t for t in trials if _counts(t) and PROPOSAL_ATTR in t.user_attrs and int(t.user_attrs[PROPOSAL_ATTR]) < below]
-    return sorted(got, key=lambda t: int(t.user_attrs[PROPOSAL_ATTR]))
+    index = _indices(trials)
+    return sorted((t for t in trials if _counts(t) and index[t.number] < below), key=lambda t: index[t.number])
 
 
 def tpe_waits_for(trials: list[Any], index: int, startup: int, parallel: int) -> list[int] | None:

@@ -104,3 +104,13 @@ def test_tpe_parallel_must_be_a_positive_integer(tmp_path):
             check_component(tmp_path / "s.yaml", "sampler", {"name": "tpe", "args": {"parallel": bad}}, SAMPLERS)
     with pytest.raises(ConfigError, match="sampler.args for 'random' has unknown key 'parallel'"):
         check_component(tmp_path / "s.yaml", "sampler", {"name": "random", "args": {"parallel": 2}}, SAMPLERS)
+
+
+def test_a_study_from_before_the_proposal_attribute_still_feeds_tpe(tmp_path):
+    study, space = _worker(tmp_path / "old.journal", "tpe", {"n_startup_trials": 1})
+    for _ in range(2):  # trials asked by an older reprokit: no `proposal` recorded
+        trial = study.ask()
+        suggest_params(trial, space)
+        study.tell(trial, _score(trial.params))
+    assert tpe_waits_for(study.get_trials(deepcopy=False), 2, 1, 1) is None
+    assert _ask(study, space).user_attrs[PROPOSAL_ATTR] == 2
