@@ -109,6 +109,14 @@ def test_protocols_put_the_first_half_of_the_classes_in_training(tmp_path):
     assert df.loc[0, "path"] == "images/001.Black_footed_Albatross/Black_footed_Albatross_0001_796101.jpg"
 
 
+def test_cub_without_its_box_file_converts_without_boxes_and_says_so(tmp_path):
+    cub_tree(tmp_path / "cub")
+    (tmp_path / "cub/bounding_boxes.txt").unlink()
+    result = convert("cub", tmp_path / "cub", tmp_path / "out")
+    assert "x_1" not in pd.read_csv(result.csv).columns and result.boxes == 0
+    assert result.notes == ("no bounding_boxes.txt: converted without bounding boxes",)
+
+
 def test_an_empty_box_is_left_out_and_counted_not_written(tmp_path):
     cub_tree(tmp_path / "cub")
     boxes = (tmp_path / "cub/bounding_boxes.txt").read_text().splitlines()
