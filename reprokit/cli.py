@@ -4,6 +4,7 @@
     reprokit mirror [--logger NAME]                   replay a finished run's files into the experiment logger
     reprokit check-data                               every check that needs no training, every problem at once
     reprokit init [DIR] [--force]                     write a working pipeline into a git repository
+    reprokit deps [--write]                           the files each stage reads that dvc.yaml does not list (--write adds them)
     reprokit compare A B [--html PATH]                metric deltas and the queries that flipped between two runs
     reprokit sweep FILE [--jobs N] [--storage URL] [--trials N] [--show [--html PATH]] [--promote]
                                                       tune: each trial a DVC experiment, Optuna choosing
@@ -47,7 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     ini = sub.add_parser("init", help="write a reprokit pipeline (dvc.yaml, params.yaml, stages/) into a git repository")
     ini.add_argument("dir", nargs="?", default=".", help="the repository (default: .)")
     ini.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    ini.add_argument("--code", action="append", default=[], metavar="DIR",
+                     help="your code folder (repeatable), a dependency of train, validate and visualize "
+                     "(default: src/ when it exists; a missing one is created as a package)")
     ini.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    dep = sub.add_parser("deps", help="list the files train, validate and visualize read that dvc.yaml does not list")
+    dep.add_argument("--write", action="store_true", help="add them to dvc.yaml (and drop a ${key} dep whose key is null)")
+    dep.add_argument("--params", default="params.yaml")
+    dep.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     swp = sub.add_parser("sweep", help="run a hyper-parameter sweep: each trial a DVC experiment, Optuna choosing")
     swp.add_argument("file", help="the sweep file, e.g. sweeps/lr_margin.yaml (its stem names the sweep)")
@@ -188,8 +197,16 @@ def _compare(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from reprokit.project.init import describe, init_project
 
-    print(describe(init_project(args.dir, force=args.force)))
+    print(describe(init_project(args.dir, force=args.force, code=tuple(args.code))))
     return 0
+
+
+def _deps(args: argparse.Namespace) -> int:
+    from reprokit.core.stage_deps import sync_deps
+
+    lines, code = sync_deps(args.params, Path.cwd(), write=args.write)
+    print("\n".join(lines))
+    return code
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -204,7 +221,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init,
+    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init, "deps": _deps,
                 "compare": _compare, "sweep": _sweep, "convert": _convert}
     run_main(lambda: handlers[args.command](args), "reprokit")
 

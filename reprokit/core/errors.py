@@ -20,6 +20,7 @@ __all__ = [
     "GradCamError",
     "CompareError",
     "SweepError",
+    "DependencyError",
 ]
 
 
@@ -80,3 +81,7 @@ class LogValueError(ReprokitError, ValueError):
 
 class SweepError(ReprokitError):
     """`reprokit sweep` cannot reach its study storage, run its trials, or find what it ran."""
+
+
+class DependencyError(ReprokitError):
+    """A file a stage reads (code, data, weights) is not among its DVC dependencies in dvc.yaml."""

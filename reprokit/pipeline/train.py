@@ -19,6 +19,7 @@ from reprokit.core.config import Config, load_config
 from reprokit.core.console import summary
 from reprokit.core.fileio import read_json, remove_outputs, replace_dir, staging_dir_in, write_json
 from reprokit.core.layout import RunsDir, TrainDir
+from reprokit.core.stage_deps import require_stage_deps
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.core.tables import read_table
 from reprokit.data.labels import LABEL_MAP_FILE, LABEL_MAP_KEY, write_label_map
@@ -85,6 +86,8 @@ def run(on_validation: Sequence[ValidationHook] = ()) -> None:
     while training (see ``reprokit.train.epoch_validation``); one returning True stops training."""
     parser = stage_parser("train", __doc__, out=RunsDir().train.root)
     args = parser.parse_args()
+    # First, before any work: every file it will read is a DVC dependency, or it refuses (one line).
+    inputs = require_stage_deps("train", args.params, hash_inputs=True)
     out = TrainDir(args.out)
     started_at = time.time()
 
@@ -105,7 +108,11 @@ def run(on_validation: Sequence[ValidationHook] = ()) -> None:
     if not is_global_zero:
         return  # under DDP, rank zero alone writes
     warn_untracked_imports(Path.cwd())
-    write_json(out.identity, {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3)})
+    # The files it read (code named in params.yaml and what it imports, weights, the dataframe), by
+    # content hash as they were at the start: `reprokit reproduce` names any that a revision lacks.
+    recorded = {"inputs": inputs.hashes} if inputs is not None else {}
+    write_json(out.identity, {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3),
+                              **recorded})
     # Last: metrics.json exists only for a finished run.
     write_json(out.metrics, stats)
     shown = [f"{k}={v:.4f}" for k, v in stats.items() if isinstance(v, float)]

@@ -10,6 +10,7 @@ from reprokit.core.config import load_config
 from reprokit.core.console import summary
 from reprokit.core.fileio import remove_outputs
 from reprokit.core.layout import RunsDir, ValidateDir
+from reprokit.core.stage_deps import require_stage_deps
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.source import load_dataset
 from reprokit.evaluate.validation import (
@@ -32,6 +33,7 @@ def run() -> None:
     runs = RunsDir()
     parser = stage_parser("validate", __doc__, model=runs.train.model, out=runs.validate.root)
     args = parser.parse_args()
+    require_stage_deps("validate", args.params)  # first: every file it reads is a DVC dependency
 
     cfg = load_config(args.params)
     torch.manual_seed(cfg.seed)

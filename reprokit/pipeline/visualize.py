@@ -9,6 +9,7 @@ from reprokit.core.config import Config, load_config
 from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import GradCamError
 from reprokit.core.layout import RunsDir, VisualizeDir
+from reprokit.core.stage_deps import require_stage_deps
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.images import ImageDataset
 from reprokit.data.source import load_dataset, scored_rows
@@ -43,6 +44,7 @@ def run() -> None:
         "visualize", __doc__, per_query=runs.validate.per_query, model=runs.train.model, out=runs.visualize.root
     )
     args = parser.parse_args()
+    require_stage_deps("visualize", args.params)  # first: every file it reads is a DVC dependency
     out = VisualizeDir(args.out)
 
     cfg = load_config(args.params)

@@ -6,6 +6,10 @@ the thin stage entry points under ``stages/``, ``models.py`` (the model ``params
 yours to edit) and ignore entries. The generated project runs on the embedded digits dataset as
 it is; pointing ``data.*`` at your own data and ``model.*`` at your own network is an edit of
 ``params.yaml``.
+
+Your code folder (``src/`` when the repository has one, or the folders named with ``--code``) is
+listed as a dependency of train, validate and visualize beside ``models.py``, so a model or loss
+of yours there re-runs them when it changes; ``reprokit deps --write`` adds anything else later.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from reprokit.core.dvc_yaml_edit import add_deps
 from reprokit.core.errors import ReprokitError
 from reprokit.core.fileio import write_text
 from reprokit.core.git import run_git
@@ -42,6 +47,9 @@ IGNORES = {
     ".gitignore": ["__pycache__/", "/logs/", "/mlruns/", "/.reprokit/", "/dvc_plots/"],
     ".dvcignore": ["__pycache__/", "*.pyc"],
 }
+# The stages that import the user's code (the model, the loss): a code folder is a dependency of each.
+CODE_STAGES = ("train", "validate", "visualize")
+DEFAULT_CODE_DIR = "src"  # listed when the repository already has it
 
 
 class InitError(ReprokitError):
@@ -54,6 +62,7 @@ class InitReport:
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # existing files left alone (no --force)
     updated: list[str] = field(default_factory=list)  # ignore files that gained lines
+    code_dirs: list[str] = field(default_factory=list)  # folders listed as deps of the code stages
     dvc_initialised: bool = False
 
 
@@ -88,8 +97,28 @@ def _dvc_init(root: Path) -> None:
         raise InitError(f"`dvc init` failed in {root}: {' '.join(proc.stderr.split())}")
 
 
-def init_project(directory: str | Path = ".", force: bool = False) -> InitReport:
-    """Write the pipeline files into ``directory`` (a git repository); never overwrite without ``force``."""
+def _code_dirs(root: Path, code: tuple[str, ...]) -> list[str]:
+    """The folders to list: those asked for (a missing one is made a package: ``<dir>/__init__.py``),
+    else ``src/`` when it exists."""
+    if not code:
+        return [DEFAULT_CODE_DIR] if (root / DEFAULT_CODE_DIR).is_dir() else []
+    found = []
+    for name in code:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise InitError(f"--code {name!r}: a folder inside the repository, given relative to it (e.g. src or mypkg)")
+        folder = root / rel
+        if folder.exists() and not folder.is_dir():
+            raise InitError(f"--code {name!r}: {folder} exists and is not a folder")
+        if not folder.exists():
+            write_text(folder / "__init__.py", f'"""{rel.name}: your project\'s code (a dependency of train, validate and visualize)."""\n')
+        found.append(rel.as_posix())
+    return found
+
+
+def init_project(directory: str | Path = ".", force: bool = False, code: tuple[str, ...] = ()) -> InitReport:
+    """Write the pipeline files into ``directory`` (a git repository); never overwrite without ``force``.
+    ``code``: project folders listed as dependencies of the stages that import your code."""
     root = Path(directory).resolve()
     if not root.is_dir():
         raise InitError(f"{root} is not a folder", hint="create it and run `git init` there first")
@@ -102,6 +131,10 @@ def init_project(directory: str | Path = ".", force: bool = False) -> InitReport
             continue
         write_text(target, template_text(name))
         report.written.append(rel)
+    if "dvc.yaml" in report.written or code:
+        report.code_dirs = _code_dirs(root, tuple(code))
+        if report.code_dirs:
+            add_deps(root / "dvc.yaml", {stage: report.code_dirs for stage in CODE_STAGES}, comment="# your code")
     for rel, lines in IGNORES.items():
         if _add_ignore_lines(root / rel, lines):
             report.updated.append(rel)
@@ -117,6 +150,7 @@ def describe(report: InitReport) -> str:
     lines += [f"  wrote   {rel}" for rel in report.written]
     lines += [f"  kept    {rel} (exists; --force overwrites it)" for rel in report.kept]
     lines += [f"  updated {rel}" for rel in report.updated]
+    lines += [f"  listed  {d}/ as a dependency of {', '.join(CODE_STAGES)} (dvc.yaml)" for d in report.code_dirs]
     if report.dvc_initialised:
         lines.append("  ran     dvc init")
     lines += [
@@ -125,5 +159,6 @@ def describe(report: InitReport) -> str:
         "  dvc repro                           # the pipeline on the embedded digits dataset (a few minutes)",
         "  git add -A && git commit -m 'reprokit pipeline'",
         "  dvc exp show                        # then point data.* in params.yaml at your own data",
+        "  reprokit deps --write               # after naming your own model/loss module or weights in params.yaml",
     ]
     return "\n".join(lines)

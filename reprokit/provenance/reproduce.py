@@ -34,7 +34,8 @@ import yaml
 from reprokit.core.config import flatten
 from reprokit.core.errors import ReproduceError
 from reprokit.core.git import exp_refs, run_git
-from reprokit.core.layout import RUNS_ROOT
+from reprokit.core.layout import RUNS_ROOT, RunsDir
+from reprokit.core.stage_deps import content_hash
 from reprokit.core.stage_runner import REPRODUCING_ENV
 
 __all__ = ["reproduce", "resolve_rev", "recorded_metrics", "compare", "ReproduceReport"]
@@ -61,6 +62,7 @@ class ReproduceReport:
     tolerance: float = 0.0
     workdir: Path | None = None
     data_differences: list[str] = field(default_factory=list)
+    code_differences: list[str] = field(default_factory=list)
 
     def agrees(self, row: Row) -> bool:
         diff = row.difference
@@ -247,6 +249,31 @@ def data_differences(workdir: Path) -> list[str]:
     return [f"{path} ({how})" for path, how in sorted(found.items())]
 
 
+def code_differences(workdir: Path) -> list[str]:
+    """Code the recorded run read (``runs/train/run.json``'s ``inputs``: each file's sha256 at the
+    training's start, restored with the run's outputs) that differs from the revision's, as ``path (how)``.
+
+    The exported files are what git holds at REV; a user module edited but not committed, or never
+    committed at all, ran for the recorded numbers all the same: the reproduction runs other code.
+    """
+    identity = workdir / RunsDir().train.identity
+    try:
+        recorded = json.loads(identity.read_text()).get("inputs") or {}
+    except (OSError, ValueError, AttributeError):
+        return []  # not restored (no DVC cache or remote holds it), or a run from before inputs were recorded
+    found = []
+    for path, digest in sorted(recorded.items()):
+        if not str(path).endswith(".py"):
+            continue  # data and weights: DVC's own record (data_differences) names them
+        file = workdir / path
+        if not file.is_file():
+            found.append(f"{path} (the run imported it; the revision does not have it: it was never committed to git)")
+        elif content_hash(file) != digest:
+            found.append(f"{path} (the run imported sha256 {digest[:12]}, the revision holds "
+                         f"{content_hash(file)[:12]}: an edit that was not committed)")
+    return found
+
+
 def _repro(workdir: Path, log_path: Path) -> int:
     start = time.monotonic()
     with open(log_path, "w") as log:
@@ -278,6 +305,9 @@ def reproduce(rev: str, repo: Path = Path("."), tolerance: float = 0.0, keep: bo
         report.data_differences = data_differences(workdir)
         for line in report.data_differences:
             print(f"reproduce: warning: input data differs from what {rev} recorded: {line}", file=sys.stderr, flush=True)
+        report.code_differences = code_differences(workdir)
+        for line in report.code_differences:
+            print(f"reproduce: warning: code differs from what {rev} recorded: {line}", file=sys.stderr, flush=True)
         log_path = workdir.parent / f"{workdir.name}.log"
         code = _repro(workdir, log_path)
         if code != 0:

@@ -20,6 +20,7 @@ from reprokit.core.config import Config, ModelConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import atomic_path
 from reprokit.core.schema import load_dataclass
+from reprokit.core.stage_deps import recorded_inputs
 from reprokit.train.models import build_model
 
 __all__ = ["save_model", "load_model", "FORMAT"]
@@ -36,6 +37,8 @@ def save_model(path: Path, model: nn.Module, cfg: Config, in_channels: int) -> N
         "in_channels": in_channels,
         "image_size": cfg.data.image_size,
         "image_mode": cfg.data.image_mode,
+        # The files training read (user code, weights, the dataframe) by sha256 at the stage's start.
+        "inputs": recorded_inputs(cfg.to_dict()),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     with atomic_path(path) as tmp:
