@@ -92,7 +92,8 @@ def resolve(key: str, name: str, library: Library) -> Callable[..., Any]:
     if bare in names and (not library.prefix or name.startswith(library.prefix)):
         return obj
     wanted = f"{library.prefix}{bare}"
-    close = difflib.get_close_matches(bare, names, n=1)
+    same_letters = [n for n in names if n.lower() == bare.lower()]  # AdamW for "Adamw", not Adam
+    close = same_letters or difflib.get_close_matches(bare, names, n=1)
     hint = f"did you mean {library.prefix}{close[0]!r}?" if close else None
     if library.prefix and not name.startswith(library.prefix) and bare in names:
         hint = f"write {wanted!r}"
