@@ -129,7 +129,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.params)  # a config error stops here: the checks below read the config
     df, csv_path, problems = dataset_problems(cfg)
-    problems += _model_problems(cfg)
+    problems += _model_problems(cfg, df)
     if problems:
         print("\n".join(problem_report(csv_path, problems)), file=sys.stderr)
         return 1
@@ -154,20 +154,29 @@ def problem_report(csv_path: Path, problems: list, limit: int = MAX_PROBLEMS) ->
     return lines
 
 
-def _model_problems(cfg) -> list:
-    """The model (probed on a batch of the configured image size) and the loss build as train builds them."""
+def _model_problems(cfg, df) -> list:
+    """The model (probed on a batch of the configured image size), then the loss, miner, optimiser,
+    schedule and augmentation as train builds them (with the training labels for ``auto``)."""
+    import torch
+
     from reprokit.core.errors import ReprokitError
-    from reprokit.train.losses import build_loss
     from reprokit.train.models import IMAGE_CHANNELS, build_model
 
-    found = []
-    for build in (lambda: build_model(cfg.model, IMAGE_CHANNELS[cfg.data.image_mode], cfg.data.image_size),
-                  lambda: build_loss(cfg.train.loss)):
-        try:
-            build()
-        except ReprokitError as exc:
-            found.append(exc)
-    return found
+    in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
+    try:
+        build_model(cfg.model, in_channels, cfg.data.image_size)
+    except ReprokitError as exc:
+        return [exc]
+    if df is None:  # the dataframe is unreadable: no training labels for `auto`, reported above
+        return []
+    from reprokit.train.embedding_module import EmbeddingModule
+
+    classes = torch.tensor(df.loc[df["split"] == "train", "label"].to_numpy())
+    try:
+        EmbeddingModule(cfg.model, cfg.train, in_channels, cfg.data.image_size, classes=classes, seed=cfg.seed)
+    except ReprokitError as exc:
+        return [exc]
+    return []
 
 
 def _convert(args: argparse.Namespace) -> int:
