@@ -70,7 +70,10 @@ def _prefix_hint(found: set[str], expected: set[str]) -> str | None:
                     f"without the prefix, e.g. {{k.removeprefix({prefix!r}): v for k, v in sd.items() if k.startswith({prefix!r})}}")
     for prefix in sorted({k.split(".", 1)[0] + "." for k in expected if "." in k}):
         stripped = {k[len(prefix):] for k in expected if k.startswith(prefix)}
-        if stripped and stripped <= found:
+        if found and found <= stripped:
+            if prefix == "backbone.":
+                return ("the model's keys start with 'backbone.' (model.head wraps the backbone) where the file's do not: "
+                        "a file of the backbone alone loads when it holds every one of the backbone's keys")
             return f"the model's keys start with {prefix!r} where the file's do not: add it to the file's keys"
     return None
 
