@@ -126,7 +126,6 @@ class Controller:
         self.worker = worker_id(repo)
         self.baseline = _head(repo)
         self.me = psutil.Process(os.getpid())
-        self.distributions = sweep.distributions()
         self.running: dict[int, RunningTrial] = {}
         self.pending: Any = None  # a TPE trial asked, waiting for the trials it learns from (no params yet)
         self.pending_said: list[int] | None = None
