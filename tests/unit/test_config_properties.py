@@ -148,6 +148,12 @@ KEYS: dict[str, Pair] = {
     "model.args.embedding_dim": small(ints(1, 64)),
     "model.args": either(st.sampled_from([{}, {"channels": [8]}, {"embedding_dim": 3}]),
                          st.one_of(st.sampled_from([{"depth": 3}, {"channels": "wide"}]), WRONG_TYPE)),
+    # A weights file that exists or not is test_model_weights' (the model is built below): only null here.
+    "model.weights": either(st.none(), st.sampled_from(["", " ", "w.txt", "model", 3, [], {}])),
+    "model.head": either(st.sampled_from([None, {}, {"dim": 8}, {"dim": None, "normalize": False}, {"dim": 1, "normalize": True}]),
+                         st.sampled_from([3, "x", [], {"dim": 0}, {"dim": -1}, {"dim": 2**17}, {"dim": 1.5}, {"dims": 4},
+                                          {"normalize": "yes"}])),
+    "model.freeze_batchnorm": texts(True, False),
     "train.loss.args": either(st.sampled_from([{}, {"margin": 0.1}, {"miner": "hard"}]),
                               st.one_of(st.sampled_from([{"p": 2}, {"margin": "big"}]), WRONG_TYPE)),
     "train.epochs": ints(1, 10),
