@@ -32,6 +32,9 @@ def _recorded(repo: Path) -> dict[str, str]:
         ({"validate": {"cmc_top_k": []}}, "train", "validate.cmc_top_k"),
         ({"validate": {"memory_budget_mb": 0}}, "validate", "validate.memory_budget_mb"),  # train is up to date
         ({"visualize": {"metric": "map@10"}}, "visualize", "visualize.metric"),  # was a bare KeyError
+        # A library name is resolved when train builds the block, before any batch is read.
+        ({"train": {"optimizer": {"name": "Adamw"}}}, "train", "train.optimizer.name"),
+        ({"train": {"miner": {"name": "pml:MultiSimilarityMiner"}}}, "train", "train.miner"),  # with the built-in triplet
     ],
 )
 def test_a_rejected_value_stops_the_first_stage_in_one_line_and_changes_nothing(pipeline_copy, override, stage, key):
