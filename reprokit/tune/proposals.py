@@ -46,12 +46,10 @@ def derived_seed(seed: int, index: int) -> int:
 
 
 def proposal_index(trials: list[Any], number: int) -> int:
-    """The proposal index of trial ``number`` among ``trials`` (the study's FrozenTrials)."""
-    mine = next((t for t in trials if t.number == number), None)
-    if mine is not None and PROPOSAL_ATTR in mine.user_attrs:
-        return int(mine.user_attrs[PROPOSAL_ATTR])
-    skipped = sum(1 for t in trials if t.number < number and (REASK_ATTR in t.user_attrs or t.user_attrs.get(DISCARD_ATTR)))
-    return number - skipped
+    """The proposal index of trial ``number`` given ``trials`` (the study's FrozenTrials; it may not be one yet)."""
+    below = [t for t in trials if t.number < number]
+    mine = [t for t in trials if t.number == number]
+    return _indices(below + mine).get(number, number - sum(_proposes_nothing(t) for t in below))
 
 
 def grid_order(grid: dict[str, list[Any]], seed: int) -> list[dict[str, Any]]:
@@ -79,8 +77,13 @@ def _indices(trials: list[Any]) -> dict[int, int]:
     out, skipped = {}, 0
     for t in sorted(trials, key=lambda t: t.number):
         out[t.number] = int(t.user_attrs[PROPOSAL_ATTR]) if PROPOSAL_ATTR in t.user_attrs else t.number - skipped
-        skipped += REASK_ATTR in t.user_attrs or bool(t.user_attrs.get(DISCARD_ATTR))
+        skipped += _proposes_nothing(t)
     return out
+
+
+def _proposes_nothing(t: Any) -> bool:
+    """A re-ask repeats its original's proposal; a discarded trial never ran: neither takes an index."""
+    return REASK_ATTR in t.user_attrs or bool(t.user_attrs.get(DISCARD_ATTR))
 
 
 def _history(trials: list[Any], below: int) -> list[Any]:
@@ -94,8 +97,6 @@ def tpe_waits_for(trials: list[Any], index: int, startup: int, parallel: int) ->
     empty: an earlier proposal's trial is not in the study yet, e.g. an interrupted one not re-asked)."""
     if index < startup:
         return None
-    from optuna.trial import TrialState
-
     below = index - parallel + 1
     history = _history(trials, below)
     running = [t.number for t in history if not t.state.is_finished()]
