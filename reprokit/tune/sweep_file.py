@@ -2,7 +2,7 @@
 
 ```yaml
 objective: {metric: map@r, direction: maximize}   # any metric validate computes
-sampler: tpe                                       # grid | random | tpe, or {name: tpe, args: {...}}
+sampler: tpe                                       # grid | random | tpe, or {name: tpe, args: {parallel: 2, ...}}
 trials: 20                                         # a grid may leave it out: every combination
 seed: 0                                            # the sampler's seed, and which labels tune
 space:                                             # dotted params.yaml keys
