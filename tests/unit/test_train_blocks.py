@@ -199,3 +199,23 @@ def test_a_training_step_logs_the_warmed_up_learning_rate(tmp_path):
     lrs = [float(r.split("\t")[header.index("lr")]) for r in rows[1:]]
     # 4 batches, 2 per optimiser step: 2 steps an epoch. Warm-up 1/3, 2/3 in epoch 0; cosine's half in epoch 1.
     assert lrs == pytest.approx([0.01 / 3, 0.02 / 3, 0.005, 0.005], rel=1e-5)
+
+
+def test_the_loss_proxies_and_the_schedule_are_in_the_checkpoint_train_resume_continues(tmp_path):
+    import lightning.pytorch as pl
+
+    m = module({"lr": 0.01, "scheduler": {"name": "StepLR", "args": {"step_size": 1}, "interval": "step"},
+                "loss": {"name": "pml:ProxyAnchorLoss", "args": {"num_classes": "auto", "embedding_size": "auto"},
+                         "lr": 0.1}})
+    images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu")
+    before = m.criterion.loss.proxies.detach().clone()
+    trainer.fit(m, data)
+    assert not torch.equal(before, m.criterion.loss.proxies)  # the proxies trained
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert torch.equal(ckpt["state_dict"]["criterion.loss.proxies"], m.criterion.loss.proxies.detach())
+    assert [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]] == pytest.approx([0.01 * 0.1**4, 0.1 * 0.1**4])
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 4
