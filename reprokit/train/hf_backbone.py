@@ -50,6 +50,8 @@ def _import_transformers():
             f"model.name 'hf' needs the transformers package, which is not installed ({reason(exc)})",
             hint=INSTALL_HINT,
         ) from exc
+    except Exception as exc:  # installed but broken, e.g. beside a torchvision built for another torch
+        raise ConfigError(f"model.name 'hf': importing transformers failed: {reason(exc)}") from exc
     return transformers
 
 
