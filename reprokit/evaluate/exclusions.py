@@ -62,7 +62,10 @@ class Exclusions:
         if self.query_group is None:
             return (self.self_pos >= 0).long()
         n_codes = int(max(self.query_group.max(), self.gallery_group.max())) + 1
-        per_group = torch.bincount(self.gallery_group, minlength=n_codes)
+        # unique + indexed assignment, not bincount: bincount refuses CUDA tensors in deterministic mode.
+        codes, counts = torch.unique(self.gallery_group, return_counts=True)
+        per_group = torch.zeros(n_codes, dtype=torch.long, device=codes.device)
+        per_group[codes] = counts
         own_outside = (self.self_pos >= 0) & (self.gallery_group[self.self_pos.clamp(min=0)] != self.query_group)
         return per_group[self.query_group] + own_outside.long()
 

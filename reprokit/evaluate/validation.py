@@ -164,7 +164,7 @@ def embed_distributed(
 
 def score(
     cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True, extra_metrics: bool = True,
-    by_category: bool = True,
+    by_category: bool = True, distributed: bool = False,
 ):
     """Retrieval metrics of the validation split with the ``validate`` settings.
 
@@ -172,6 +172,9 @@ def score(
     ``sequence`` cell is text; equal texts, empty ones included, are one sequence).
     ``extra_metrics=False`` leaves out ``validate.extra_metrics`` (the raw-pixel baseline);
     ``by_category=False`` the per-category averages (validation while training: overall only).
+    ``distributed=True`` (every rank calls it with all the embeddings): each rank searches its share
+    of the queries, every rank gets the whole result (see ``retrieval_metrics``). The search and the
+    metrics run on the embeddings' device.
     """
     v = cfg.validate
     has_categories = by_category and "category" in val_df.columns
@@ -192,6 +195,7 @@ def score(
         progress=show_progress,
         sequence_ids=sequences,
         extra_metrics=v.extra_metrics if extra_metrics else (),
+        distributed=distributed,
     )
 
 

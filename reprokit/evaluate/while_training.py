@@ -9,7 +9,9 @@ gives that epoch's model. The per-category and per-query work stays in validate.
 The decoded images are kept between validations when they fit in a quarter of
 ``validate.memory_budget_mb`` (decoding is most of a small model's validation time); otherwise each
 validation decodes them again, batch by batch, with ``validate.num_workers`` workers. Under DDP each
-rank embeds its share of the batches and every rank scores the gathered embeddings.
+rank embeds its share of the batches, the embeddings are gathered, and each rank searches its share
+of the queries against the whole gallery; the per-query results are gathered back (every rank gets
+the values one process gives).
 """
 
 from __future__ import annotations
@@ -60,5 +62,7 @@ class TrainingValidator:
         idx, emb = _embed_batches(model, self._batches(mine, rank), n_rows, False)
         if world > 1:
             _, emb = gather_for_metrics(idx, emb)
-        res = score(self.cfg, self.val_df, emb.cpu(), show_progress=False, by_category=False)
+        # Every rank holds every embedding; each searches its share of the queries (on the
+        # embeddings' device) and gets the gathered result.
+        res = score(self.cfg, self.val_df, emb, show_progress=False, by_category=False, distributed=world > 1)
         return dict(res.overall)

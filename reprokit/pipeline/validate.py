@@ -47,15 +47,17 @@ def run() -> None:
     # The raw-pixel baseline on the same split shows what the trained model adds; its pixels are
     # kept, within a bounded memory, as the embedding pass decodes them.
     pixels = baseline_pixels(cfg, images)
-    if wants_distributed(cfg.trainer):
+    distributed = wants_distributed(cfg.trainer)
+    if distributed:
         embeddings, is_global_zero = embed_distributed(cfg, model, images, pixels)
-        if not is_global_zero:
-            return  # rank zero scores once and writes
     else:
         v = cfg.validate
         embeddings = embed(model.to(device), images, v.batch_size, num_workers=v.num_workers, seed=cfg.seed, pixels=pixels)
-    # The metrics run on the CPU (reprokit's kNN and metric code is tested there; no GPU measured).
-    res = score(cfg, val_df, embeddings.cpu())
+    # The search and metrics run on the embeddings' device; under DDP each rank searches its share
+    # of the queries and rank zero alone writes.
+    res = score(cfg, val_df, embeddings, show_progress=not distributed or is_global_zero, distributed=distributed)
+    if distributed and not is_global_zero:
+        return
     baseline = score(cfg, val_df, pixels.matrix, show_progress=False, extra_metrics=False)
     metrics = write_validation(out.root, res, val_df, baseline)
     record_params(out.params, cfg, PARAMS)
