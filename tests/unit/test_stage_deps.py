@@ -179,6 +179,15 @@ def test_the_stage_dvc_runs_is_the_one_checked(project, monkeypatch):
         require_stage_deps("train", "params.yaml")
 
 
+def test_what_the_quick_rendering_leaves_to_dvc_is_rendered_by_dvc(project):
+    # A vars file and an index: DVC's own API renders them (the quick path covers ${a.b} from params.yaml).
+    (project / "paths.yaml").write_text("code: [my_models.py]\n")
+    text = (project / "dvc.yaml").read_text().replace("stages:\n", "vars:\n  - paths.yaml\nstages:\n", 1)
+    (project / "dvc.yaml").write_text(text.replace("      - stages   # entry points\n", "      - stages\n      - ${code[0]}\n", 1))
+    check = check_stage("train", PARAMS, project)
+    assert "my_models.py" not in {i.path for i in check.missing} and "my_layers.py" in {i.path for i in check.missing}
+
+
 def test_without_dvc_yaml_the_check_is_skipped_with_a_note(project, capsys):
     (project / "dvc.yaml").unlink()
     check = require_stage_deps("train", "params.yaml", hash_inputs=True)
@@ -210,3 +219,32 @@ def test_reproduce_names_a_module_the_revision_lacks_or_holds_otherwise(tmp_path
     assert found[1].startswith(f"my_models.py (the run imported sha256 {ran[:12]}")
     os.remove(runs / "run.json")
     assert code_differences(tmp_path) == []
+
+
+def test_this_repositorys_own_pipeline_passes_the_rule(monkeypatch):
+    from tests.import_graph import ROOT
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for stage in ("train", "validate", "visualize"):
+        check = check_stage(stage, params, ROOT)
+        assert check is not None and check.missing == [], stage
+        assert "models.py" in {i.path for i in check.inputs}  # the link into the templates, as DVC sees it
+
+
+def test_init_lists_the_code_folder_as_a_dependency_of_the_stages_that_import_it(tmp_path):
+    from reprokit.project.init import InitError, init_project
+
+    repo = tmp_path / "proj"
+    (repo / "src").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    report = init_project(repo)
+    assert report.code_dirs == ["src"]
+    deps = raw_deps(repo / "dvc.yaml")
+    assert all("src" in deps[stage] for stage in ("train", "validate", "visualize")) and "src" not in deps["report"]
+    named = init_project(repo, code=("mypkg",))
+    assert named.code_dirs == ["mypkg"] and (repo / "mypkg/__init__.py").is_file()
+    assert "mypkg" in raw_deps(repo / "dvc.yaml")["validate"]
+    with pytest.raises(InitError, match="inside the repository"):
+        init_project(repo, code=("../elsewhere",))
