@@ -20,7 +20,10 @@ def _stage(repo: Path, module: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_validate_under_ddp_gives_the_single_process_metrics(pipeline_copy: Path, pipeline_repo: Path):
-    write_params(pipeline_copy, {"validate": {"batch_size": 64}, **DDP})  # several batches per rank
+    """Each rank searches its share of the queries (every rank metric too); rank zero writes."""
+    every_rank_metric = ["map@r", "r_precision", "mrr", "ap"]
+    # Several batches per rank; the settings stay for the single-process run below.
+    write_params(pipeline_copy, {"validate": {"batch_size": 64, "extra_metrics": every_rank_metric}, **DDP})
     proc = _stage(pipeline_copy, "stages.validate", "--out", "runs/validate")
     assert proc.stderr.count("validate: cmc@1=") == 1  # scored once, by rank zero
     ddp = json.loads((pipeline_copy / "runs/validate/metrics.json").read_text())
@@ -29,9 +32,11 @@ def test_validate_under_ddp_gives_the_single_process_metrics(pipeline_copy: Path
     _stage(pipeline_copy, "stages.validate", "--out", "runs/validate_single")
     single = json.loads((pipeline_copy / "runs/validate_single/metrics.json").read_text())
     assert ddp == single
-    assert (pipeline_copy / "runs/validate/per_query.tsv").read_bytes() == (
-        pipeline_copy / "runs/validate_single/per_query.tsv"
-    ).read_bytes()
+    assert set(every_rank_metric) <= set(ddp["overall"])
+    for name in ("per_query.tsv", "by_category.json"):
+        assert (pipeline_copy / "runs/validate" / name).read_bytes() == (
+            pipeline_copy / "runs/validate_single" / name
+        ).read_bytes(), name
 
     # The logger holds each metric once.
     _stage(pipeline_copy, "stages.mirror", "--runs", "runs")
