@@ -11,9 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import write_text
 
@@ -24,6 +21,11 @@ TEMPLATE = re.compile(r"\$\{\s*([A-Za-z_][\w.-]*)\s*\}")
 
 
 def _load(path: Path) -> tuple[list[str], Any]:
+    # Imported here: importing ruamel.yaml adds warnings filters, and a stage (it only reads
+    # dvc.yaml) must change no global state by importing reprokit.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     text = path.read_text()
     try:
         return text.splitlines(keepends=True), YAML(typ="rt").load(text)

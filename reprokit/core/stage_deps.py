@@ -228,7 +228,8 @@ def stage_deps(project_dir: Path, name: str) -> list[Path] | None:
         _note(name, f"{DVC_YAML} has no stage {name!r} (a run outside the pipeline)")
         return None
     except DvcException as exc:
-        raise ConfigError(f"{project_dir / DVC_YAML}: DVC cannot read stage {name!r}: {' '.join(str(exc).split())}") from exc
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{project_dir / DVC_YAML}: DVC cannot read stage {name!r}: {reason}") from exc
     finally:
         repo.close()
     return [Path(os.path.normpath(d.fs_path)) for s in stages for d in s.deps]
@@ -341,11 +342,12 @@ def sync_deps(params_path: str | Path, project_dir: Path, write: bool) -> tuple[
         if check is None:
             continue
         for item in check.missing:
-            lines.append(f"{stage}: {item.path} ({item.reason}) is not a dependency: "
-                         + (f"added '- {item.dep_line}'" if write else f"add '- {item.dep_line}' under stages.{stage}.deps"))
+            fix = f"added '- {item.dep_line}'" if write else f"add '- {item.dep_line}' under stages.{stage}.deps"
+            lines.append(f"{stage}: {item.path} ({item.reason}) is not a dependency: {fix}")
             additions.setdefault(stage, []).append(item.dep_line)
         if not check.missing:
-            lines.append(f"{stage}: ok ({len(check.inputs)} files it reads from params.yaml and its imports are dependencies)")
+            n = len(check.inputs)
+            lines.append(f"{stage}: ok ({n} files it reads from params.yaml and its imports are dependencies)")
     if write and additions:
         add_deps(dvc_yaml, {stage: list(dict.fromkeys(entries)) for stage, entries in additions.items()})
     return lines, 1 if additions and not write else 0

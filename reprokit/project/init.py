@@ -106,12 +106,13 @@ def _code_dirs(root: Path, code: tuple[str, ...]) -> list[str]:
     for name in code:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise InitError(f"--code {name!r}: a folder inside the repository, given relative to it (e.g. src or mypkg)")
+            raise InitError(f"--code {name!r}: a folder inside the repository, relative to it (e.g. src or mypkg)")
         folder = root / rel
         if folder.exists() and not folder.is_dir():
             raise InitError(f"--code {name!r}: {folder} exists and is not a folder")
         if not folder.exists():
-            write_text(folder / "__init__.py", f'"""{rel.name}: your project\'s code (a dependency of train, validate and visualize)."""\n')
+            doc = f"{rel.name}: your project's code (a dependency of train, validate and visualize)."
+            write_text(folder / "__init__.py", f'"""{doc}"""\n')
         found.append(rel.as_posix())
     return found
 

@@ -148,7 +148,8 @@ def test_every_file_a_stage_reads_is_a_dependency_or_it_refuses(tmp_path: Path):
     (repo / "my_blocks.py").write_text("WIDTH = 4\n")
     (repo / "my_models.py").write_text("import my_blocks  # noqa: F401\n" + MY_MODELS)
     by_hand = sh("python", "-m", "stages.train", "--params", "params.yaml", "--out", "runs/train", check=False)
-    assert by_hand.returncode == 1 and "my_blocks.py (imported for model.name 'my_models:build')" in _error_line(by_hand)
+    assert by_hand.returncode == 1
+    assert "my_blocks.py (imported for model.name 'my_models:build')" in _error_line(by_hand)
     assert "'- my_blocks.py'" in _error_line(by_hand)
     assert _snapshot(repo / "runs") == runs and (repo / "dvc.lock").read_bytes() == lock
     by_dvc = sh("dvc", "repro", check=False)

@@ -113,7 +113,8 @@ def test_config_inputs_walk_every_name_block_and_the_file_keys(project):
     assert got["weights/w.safetensors"] == ("model.weights", "${model.weights}")
     assert got["data/df.csv"] == ("data.dataframe", "${data.dataframe}")
     # validate builds no loss; model.args.path names a model folder only for model.name: hf.
-    validate = {i.path for i in config_inputs({**params, "model": {"name": "x", "args": {"path": "p"}}}, "validate", project)}
+    not_hf = {**params, "model": {"name": "x", "args": {"path": "p"}}}
+    validate = {i.path for i in config_inputs(not_hf, "validate", project)}
     assert validate == {"data/df.csv", "data"}
 
 
@@ -155,7 +156,8 @@ def test_deps_write_adds_the_lines_keeping_the_rest_and_then_every_stage_passes(
 
 def test_a_flow_list_is_not_rewritten(project):
     text = (project / "dvc.yaml").read_text()
-    (project / "dvc.yaml").write_text(text[: text.index("  visualize:")] + "  visualize:\n    cmd: x\n    deps: [stages]\n")
+    flow = "  visualize:\n    cmd: x\n    deps: [stages]\n"
+    (project / "dvc.yaml").write_text(text[: text.index("  visualize:")] + flow)
     with pytest.raises(ConfigError, match="on one line") as err:
         add_deps(project / "dvc.yaml", {"visualize": ["my_models.py"]})
     assert "'- my_models.py' under stages.visualize.deps by hand" in err.value.one_line()
@@ -183,7 +185,8 @@ def test_what_the_quick_rendering_leaves_to_dvc_is_rendered_by_dvc(project):
     # A vars file and an index: DVC's own API renders them (the quick path covers ${a.b} from params.yaml).
     (project / "paths.yaml").write_text("code: [my_models.py]\n")
     text = (project / "dvc.yaml").read_text().replace("stages:\n", "vars:\n  - paths.yaml\nstages:\n", 1)
-    (project / "dvc.yaml").write_text(text.replace("      - stages   # entry points\n", "      - stages\n      - ${code[0]}\n", 1))
+    indexed = text.replace("      - stages   # entry points\n", "      - stages\n      - ${code[0]}\n", 1)
+    (project / "dvc.yaml").write_text(indexed)
     check = check_stage("train", PARAMS, project)
     assert "my_models.py" not in {i.path for i in check.missing} and "my_layers.py" in {i.path for i in check.missing}
 
