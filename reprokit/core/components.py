@@ -187,6 +187,10 @@ class LossConfig(_Component):
     builtins: ClassVar[dict[str, type]] = LOSS_ARGS
 
     def check(self, key: str) -> None:
+        named = self.name in self.builtins or CALLABLE_NAME.fullmatch(self.name) is not None
+        allowed = (f"one of {', '.join(self.builtins)}, 'pml:<Class>' (pytorch-metric-learning's losses, e.g. "
+                   "pml:ArcFaceLoss) or 'module:callable' (your own, e.g. 'my_losses:build')")
+        _require(named, f"{key}.name", allowed, self.name)
         super().check(key)
         _require(self.lr is None or self.lr > 0, f"{key}.lr", "null or a number > 0", self.lr)
         check_auto_args(key, self.args)

@@ -224,7 +224,7 @@ class VisualizeConfig:
     top_k: int = 5
     n_ground_truth: int = 2
     # The module path inside the model whose activations Grad-CAM weighs (e.g. "features.8");
-    # null: the model's last nn.Conv2d.
+    # null: the model's own default (an hf transformer: its last block's input norm), else its last nn.Conv2d.
     gradcam_layer: str | None = None
 
     def check(self, key: str) -> None:
