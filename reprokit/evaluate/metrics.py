@@ -22,7 +22,14 @@ open-metric-learning >= 3.0, so numbers are comparable with OML's):
 
 ``extra_metrics`` adds pytorch-metric-learning's ``map@r``, ``r_precision``, ``mrr`` and ``ap``
 (defined in :mod:`reprokit.evaluate.ranks`, from the ranks of the ground truth in the whole
-ranking), under the same rules.
+ranking), under the same rules. Each costs what it needs: ``map@r`` and ``r_precision`` alone come
+from a top-K search, K = the largest class (:mod:`reprokit.evaluate.top_r`); ``mrr`` or ``ap``
+rank every ground-truth item in the whole ranking, and only when asked for.
+
+Everything runs on the embeddings' device. With ``distributed=True`` under a process group of
+several ranks, each rank searches a contiguous share of the queries against the whole gallery and
+the per-query results are gathered: every number and list is the one process's (a query's row
+never depends on which other queries share its chunk).
 
 The search lives in :mod:`reprokit.evaluate.knn` (chunked GEMM + topk, memory bounded by
 ``memory_budget_mb``, never Q x G at once); this module turns the [Q, K] retrieved lists into
