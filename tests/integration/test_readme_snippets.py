@@ -81,3 +81,26 @@ def test_python_snippets_run(tmp_path):
         rows = list(csv.DictReader(fh))
     logged = {k for row in rows for k, v in row.items() if v not in ("", None)}
     assert {"train_loss", "some_value", "loss_x2", "val_err"} <= logged, sorted(logged)
+
+
+def test_the_train_a_real_model_params_are_accepted_and_every_name_resolves():
+    """The params block of "## Train a real model" loads as written, and each library name it uses exists."""
+    import yaml
+
+    from reprokit.core.config import config_from_dict
+    from reprokit.train.library import AUGMENTATIONS, OPTIMIZERS, PML_LOSSES, PML_MINERS, SCHEDULERS, resolve
+
+    start = (ROOT / "README.md").read_text(encoding="utf-8").index("## Train a real model")
+    section = (ROOT / "README.md").read_text(encoding="utf-8")[start:]
+    section = section[: re.search(r"^## ", section[3:], flags=re.MULTILINE).start() + 3]
+    (params,) = [yaml.safe_load(b) for b in blocks(section, "yaml")]
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, value in params.items():
+        base[name] = {**base.get(name, {}), **value} if name != "model" else value
+    t = config_from_dict(base).train
+    resolve("train.optimizer.name", t.optimizer.name, OPTIMIZERS)
+    resolve("train.scheduler.name", t.scheduler.name, SCHEDULERS)
+    resolve("train.loss.name", t.loss.name, PML_LOSSES)
+    resolve("train.miner.name", t.miner.name, PML_MINERS)
+    for i, block in enumerate(t.augment):
+        resolve(f"train.augment[{i}].name", block.name, AUGMENTATIONS)
