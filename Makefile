@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Stages run as `python -m stages.<name>`: put the venv first on PATH for DVC's subprocesses.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test test-all test-fast bench install browser baseline
+.PHONY: pipeline test test-all test-fast bench install browser baseline docs docs-reference
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,17 @@ test-all: install browser
 # While developing: everything but the tests marked slow (real pipelines, real servers).
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# The documentation site (mkdocs.yml, docs/) into site/. --strict: a broken link, a link to a missing heading
+# or a page outside the nav fails the build. docs/reference/ is generated from the code: after changing a
+# default, a CLI flag or a run-folder file, `make docs-reference` and commit (tests/unit/test_docs_reference.py
+# fails while it is stale). NO_MKDOCS_2_WARNING: no end-of-life banner from Material on every build.
+docs: install
+	$(PY) -m docs.generate --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+docs-reference: install
+	$(PY) -m docs.generate
 
 bench: install
 	$(PY) benchmarks/bench_pipeline.py
