@@ -68,7 +68,7 @@ BAD = [
     ("space: {train.lr: {low: 0, high: 0.01, log: true}}", "space.train.lr: a log range needs low > 0; got low=0"),
     ("space: {train.lr: {low: 0.001, hgih: 0.01}}", "unknown key 'hgih' in space.train.lr; valid keys: choice, low, high"),
     ("space: {train.lr: {choice: [0.01, -1]}}",
-     "space.train.lr: -1 is rejected by params.yaml's schema: train.lr must be a number > 0; got -1.0"),
+     "space.train.lr: -1 is rejected by params.yaml's schema: train.lr must be null or a number > 0; got -1.0"),
     ("space: {train.loss.args.miner: {choice: [all, semi]}}",
      "space.train.loss.args.miner: 'semi' is rejected by params.yaml's schema: train.loss.args.miner must be one of"),
     ("space: {train.epochs: {low: 1.5, high: 3}}", "space.train.epochs: train.epochs is an integer in params.yaml"),
