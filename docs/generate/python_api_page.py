@@ -39,7 +39,11 @@ def python_api_page() -> str:
     ]
     for name, module in api:
         if module is not None:
-            out.append(f"## `reprokit.{name}` {{#{anchor(name)}}}\n\nDefined in `{module}`.\n\n::: {module}.{name}\n\n")
+            # The module's docstring too: it is where a name's module explains it (LightningModule's, the metrics').
+            out.append(
+                f"## `reprokit.{name}` {{#{anchor(name)}}}\n\nDefined in `{module}`.\n\n::: {module}\n"
+                f"    options:\n      members: [{name}]\n      show_root_heading: false\n      show_root_toc_entry: false\n\n"
+            )
     plain = [name for name, module in api if module is None]
     if plain:
         out.append("## Other names {#other-names}\n\n" + "".join(f"- `reprokit.{n}`\n" for n in plain))
