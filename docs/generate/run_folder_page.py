@@ -67,7 +67,8 @@ def folder_rows(folder: Any, declared: dict[str, str], readers: dict[str, list[s
             stmt = assignment(node, name)
             why = statement_comment(stmt, node.body, source) if stmt is not None else ""
             what = " ".join(p for p in (attr.__doc__ or "", why) if p)
-            rows.append((code(path), code(name), escape(what), _declared(path, declared), _readers(path, readers)))
+            shown = Path(path).relative_to(folder.root).as_posix()  # the heading names the folder
+            rows.append((code(shown), code(name), escape(what), _declared(path, declared), _readers(path, readers)))
         elif isinstance(attr, property) and is_folder(inner := attr.fget(folder)):
             nested.append((inner, f"{cls.__name__}.{name}"))
     return rows, nested
@@ -88,7 +89,7 @@ def run_folder_page() -> str:
             "everything in it).\n\n"
         ),
     ]
-    header = ("path", "attribute", "what", "in dvc.yaml", "read by")
+    header = ("file", "attribute", "what", "in dvc.yaml", "read by")
     todo = [(folder, f"RunsDir().{name}") for name, folder in vars(layout.RunsDir()).items() if is_folder(folder)]
     while todo:
         folder, where = todo.pop(0)
