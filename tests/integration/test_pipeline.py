@@ -180,6 +180,7 @@ def test_exp_run_and_exp_show_list_params_and_metrics(experiment_copy: Path):
 PANELS = {
     "Loss statistics per step": ("step", "dvc_inferred_y_value", "training step", "value (loss and its statistics)"),
     "Loss statistics per epoch": ("epoch", "dvc_inferred_y_value", "epoch", "value (mean over the epoch)"),
+    "Learning rate per step": ("step", "lr", "training step", "learning rate (the model's parameter group)"),
     "Retrieval metrics per epoch": ("epoch", "dvc_inferred_y_value", "epoch", "validate's metric, while training"),
     "CMC curve": ("k", "cmc", "k (rank)", "CMC@k (queries with a match in their top k)"),
     "runs/validate/plots/by_category.tsv": ("cmc@1", "category", "CMC@1", "category"),
