@@ -1,6 +1,6 @@
-"""The "Track and visualize" snippets run as written.
+"""The manual's snippets run as written.
 
-The ```python blocks of README.md's "## Track and visualize" section are joined in order into one
+The ```python blocks of the loggers guide's "## Track and visualize" section are joined in order into one
 script, as a reader would run them one after the other, and run in a fresh interpreter in an
 empty directory.
 """
@@ -19,7 +19,7 @@ SECTION = "## Track and visualize"
 
 
 def section_text() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "guides" / "loggers.md").read_text(encoding="utf-8")
     start = text.index(SECTION)
     following = re.search(r"^## ", text[start + len(SECTION):], flags=re.MULTILINE)
     return text[start : start + len(SECTION) + following.start()] if following else text[start:]
@@ -83,16 +83,18 @@ def test_python_snippets_run(tmp_path):
     assert {"train_loss", "some_value", "loss_x2", "val_err"} <= logged, sorted(logged)
 
 
-def test_the_train_a_real_model_params_are_accepted_and_every_name_resolves():
+@pytest.mark.parametrize("page", ["README.md", "docs/guides/train-a-real-model.md"])
+def test_the_train_a_real_model_params_are_accepted_and_every_name_resolves(page):
     """The params block of "## Train a real model" loads as written, and each library name it uses exists."""
     import yaml
 
     from reprokit.core.config import config_from_dict
     from reprokit.train.library import AUGMENTATIONS, OPTIMIZERS, PML_LOSSES, PML_MINERS, SCHEDULERS, resolve
 
-    start = (ROOT / "README.md").read_text(encoding="utf-8").index("## Train a real model")
-    section = (ROOT / "README.md").read_text(encoding="utf-8")[start:]
-    section = section[: re.search(r"^## ", section[3:], flags=re.MULTILINE).start() + 3]
+    text = (ROOT / page).read_text(encoding="utf-8")
+    section = text[text.index("## Train a real model"):]
+    following = re.search(r"^## ", section[3:], flags=re.MULTILINE)
+    section = section[: following.start() + 3] if following else section
     (params,) = [yaml.safe_load(b) for b in blocks(section, "yaml")]
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name, value in params.items():
