@@ -219,3 +219,19 @@ def test_the_loss_proxies_and_the_schedule_are_in_the_checkpoint_train_resume_co
     assert torch.equal(ckpt["state_dict"]["criterion.loss.proxies"], m.criterion.loss.proxies.detach())
     assert [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]] == pytest.approx([0.01 * 0.1**4, 0.1 * 0.1**4])
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 4
+
+
+def test_bf16_mixed_trains_on_the_cpu(tmp_path):
+    """trainer.precision: bf16-mixed on a CPU: autocast in bfloat16, the loss finite, the weights float32."""
+    import lightning.pytorch as pl
+
+    m = module({"augment": [{"name": "RandomHorizontalFlip"}]})
+    images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8)
+    before = [p.detach().clone() for p in m.model.parameters()]
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", precision="bf16-mixed")
+    trainer.fit(m, data)
+    assert torch.isfinite(trainer.callback_metrics["loss_epoch"])
+    assert all(p.dtype == torch.float32 for p in m.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.model.parameters()))
