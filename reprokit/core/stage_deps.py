@@ -29,15 +29,16 @@ from typing import Any
 import yaml
 
 from reprokit.core.components import CALLABLE_NAME
-from reprokit.core.config import load_config
+from reprokit.core.config import load_config, lookup  # lookup: re-exported
 from reprokit.core.dvc_yaml_edit import add_deps, remove_deps, template_deps
 from reprokit.core.errors import ConfigError, DependencyError
+from reprokit.core.layout import PARAMS_FILE
 from reprokit.core.project_imports import imported_files, project_relative
 from reprokit.core.schema import to_plain
 
 __all__ = [
     "FILE_KEYS", "CHECKED_STAGES", "Input", "StageCheck", "config_inputs", "check_stage", "require_stage_deps",
-    "recorded_inputs", "content_hash", "input_hashes", "lookup", "sync_deps",
+    "recorded_inputs", "content_hash", "input_hashes", "lookup", "sync_deps", "stage_params",
 ]
 
 CHECKED_STAGES = ("train", "validate", "visualize")
@@ -70,16 +71,6 @@ FILE_KEYS: tuple[FileKey, ...] = (
     FileKey("model.weights"),  # a state-dict file loaded into the built model (null: none)
     FileKey("model.args.path", lambda params: lookup(params, "model.name") == "hf"),  # a transformers model folder
 )
-
-
-def lookup(params: dict[str, Any], key: str, missing: Any = None) -> Any:
-    """The value at dotted ``key``; ``missing`` when any part is missing (a key the schema does not have yet)."""
-    node: Any = params
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return missing
-        node = node[part]
-    return node
 
 
 @dataclass(frozen=True)
@@ -168,6 +159,35 @@ def _note(stage: str, why: str) -> None:
     print(f"{stage}: note: {why}: not checking that the files it reads are DVC dependencies", file=sys.stderr)
 
 
+def stage_params(stage: str, project_dir: Path | None = None) -> list[str] | None:
+    """The params.yaml keys that dvc.yaml lists under the running stage's ``params``: exactly what DVC
+    tracks for it, so the stage records those (dvc.yaml, the user's file, is their one owner). None when
+    nothing narrows them: no dvc.yaml or no such stage (a run outside the pipeline), or the whole file listed."""
+    path = Path(project_dir or Path.cwd()) / DVC_YAML
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read it: {' '.join(str(exc).split())}") from exc
+    name = _stage_name(stage)
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    entry = (stages or {}).get(name) or (stages or {}).get(name.partition("@")[0])  # foreach: name@item
+    if isinstance(entry, dict) and "do" in entry:
+        entry = entry["do"]
+    if not isinstance(entry, dict):
+        return None
+    keys: list[str] = []
+    for item in entry.get("params") or []:
+        if isinstance(item, str):  # a key of DVC's default params file
+            keys.append(item)
+        elif isinstance(item, dict) and PARAMS_FILE in item:
+            if item[PARAMS_FILE] is None:  # `- params.yaml:` tracks the whole file
+                return None
+            keys.extend(item[PARAMS_FILE])
+    return keys
+
+
 _TOKEN = re.compile(r"\$\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}")
 
 
@@ -179,7 +199,7 @@ def _rendered_here(project_dir: Path, name: str) -> list[Path] | None:
         return None
     try:
         doc = yaml.safe_load((project_dir / DVC_YAML).read_text()) or {}
-        params_file = project_dir / "params.yaml"
+        params_file = project_dir / PARAMS_FILE
         context = (yaml.safe_load(params_file.read_text()) or {}) if params_file.is_file() else {}
     except (OSError, yaml.YAMLError):
         return None
@@ -294,7 +314,13 @@ def require_stage_deps(stage: str, params_path: str | Path, hash_inputs: bool = 
     """Called first thing by train, validate and visualize: raise the one-line refusal when a file
     the stage reads is not a dependency; remember what it found for the records written later."""
     params = to_plain(load_config(params_path))
-    check = check_stage(stage, params, hash_inputs=hash_inputs)
+    project_params = Path.cwd() / PARAMS_FILE
+    if (Path.cwd() / DVC_YAML).is_file() and Path(params_path).resolve() != project_params.resolve():
+        # dvc.yaml's deps are rendered from the project's params.yaml: another file is not that pipeline.
+        _note(stage, f"{params_path} is not {project_params}, which {DVC_YAML} is rendered from")
+        check = None
+    else:
+        check = check_stage(stage, params, hash_inputs=hash_inputs)
     if check is not None and check.missing:
         raise check.refusal()
     if check is None and hash_inputs:  # no pipeline to check, but the records still name the files

@@ -46,6 +46,8 @@ class EmbeddingModule(LightningModule):
         )
         self._loss_where = f"train.loss.name {train_cfg.loss.name!r}"
         self._warmup = train_cfg.scheduler.warmup_steps if train_cfg.scheduler is not None else 0
+        # Where the learning rate is set, for the hint of a diverged run.
+        self._lr_key = "train.lr" if train_cfg.lr is not None else "train.optimizer.args.lr"
         self._unscaled: list[float] = []  # the groups' rates while optimizer_step holds them warmed up
         self.configure_optimizers()  # the trial build: thrown away, Lightning asks again in fit()
         # The loss's statistics, in the order it first returned them: metrics.json lists them after "loss".
@@ -72,7 +74,7 @@ class EmbeddingModule(LightningModule):
         if not math.isfinite(loss.item()):
             raise TrainingDivergedError(
                 f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}",
-                hint=f"lower the learning rate (now {self.learning_rate():.3g}); nothing was recorded for this run",
+                hint=f"lower {self._lr_key} (now {self.learning_rate():.3g}); nothing was recorded for this run",
             )
         self.stat_names.extend(k for k in stats if k not in self.stat_names)
         batch_size = len(labels)
