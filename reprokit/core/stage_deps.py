@@ -220,7 +220,7 @@ def _rendered_here(project_dir: Path, name: str) -> list[Path] | None:
         if any(isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in values):
             return None  # a missing or null key, a list: DVC's own message is the one to show
         parts = iter(values)
-        rendered = _TOKEN.sub(lambda m: str(next(parts)), text)
+        rendered = _TOKEN.sub(lambda _m, parts=parts: str(next(parts)), text)
         if "${" in rendered:
             return None  # an index (`${a[0]}`) or other syntax: DVC's
         deps.append(Path(os.path.normpath(os.path.join(project_dir, rendered))))

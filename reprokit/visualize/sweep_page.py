@@ -83,9 +83,9 @@ def _by_param(data: dict) -> str | None:
                 ax.set_xticks(range(len(labels)), labels)
                 ax.set_xlim(-0.5, len(labels) - 0.5)
                 x_of = {label: i for i, label in enumerate(labels)}
-                position = lambda t: x_of[str(t["params"][key])]  # noqa: E731
+                position = lambda t, x_of=x_of, key=key: x_of[str(t["params"][key])]  # noqa: E731
             else:
-                position = lambda t: float(t["params"][key])  # noqa: E731
+                position = lambda t, key=key: float(t["params"][key])  # noqa: E731
                 if param["log"]:
                     ax.set_xscale("log")
                     ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on a narrow panel

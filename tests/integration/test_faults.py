@@ -145,7 +145,7 @@ def test_broken_dataframe_stops_the_stage_with_one_line(kind, broken_runs):
     root, code, stderr = broken_runs[kind]
     assert code == 1
     # The params file is not this checkout's params.yaml: the dependency check says it skips (a note).
-    lines = [l for l in stderr.splitlines() if l.strip() and not l.startswith("validate: note: ")]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("validate: note: ")]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("validate: error: ") and column in lines[0]
     assert "Traceback" not in stderr

@@ -67,10 +67,11 @@ def test_hand_edited_metric_is_reported_as_different(history_repo: Path, tmp_pat
     commit_all(repo, "edit a metric by hand")
     proc = reprokit(["reproduce", "HEAD"], repo)
     assert proc.returncode == 1
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("runs/validate/metrics.json:overall.map@5"))
+    lines = proc.stdout.splitlines()
+    line = next(text for text in lines if text.startswith("runs/validate/metrics.json:overall.map@5"))
     assert "DIFFERS" in line and "-0.125" in line
-    others = [l for l in proc.stdout.splitlines() if "metrics.json:" in l and "overall.map@5" not in l]
-    assert others and all(l.rstrip().endswith("ok") for l in others)
+    others = [text for text in lines if "metrics.json:" in text and "overall.map@5" not in text]
+    assert others and all(text.rstrip().endswith("ok") for text in others)
 
 
 def test_reproduce_a_dvc_experiment_by_name(experiment_copy: Path):

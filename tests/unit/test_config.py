@@ -136,7 +136,7 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
 
 def test_config_is_frozen():
     cfg = config_from_dict({})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.epochs = 3  # type: ignore[misc]
 
 

@@ -54,11 +54,11 @@ from reprokit.evaluate.validation import (
 )
 from reprokit.mirror import registry
 from reprokit.mirror.tags import flat_tags, key_value_tags
-from reprokit.train.loop import make_trainer, resume_dir
 from reprokit.train.augment import BatchAugmentation
+from reprokit.train.loop import make_trainer, resume_dir
 from reprokit.train.losses import build_loss, loss_and_stats
-from reprokit.train.optim import build_optimizer, build_scheduler, param_groups
 from reprokit.train.models import MODELS, build_model
+from reprokit.train.optim import build_optimizer, build_scheduler, param_groups
 from reprokit.visualize.worst_queries import (
     draw_worst_queries,
     read_per_query,
@@ -357,7 +357,7 @@ def val_split(root: Path) -> tuple[pd.DataFrame, list[Path]]:
     return df, [root / p for p in df["path"]]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trainer_builds(trainer_cfg, epochs: int, log_every_n_steps: int) -> None:
     """Lightning's Trainer accepts the trainer section (cached: building one costs tens of ms)."""
     from reprokit.log.run_logger import RunFolderLogger

@@ -35,12 +35,12 @@ def test_inside_the_noise_is_hidden_and_afterwards_everything_is_as_before():
             warnings.simplefilter("always")
             filters = list(warnings.filters)
             with quiet_third_party():
-                warnings.warn(LEAF, FutureWarning)  # hidden
-                warnings.warn("a user's own deprecation", FutureWarning)  # not ours to hide
+                warnings.warn(LEAF, FutureWarning, stacklevel=2)  # hidden
+                warnings.warn("a user's own deprecation", FutureWarning, stacklevel=2)  # not ours to hide
                 assert not logging.getLogger("lightning.pytorch.utilities.rank_zero").isEnabledFor(logging.INFO)
                 assert logging.getLogger("lightning.pytorch").isEnabledFor(logging.WARNING)
             assert list(warnings.filters) == filters
-            warnings.warn(LEAF, FutureWarning)  # shown again
+            warnings.warn(LEAF, FutureWarning, stacklevel=2)  # shown again
         assert [str(w.message) for w in caught] == ["a user's own deprecation", LEAF]
         assert [logging.getLogger(n).level for n in QUIET_LOGGERS] == levels
         assert logging.getLogger("lightning.pytorch.utilities.rank_zero").isEnabledFor(logging.INFO)
@@ -52,7 +52,7 @@ def test_disabled_it_hides_nothing():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with quiet_third_party(enabled=False):
-            warnings.warn(LEAF, FutureWarning)
+            warnings.warn(LEAF, FutureWarning, stacklevel=2)
     assert len(caught) == 1
 
 

@@ -18,7 +18,12 @@ import yaml
 from reprokit.cli import main
 from reprokit.data.convert import ConvertError, convert, describe
 from tests.unit.benchmark_trees import (
-    Expected, cars_devkit_tree, cars_tree, cub_tree, inshop_tree, sop_tree,
+    Expected,
+    cars_devkit_tree,
+    cars_tree,
+    cub_tree,
+    inshop_tree,
+    sop_tree,
 )
 
 TREES = {

@@ -36,7 +36,7 @@ def reference_cams(model: nn.Module, module: nn.Module, queries, others, prefix:
     maps = []
     for q, o in zip(queries, others):
         kept = []
-        handle = module.register_forward_hook(lambda _m, _i, out: kept.append(out))
+        handle = module.register_forward_hook(lambda _m, _i, out, kept=kept: kept.append(out))
         try:
             emb = model(torch.stack([q, o]))
         finally:

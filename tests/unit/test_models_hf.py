@@ -19,7 +19,7 @@ from reprokit.core.errors import ConfigError  # noqa: E402
 from reprokit.train.checkpoint import load_model, save_model  # noqa: E402
 from reprokit.train.hf_backbone import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from reprokit.train.models import build_model  # noqa: E402
-from tests.hf_models import TINY_MODELS, save_tiny_dinov2, save_tiny_vit  # noqa: E402
+from tests.hf_models import TINY_MODELS, save_tiny_vit  # noqa: E402
 
 
 @pytest.fixture(scope="module")

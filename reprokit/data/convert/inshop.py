@@ -32,7 +32,7 @@ STATUS = ("train", "query", "gallery")
 def read_inshop(src: Path) -> Images:
     listing = find_file(src, "inshop", ["list_eval_partition.txt", "Eval/list_eval_partition.txt"], UNPACKS)
     rows = _counted_rows(listing, FIELDS)
-    for n, (name, item, status) in rows:
+    for n, (_name, _item, status) in rows:
         if status not in STATUS:
             raise ConvertError(f"{listing.name} line {n}: evaluation_status must be one of {', '.join(STATUS)}; "
                                f"got {status!r}")
