@@ -7,7 +7,7 @@ counted trials (see ``study``), so the same command run again continues where it
 - a trial that fails (a NaN loss, a combination params.yaml's schema rejects, a crash) is told
   FAIL with its one-line reason, and the sweep goes on;
 - Ctrl-C (or SIGTERM) stops the running trials, tells them FAIL as interrupted and enqueues their
-  params, so the next run asks them again first;
+  params, so the next run asks them again first (the handlers only set a flag the loop polls: ``stop``);
 - after a SIGKILL of the controller, the next run finds this clone's trials still RUNNING with
   no live controller: a trial whose experiment was saved is adopted (told COMPLETE, never run
   twice); any other is stopped if still alive, told FAIL as interrupted and its params enqueued.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from reprokit.core.study_storage import (
 )
 from reprokit.tune.devices import DevicePool, plan_jobs, visible_gpus
 from reprokit.tune.proposals import PROPOSAL_ATTR, REASK_ATTR, proposal_index, suggest_params, tpe_waits_for
+from reprokit.tune.stop import StopRequest, stop_signals
 from reprokit.tune.study import counts, open_study, set_attr, study_trial_id, tally, worker_id
 from reprokit.tune.sweep_file import Sweep, candidate_config, load_sweep, trial_overrides
 from reprokit.tune.trials import (
@@ -61,6 +61,7 @@ from reprokit.tune.trials import (
     push_experiment,
     start_trial,
     stop_process_group,
+    stop_process_groups,
 )
 
 __all__ = ["run_sweep", "SweepOptions", "repo_root", "study_location", "PROG"]
@@ -110,9 +111,11 @@ def _params_text(params: dict[str, Any]) -> str:
 
 
 class Controller:
-    def __init__(self, repo: Path, sweep: Sweep, storage_text: str, target: int, jobs: int, pool: DevicePool) -> None:
+    def __init__(self, repo: Path, sweep: Sweep, storage_text: str, target: int, jobs: int, pool: DevicePool,
+                 stop: StopRequest | None = None) -> None:
         from optuna.trial import TrialState
 
+        self.stop = stop or StopRequest()  # set by the SIGINT/SIGTERM handlers; the loops below poll it
         self.states = TrialState
         self.repo = repo
         self.sweep = sweep
@@ -306,7 +309,7 @@ class Controller:
     def _wait(self) -> None:
         """Until one of this controller's trials ends, or (a trial pending) a moment to look at the study again."""
         deadline = time.monotonic() + PENDING_POLL_S
-        while True:
+        while not self.stop.requested:
             done = [rt for rt in self.running.values() if rt.proc.poll() is not None]
             if done:
                 for rt in done:
@@ -318,17 +321,17 @@ class Controller:
             time.sleep(POLL_S)
 
     def _stop_running(self) -> None:
+        stop_process_groups([rt.pid for rt in self.running.values()])
         for rt in list(self.running.values()):
-            stop_process_group(rt.pid)
             self.pool.give_back(rt.devices)
-            self._interrupt(rt.number, rt.trial.params, "interrupted: the sweep was stopped (Ctrl-C) while it ran",
-                            rt.trial.user_attrs.get(PROPOSAL_ATTR))
+            self._interrupt(rt.number, rt.trial.params, f"interrupted: the sweep was stopped ({self.stop.what}) "
+                            "while it ran", rt.trial.user_attrs.get(PROPOSAL_ATTR))
         n = len(self.running)
         self.running.clear()
         if self.pending is not None:
             trial, self.pending = self.pending, None
-            self._interrupt(trial.number, {}, "interrupted: the sweep was stopped (Ctrl-C) while it waited to start",
-                            trial.user_attrs.get(PROPOSAL_ATTR))
+            self._interrupt(trial.number, {}, f"interrupted: the sweep was stopped ({self.stop.what}) while it "
+                            "waited to start", trial.user_attrs.get(PROPOSAL_ATTR))
             n += 1
         _say(self.sweep, f"interrupted: {n} running trial(s) marked failed, their params asked again when "
                          "the same command runs again")
@@ -351,16 +354,15 @@ class Controller:
     def run(self) -> int:
         self.recover()
         asking = True
-        try:
-            while True:
-                if self.pending is not None:
-                    self._start_pending()
-                while asking and self.pending is None and len(self.running) < self.jobs:
-                    asking = self._ask_one()
-                if not self.running and self.pending is None:
-                    break
-                self._wait()
-        except KeyboardInterrupt:
+        while not self.stop.requested:
+            if self.pending is not None:
+                self._start_pending()
+            while asking and not self.stop.requested and self.pending is None and len(self.running) < self.jobs:
+                asking = self._ask_one()
+            if not self.running and self.pending is None:
+                break
+            self._wait()
+        if self.stop.requested:
             self._stop_running()
             return 130
         return self._summary()
@@ -377,6 +379,12 @@ class Controller:
 
 
 def run_sweep(opts: SweepOptions) -> int:
+    # From the start: a Ctrl-C while the study opens is a stop like any other.
+    with stop_signals() as stop:
+        return _run_sweep(opts, stop)
+
+
+def _run_sweep(opts: SweepOptions, stop: StopRequest) -> int:
     repo = repo_root(Path.cwd())
     sweep = load_sweep(opts.file, repo / "params.yaml")
     if opts.jobs < 1:
@@ -390,7 +398,7 @@ def run_sweep(opts: SweepOptions) -> int:
     accel = cfg.trainer.accelerator
     gpus = visible_gpus() if accel != "cpu" else []
     jobs, note = plan_jobs(opts.jobs, accel, cfg.trainer.devices, gpus)
-    controller = Controller(repo, sweep, storage_text, target, jobs, DevicePool(gpus, cfg.trainer.devices))
+    controller = Controller(repo, sweep, storage_text, target, jobs, DevicePool(gpus, cfg.trainer.devices), stop)
     controller.check_names_free()
     if note:
         _say(sweep, note)
@@ -400,12 +408,4 @@ def run_sweep(opts: SweepOptions) -> int:
                     f"(sampler.args.parallel = {parallel}: each learns from the trials that many places before it, "
                     "so the sweep proposes the same params with any --jobs); raise it to run more at once")
     _say(sweep, f"study {sweep.name!r} in {public_url(storage_text)}: {target} trial(s), {jobs} at a time")
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return controller.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt
+    return controller.run()

@@ -33,7 +33,8 @@ from reprokit.core.layout import RunsDir
 
 __all__ = [
     "exp_command", "format_value", "start_trial", "RunningTrial", "find_experiment", "list_experiments", "experiment_metrics",
-    "failure_reason", "stop_process_group", "process_alive", "Experiment", "git_remote", "push_experiment",
+    "failure_reason", "stop_process_group", "stop_process_groups",
+    "process_alive", "Experiment", "git_remote", "push_experiment",
 ]
 
 METRICS_PATH = RunsDir().validate.metrics.as_posix()
@@ -99,22 +100,42 @@ def process_alive(pid: int | None, started: float | None) -> bool:
 
 def stop_process_group(pid: int, grace_s: float = 15.0) -> None:
     """SIGTERM the process group ``pid`` leads (a trial: dvc and its stage processes), SIGKILL what is left."""
+    stop_process_groups([pid], grace_s)
+
+
+def stop_process_groups(pids: list[int], grace_s: float = 15.0) -> None:
+    """:func:`stop_process_group` for several trials at once: all are signalled before any is waited
+    for, so stopping N trials takes one grace period, not N."""
+    left = list(pids)
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
+        left = [pid for pid in left if _signal_group(pid, sig)]
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            try:  # reap our own child, or it stays a zombie in the group
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+        while left and time.monotonic() < deadline:
             time.sleep(0.2)
+            left = [pid for pid in left if _group_alive(pid)]
+        if not left:
+            return
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    """Send ``sig`` to the group; False when it is gone."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # reap our own child, or it stays a zombie in the group
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
 
 
 @dataclass(frozen=True)
