@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["LightningModule", "retrieval_metrics", "load_config", "__version__"]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it (dynamic)
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from reprokit.core.layout import RUNS_ROOT
+from reprokit.core.layout import PARAMS_FILE, RUNS_ROOT
 from reprokit.core.stage_runner import run_main
 
 __all__ = ["main"]
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     mir = sub.add_parser("mirror", help="replay a finished run's local files into the experiment logger")
-    mir.add_argument("--params", default="params.yaml")
+    mir.add_argument("--params", default=PARAMS_FILE)
     mir.add_argument("--runs", default=RUNS_ROOT, help=f"the run folder (default: {RUNS_ROOT})")
     mir.add_argument("--logger", help="override logger.name from params.yaml")
     mir.add_argument("--strict", action="store_true", help="exit non-zero when mirroring fails")
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     dep = sub.add_parser("deps", help="list the files train, validate and visualize read that dvc.yaml does not list")
     dep.add_argument("--write", action="store_true", help="add them to dvc.yaml (and drop a ${key} dep whose key is null)")
-    dep.add_argument("--params", default="params.yaml")
+    dep.add_argument("--params", default=PARAMS_FILE)
     dep.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     swp = sub.add_parser("sweep", help="run a hyper-parameter sweep: each trial a DVC experiment, Optuna choosing")
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser(
         "check-data", help="every check that needs no training (data, images, batches, model), all problems at once"
     )
-    chk.add_argument("--params", default="params.yaml")
+    chk.add_argument("--params", default=PARAMS_FILE)
     chk.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     cnv = sub.add_parser("convert", help="write the OML dataframe of a standard benchmark from its official folder")

@@ -32,6 +32,7 @@ from reprokit.core.config_sections import (  # noqa: F401
     tune_label_count,
 )
 from reprokit.core.errors import ConfigError
+from reprokit.core.layout import PARAMS_FILE
 from reprokit.core.schema import load_dataclass, to_plain
 from reprokit.core.secrets import REDACTED, SECRET_PATTERNS, is_secret_key, redact, secret_values  # noqa: F401
 from reprokit.core.strict_yaml import read_yaml
@@ -42,6 +43,8 @@ __all__ = [
     "config_from_dict",
     "read_yaml",
     "flatten",
+    "lookup",
+    "set_dotted",
     "redact",
     "secret_values",
     "SECRET_PATTERNS",
@@ -66,7 +69,7 @@ class Config:
         _require(0 <= self.seed <= SEED_MAX, "seed", f"an integer in [0, {SEED_MAX}]", self.seed)
         for i, tag in enumerate(self.tags):
             ok = tag.strip() != "" and "," not in tag and len(tag) <= MAX_TAG_LENGTH
-            # W&B cuts tags at 64 characters; key/value backends join the tags with commas.
+            # W&B cuts tags at MAX_TAG_LENGTH characters; key/value backends join the tags with commas.
             _require(ok, f"tags[{i}]", f"a non-empty string of at most {MAX_TAG_LENGTH} characters without commas", tag)
         self._check_visualize_metric()
         self._check_monitor()
@@ -136,13 +139,32 @@ class Config:
         return to_plain(self)
 
 
-def load_config(path: str | Path = "params.yaml") -> Config:
+def load_config(path: str | Path = PARAMS_FILE) -> Config:
     data = read_yaml(path)
     return config_from_dict({} if data is None else data)
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     return load_dataclass(Config, data)
+
+
+def lookup(params: dict[str, Any], key: str, missing: Any = None) -> Any:
+    """The value at dotted ``key``; ``missing`` when any part is missing (a key the schema does not have yet)."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return missing
+        node = node[part]
+    return node
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set dotted ``key`` in nested mappings, making the missing ones."""
+    node = data
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -7,6 +7,7 @@ other); ``load_dataclass`` fills them from YAML, so a field's type is the type a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,12 +22,17 @@ from reprokit.core.errors import ConfigError
 from reprokit.core.layout import RunsDir
 from reprokit.core.metric_names import EXTRA_METRICS, metric_names, unknown_extra_metrics
 
+# The loggers logger.name may name: the one list (reprokit.mirror.registry maps each to its backend).
 LOGGER_NAMES = ("tensorboard", "csv", "mlflow", "clearml", "wandb")
+# Loggers reprokit no longer offers, with the reason a user who names one is told.
+RETIRED_LOGGERS = {"neptune": "Neptune's hosted service has shut down and Lightning removed its NeptuneLogger"}
 
 N_DIGITS = 1797  # source images in scikit-learn's digits
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range is [0, 2**32 - 1]
 # Batch-all mining holds a [B, B, B] triplet mask: about 1.2 GiB at B = 1024, 10 GiB at 2048.
 MAX_BATCH_ALL = 2048
+# W&B's limit on a tag, the strictest of the loggers: a tag, and a sweep's name (logger.sweep.name,
+# the sweep file's stem, which the trials' runs carry as a tag) are at most this long.
 MAX_TAG_LENGTH = 64
 MAX_DEVICES = 1024
 
@@ -239,6 +245,12 @@ class VisualizeConfig:
 
 
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+GROUP_NAME_RULE = f"a name of letters, digits, _ . - (at most {MAX_TAG_LENGTH})"
+
+
+def is_group_name(name: str) -> bool:
+    """Whether ``name`` may name a sweep (logger.sweep.name; the sweep file's stem): :data:`GROUP_NAME_RULE`."""
+    return _GROUP_NAME.fullmatch(name) is not None and len(name) <= MAX_TAG_LENGTH
 
 
 @dataclass(frozen=True)
@@ -250,14 +262,24 @@ class SweepGroupConfig:
 
     def check(self, key: str) -> None:
         name = self.name
-        ok = name is None or (_GROUP_NAME.fullmatch(name) is not None and len(name) <= MAX_TAG_LENGTH)
-        _require(ok, f"{key}.name", f"null or a name of letters, digits, _ . - (at most {MAX_TAG_LENGTH})", name)
+        _require(name is None or is_group_name(name), f"{key}.name", f"null or {GROUP_NAME_RULE}", name)
         _require(self.trial is None or self.trial >= 0, f"{key}.trial", "null or an integer ≥ 0", self.trial)
         _require(name is not None or self.trial is None, f"{key}.trial", f"null while {key}.name is null", self.trial)
 
     @property
     def active(self) -> bool:
         return self.name is not None
+
+
+def check_logger_name(name: str, key: str = "logger", names: Iterable[str] = LOGGER_NAMES) -> None:
+    """The one check of a logger's name: the schema's, and the mirror registry's (whose ``names`` may
+    hold a test's own backends). A retired logger is refused with its reason."""
+    if name in RETIRED_LOGGERS:
+        raise ConfigError(f"{key}.name {name!r} is no longer supported: {RETIRED_LOGGERS[name]}; "
+                          f"use one of {', '.join(LOGGER_NAMES)}")
+    names = tuple(names)
+    if name not in names:
+        raise ConfigError(f"{key}.name must be one of {', '.join(names)}; got {name!r}")
 
 
 @dataclass(frozen=True)
@@ -269,13 +291,7 @@ class LoggerConfig:
     sweep: SweepGroupConfig = field(default_factory=SweepGroupConfig)
 
     def check(self, key: str) -> None:
-        if self.name == "neptune":
-            raise ConfigError(
-                f"{key}.name 'neptune' is no longer supported: Neptune's hosted service has shut down and "
-                f"Lightning removed its NeptuneLogger; use one of {', '.join(LOGGER_NAMES)}"
-            )
-        if self.name not in LOGGER_NAMES:
-            raise ConfigError(f"{key}.name must be one of {', '.join(LOGGER_NAMES)}; got {self.name!r}")
+        check_logger_name(self.name, key)
         # A thread's join() takes at most threading.TIMEOUT_MAX (~292 years); a day is plenty.
         _require(0 < self.timeout_s <= 86400, f"{key}.timeout_s", "a number of seconds in (0, 86400]", self.timeout_s)
 

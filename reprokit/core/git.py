@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["GitState", "git_state", "git", "run_git", "excluded", "exp_refs"]
+__all__ = ["GitState", "git_state", "git", "run_git", "git_toplevel", "excluded", "exp_refs"]
 
 
 def run_git(args: list[str], cwd: str | Path, binary: bool = False) -> subprocess.CompletedProcess:
@@ -20,6 +20,13 @@ def git(args: list[str], cwd: str | Path, check: bool = True) -> str:
     if check and out.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout
+
+
+def git_toplevel(path: str | Path) -> Path | None:
+    """The top folder of the git work tree holding ``path``; None when it is in none (the one check
+    that a command runs inside a repository: sweep, init, reproduce, the run records)."""
+    proc = run_git(["rev-parse", "--show-toplevel"], path)
+    return Path(proc.stdout.strip()) if proc.returncode == 0 else None
 
 
 def exp_refs(cwd: str | Path) -> list[tuple[str, str]]:
@@ -55,8 +62,7 @@ def git_state(cwd: str | Path = ".", exclude: tuple[str, ...] = ()) -> GitState:
     ``exclude``: paths whose changes do not make the code dirty, e.g. ``runs`` — the pipeline's
     own outputs, which DVC deletes before a stage runs even when git tracks them (metrics files).
     """
-    probe = run_git(["rev-parse", "--is-inside-work-tree"], cwd)
-    if probe.returncode != 0:
+    if git_toplevel(cwd) is None:
         return GitState(commit=None, branch=None, dirty=False, is_repo=False)
     commit = git(["rev-parse", "HEAD"], cwd, check=False).strip() or None
     branch = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd, check=False).strip() or None

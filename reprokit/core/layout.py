@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["RUNS_ROOT", "TrainDir", "ArtifactsDir", "ValidateDir", "VisualizeDir", "ReportDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
+__all__ = ["PARAMS_FILE", "RUNS_ROOT", "TrainDir", "ArtifactsDir", "ValidateDir", "VisualizeDir", "ReportDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
 
 STAGES = ("train", "validate", "visualize")
 RUNS_ROOT = "runs"  # relative to the project; outputs, never part of the code a run records
+# The project's config file (relative to the project), DVC's default params file; the records of the
+# sections a stage read (runs/<stage>/params.yaml) carry its name.
+PARAMS_FILE = "params.yaml"
 
 
 class _Entry:
@@ -92,7 +95,7 @@ class ValidateDir(_StageDir):
     cmc = _Entry("plots/cmc.tsv")
     # A DVC plot committed with the metrics (cache: false), so `reprokit reproduce` proves them too.
     by_category_table = _Entry("plots/by_category.tsv", "The per-category metrics: category + one column per metric.")
-    params = _Entry("params.yaml", "The params.yaml sections this validation used (part of the run's identity).")
+    params = _Entry(PARAMS_FILE, "The params.yaml sections this validation used (part of the run's identity).")
 
 
 class VisualizeDir(_StageDir):
@@ -100,7 +103,7 @@ class VisualizeDir(_StageDir):
 
     worst_queries = _Entry("worst_queries.png")
     gradcam = _Entry("gradcam.png", "The worst queries with Grad-CAM heat maps over each query and retrieved item.")
-    params = _Entry("params.yaml")
+    params = _Entry(PARAMS_FILE)
 
 
 class ReportDir(_StageDir):

@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
-from reprokit.core.config import Config, redact
+from reprokit.core.config import Config, lookup, redact, set_dotted
 from reprokit.core.console import quiet_third_party
-from reprokit.core.errors import ReprokitError
+from reprokit.core.errors import ConfigError, ReprokitError
 from reprokit.core.fileio import write_text
+from reprokit.core.layout import PARAMS_FILE
 
 __all__ = ["run_main", "debug_enabled", "stage_parser", "record_params", "REPRODUCING_ENV", "reproducing"]
 
@@ -40,7 +41,7 @@ def stage_parser(prog: str, description: str | None, **paths: str | Path) -> arg
     default the caller takes from :mod:`reprokit.core.layout`, so a stage never spells a run path.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--params", default="params.yaml", help="the config file (default params.yaml)")
+    parser.add_argument("--params", default=PARAMS_FILE, help=f"the config file (default {PARAMS_FILE})")
     parser.add_argument("--verbose", action="store_true", help="print a traceback on error")
     for name, default in paths.items():
         default = Path(default).as_posix()
@@ -48,23 +49,20 @@ def stage_parser(prog: str, description: str | None, **paths: str | Path) -> arg
     return parser
 
 
-def record_params(path: str | Path, cfg: Config, keys: Iterable[str]) -> Path:
-    """Write the params.yaml entries a stage read (dotted ``keys``, as its dvc.yaml ``params``), redacted.
+def record_params(path: str | Path, cfg: Config, keys: Iterable[str] | None) -> Path:
+    """Write the params.yaml entries a stage read (dotted ``keys``, as its dvc.yaml ``params``; None: all), redacted.
 
     The mirror builds a pipeline run's identity and the params its logger run shows from these
     records, so a stage that re-runs alone (say validate, with another distance) makes a new run.
     """
     full = cfg.to_dict()
     picked: dict[str, Any] = {}
-    for key in keys:
-        node: Any = full
-        for part in key.split("."):
-            node = node[part]
-        target = picked
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = node
+    for key in full if keys is None else keys:
+        value = lookup(full, key, missing=...)
+        if value is ...:
+            raise ConfigError(f"params key {key!r} (listed under the stage's params in dvc.yaml) is not a key "
+                              f"of {PARAMS_FILE}", hint="remove it from the stage's params, or fix its spelling")
+        set_dotted(picked, key, value)
     return write_text(path, yaml.safe_dump(redact(picked), sort_keys=True))
 
 

@@ -74,7 +74,7 @@ def generate_digits(cfg: DigitsConfig, seed: int, out_dir: str | Path) -> Path:
     n = len(images)
 
     order = rng.permutation(n)
-    n_val = int(round(n * cfg.validation_fraction))
+    _, n_val = cfg.split_sizes()  # the schema's rule, the one its checks (and the tuning split's) count with
     val_labels = set(order[:n_val].tolist())
 
     # Thousands of small files: write them into a staging folder and swap it in whole

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from reprokit.core.fileio import write_json, write_text
+from reprokit.core.layout import PARAMS_FILE
 from reprokit.mirror._files import RunFolder
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.paths import resolve
@@ -37,7 +38,7 @@ class CsvBackend(MirrorBackend):
         self._rows: list[tuple[str, int, float]] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        write_text(self.folder.staging / "params.yaml", yaml.safe_dump(dict(params), sort_keys=True))
+        write_text(self.folder.staging / PARAMS_FILE, yaml.safe_dump(dict(params), sort_keys=True))
 
     def log_tags(self, user_tags: list[str], key_values: Mapping[str, str]) -> None:
         run = self.folder.run

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reprokit.core.config import is_secret_key
+from reprokit.core.config import LOGGER_NAMES, is_secret_key
+from reprokit.core.config_sections import check_logger_name
 from reprokit.core.errors import ConfigError, MissingBackendError
 
 __all__ = ["BackendSpec", "BACKENDS", "spec", "backend_class", "check_args", "secret_args"]
@@ -30,25 +31,24 @@ class BackendSpec:
     local: bool = False  # reprokit's own code writing local files: any error in it is a bug, not a warning
 
 
-BACKENDS: dict[str, BackendSpec] = {
-    "tensorboard": BackendSpec("tensorboard", "tensorboard", "TensorBoardBackend", "tensorboard", None, local=True),
-    "csv": BackendSpec("csv", "csv_backend", "CsvBackend", "yaml", None, local=True),
-    "mlflow": BackendSpec("mlflow", "mlflow", "MlflowBackend", "mlflow", "mlflow", "MLFLOW_TRACKING_TOKEN"),
-    "clearml": BackendSpec(
+_IMPLEMENTED = (
+    BackendSpec("tensorboard", "tensorboard", "TensorBoardBackend", "tensorboard", None, local=True),
+    BackendSpec("csv", "csv_backend", "CsvBackend", "yaml", None, local=True),
+    BackendSpec("mlflow", "mlflow", "MlflowBackend", "mlflow", "mlflow", "MLFLOW_TRACKING_TOKEN"),
+    BackendSpec(
         "clearml", "clearml", "ClearMLBackend", "clearml", "clearml", "CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY"
     ),
-    "wandb": BackendSpec("wandb", "wandb", "WandbBackend", "wandb", "wandb", "WANDB_API_KEY"),
-}
+    BackendSpec("wandb", "wandb", "WandbBackend", "wandb", "wandb", "WANDB_API_KEY"),
+)
+# Which loggers exist is the schema's list (LOGGER_NAMES), in its order; this table only says how each
+# is implemented (a name without an implementation fails here, at import; a test checks that no
+# implementation is left without a name).
+_BY_NAME = {s.name: s for s in _IMPLEMENTED}
+BACKENDS: dict[str, BackendSpec] = {name: _BY_NAME[name] for name in LOGGER_NAMES}
 
 
 def spec(name: str, registry: Mapping[str, BackendSpec] = BACKENDS) -> BackendSpec:
-    if name == "neptune":
-        raise ConfigError(
-            "logger.name 'neptune' is no longer supported: Neptune's hosted service has shut down and Lightning "
-            f"removed its NeptuneLogger; use one of {', '.join(BACKENDS)}"
-        )
-    if name not in registry:
-        raise ConfigError(f"logger.name must be one of {', '.join(registry)}; got {name!r}")
+    check_logger_name(name, names=registry)
     return registry[name]
 
 

@@ -9,7 +9,7 @@ W&B's history needs increasing steps, so everything is buffered and logged at ``
 step order with ``step=`` the trainer step (``_step`` then equals the trainer step). W&B keeps one
 value per key and step: several images under one key at one step are logged as a list. Texts are
 one table per tag (columns step, text; a row per text) under ``text/<tag>``; files are one artifact
-``reprokit-<run_id>`` of type ``reprokit-run``. Tags longer than W&B's 64 characters are cut.
+``reprokit-<run_id>`` of type ``reprokit-run``. Tags longer than W&B's limit (``MAX_TAG_LENGTH``) are cut.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import wandb
 
+from reprokit.core.config import MAX_TAG_LENGTH
 from reprokit.core.console import shown_path
 from reprokit.core.errors import ConfigError
 from reprokit.mirror.base import MirrorBackend, RunInfo
@@ -81,7 +82,7 @@ class WandbBackend(MirrorBackend):
         self.wb.config.update(dict(params), allow_val_change=True)
 
     def log_tags(self, user_tags: list[str], key_values: Mapping[str, str]) -> None:
-        self.wb.tags = tuple(t[:64] for t in flat_tags(user_tags, key_values))
+        self.wb.tags = tuple(t[:MAX_TAG_LENGTH] for t in flat_tags(user_tags, key_values))
         self.wb.config.update(key_value_tags(self.run.run_id, self.run.run_name, user_tags, key_values))
 
     def log_scalars(self, scalars: list[Scalar]) -> None:

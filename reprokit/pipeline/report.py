@@ -11,9 +11,6 @@ from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.data.source import load_dataset, scored_rows
 from reprokit.visualize.report import write_report
 
-# The params.yaml entries this stage reads (its `params` in dvc.yaml): where the images are.
-PARAMS = ("data", "validate.split")
-
 
 def run() -> None:
     runs = RunsDir()
@@ -22,7 +19,7 @@ def run() -> None:
     out = ReportDir(args.out)
     remove_outputs(out.root)  # a page of an earlier run never survives a failed one
 
-    cfg = load_config(args.params)
+    cfg = load_config(args.params)  # it reads the keys dvc.yaml lists under its params
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
     val_df, val_paths = scored_rows(cfg, df, paths)  # the split validate scored (a sweep trial: the tuning split)
     summary = write_report(RunsDir(args.runs), val_df, val_paths, out)

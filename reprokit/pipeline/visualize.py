@@ -9,7 +9,7 @@ from reprokit.core.config import Config, load_config
 from reprokit.core.console import shown_path, summary
 from reprokit.core.errors import GradCamError
 from reprokit.core.layout import RunsDir, VisualizeDir
-from reprokit.core.stage_deps import require_stage_deps
+from reprokit.core.stage_deps import require_stage_deps, stage_params
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.images import ImageDataset
 from reprokit.data.source import load_dataset, scored_rows
@@ -17,9 +17,6 @@ from reprokit.train.checkpoint import load_model
 from reprokit.visualize.gradcam import resolve_layer
 from reprokit.visualize.gradcam_figure import draw_gradcam, draw_no_gradcam
 from reprokit.visualize.worst_queries import draw_worst_queries, read_per_query
-
-# The params.yaml entries this stage reads: the same list as its `params` in dvc.yaml.
-PARAMS = ("data", "validate.distance", "validate.split", "visualize")
 
 
 def gradcam(cfg: Config, model_path: Path, pq, val_df, val_paths, out: Path) -> str:
@@ -53,7 +50,7 @@ def run() -> None:
     pq = read_per_query(Path(args.per_query))
     n = draw_worst_queries(pq, val_df, val_paths, cfg.visualize, out.worst_queries)
     cams = gradcam(cfg, Path(args.model), pq, val_df, val_paths, out.gradcam)
-    record_params(out.params, cfg, PARAMS)
+    record_params(out.params, cfg, stage_params("visualize"))  # what DVC tracks for it: its params in dvc.yaml
     summary("visualize", f"{n} worst queries by {cfg.visualize.metric} -> {shown_path(out.worst_queries)}; {cams}")
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from reprokit.core.dvc_yaml_edit import add_deps
 from reprokit.core.errors import ReprokitError
 from reprokit.core.fileio import write_text
-from reprokit.core.git import run_git
+from reprokit.core.git import git_toplevel
+from reprokit.core.layout import PARAMS_FILE
 
 __all__ = ["init_project", "InitReport", "TEMPLATE_FILES", "IGNORES"]
 
@@ -32,7 +33,7 @@ __all__ = ["init_project", "InitReport", "TEMPLATE_FILES", "IGNORES"]
 # (dvc.yaml is stored as dvc.yaml.tmpl: DVC would take a dvc.yaml anywhere in the repository for a pipeline.)
 TEMPLATE_FILES = {
     "dvc.yaml.tmpl": "dvc.yaml",
-    "params.yaml": "params.yaml",
+    PARAMS_FILE: PARAMS_FILE,
     "models.py": "models.py",
     "stages/__init__.py": "stages/__init__.py",
     "stages/prepare.py": "stages/prepare.py",
@@ -71,8 +72,7 @@ def template_text(name: str) -> str:
 
 
 def _require_git_repo(root: Path) -> None:
-    probe = run_git(["rev-parse", "--show-toplevel"], root)
-    if probe.returncode != 0:
+    if git_toplevel(root) is None:
         raise InitError(
             f"{root} is not inside a git repository: reprokit versions every run with git",
             hint=f"run `git init {root}` (and commit something) first, then `reprokit init`",

@@ -20,8 +20,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from reprokit.core.config import lookup
 from reprokit.core.errors import CompareError, ReproduceError
-from reprokit.core.layout import RunsDir
+from reprokit.core.layout import PARAMS_FILE, RunsDir
 from reprokit.core.per_query import read_per_query
 from reprokit.provenance.reproduce import resolve_rev
 
@@ -80,12 +81,8 @@ class CommittedRun:
 
 
 def _param(params: dict[str, Any], dotted: str, default: Any) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return default if node is None else node
+    value = lookup(params, dotted)
+    return default if value is None else value
 
 
 def _read_text(fs, path: str, label: str, hint: str | None = None) -> str:
@@ -148,7 +145,7 @@ def read_committed_run(repo: Path, rev: str) -> CommittedRun:
     fs = DVCFileSystem(str(repo), rev=commit)
     label = f"{rev} ({commit[:12]})"
     validate = RunsDir().validate
-    params = yaml.safe_load(_read_text(fs, "params.yaml", label)) or {}
+    params = yaml.safe_load(_read_text(fs, PARAMS_FILE, label)) or {}
     metrics_path = validate.metrics.as_posix()
     metrics = json.loads(_read_text(fs, metrics_path, label, hint="commit the run's metrics after `dvc repro`"))
     # Per category in a file of its own once validate writes one (else still inside metrics.json).

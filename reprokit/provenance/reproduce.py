@@ -33,7 +33,7 @@ import yaml
 
 from reprokit.core.config import flatten
 from reprokit.core.errors import ReproduceError
-from reprokit.core.git import exp_refs, run_git
+from reprokit.core.git import exp_refs, git_toplevel, run_git
 from reprokit.core.layout import RUNS_ROOT, RunsDir
 from reprokit.core.stage_deps import content_hash
 from reprokit.core.stage_runner import REPRODUCING_ENV
@@ -89,7 +89,7 @@ class ReproduceReport:
 
 def resolve_rev(rev: str, repo: Path) -> str:
     """A commit SHA for a commit/branch/tag, or for a DVC experiment name."""
-    if run_git(["rev-parse", "--is-inside-work-tree"], repo).returncode != 0:
+    if git_toplevel(repo) is None:
         raise ReproduceError(f"{repo} is not a git repository", hint="run reprokit reproduce inside the project")
     out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo)
     if out.returncode == 0:

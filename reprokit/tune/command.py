@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from reprokit.core.layout import PARAMS_FILE
 from reprokit.core.study_storage import open_storage, public_url
 from reprokit.tune.controller import SweepOptions, repo_root, run_sweep, study_location
 from reprokit.tune.study import open_study
@@ -22,7 +23,7 @@ def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials:
     if not (show or promote):
         return run_sweep(SweepOptions(file, jobs=jobs, storage=storage, trials=trials))
     repo = repo_root(Path.cwd())
-    sweep = load_sweep(file, repo / "params.yaml")
+    sweep = load_sweep(file, repo / PARAMS_FILE)
     text = study_location(repo, sweep.name, storage)
     study = open_study(sweep, open_storage(text))
     if promote:

@@ -35,7 +35,8 @@ import psutil
 
 from reprokit.core.config import config_from_dict, read_yaml
 from reprokit.core.errors import ConfigError, SweepError
-from reprokit.core.git import run_git
+from reprokit.core.git import git_toplevel, run_git
+from reprokit.core.layout import PARAMS_FILE
 from reprokit.core.study_storage import (
     STORAGE_ENV,
     STUDY_ENV,
@@ -80,11 +81,11 @@ class SweepOptions:
 
 
 def repo_root(start: Path) -> Path:
-    proc = run_git(["rev-parse", "--show-toplevel"], start)
-    if proc.returncode != 0:
+    top = git_toplevel(start)
+    if top is None:
         raise SweepError(f"{start} is not inside a git repository: a trial is a DVC experiment, which needs one",
                          hint="run `git init` and commit the project first")
-    return Path(proc.stdout.strip())
+    return top
 
 
 def study_location(repo: Path, name: str, storage: str | None) -> str:
@@ -125,7 +126,7 @@ class Controller:
         self.target = target
         self.jobs = jobs
         self.pool = pool
-        self.base = read_yaml(repo / "params.yaml") or {}
+        self.base = read_yaml(repo / PARAMS_FILE) or {}
         self.worker = worker_id(repo)
         self.baseline = _head(repo)
         self.me = psutil.Process(os.getpid())
@@ -386,7 +387,7 @@ def run_sweep(opts: SweepOptions) -> int:
 
 def _run_sweep(opts: SweepOptions, stop: StopRequest) -> int:
     repo = repo_root(Path.cwd())
-    sweep = load_sweep(opts.file, repo / "params.yaml")
+    sweep = load_sweep(opts.file, repo / PARAMS_FILE)
     if opts.jobs < 1:
         raise SweepError(f"--jobs must be an integer ≥ 1; got {opts.jobs}")
     target = opts.trials if opts.trials is not None else sweep.trials
@@ -394,7 +395,7 @@ def _run_sweep(opts: SweepOptions, stop: StopRequest) -> int:
         raise SweepError(f"--trials must be in [1, {sweep.trials}] for this grid; got {target}"
                          if sweep.sampler.name == "grid" else f"--trials must be an integer ≥ 1; got {target}")
     storage_text = study_location(repo, sweep.name, opts.storage)
-    cfg = config_from_dict(read_yaml(repo / "params.yaml") or {})
+    cfg = config_from_dict(read_yaml(repo / PARAMS_FILE) or {})
     accel = cfg.trainer.accelerator
     gpus = visible_gpus() if accel != "cpu" else []
     jobs, note = plan_jobs(opts.jobs, accel, cfg.trainer.devices, gpus)

@@ -26,19 +26,19 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from reprokit.core.config import config_from_dict, flatten, read_yaml
+from reprokit.core.config import config_from_dict, flatten, read_yaml, set_dotted
+from reprokit.core.config_sections import GROUP_NAME_RULE, is_group_name
 from reprokit.core.errors import ConfigError
+from reprokit.core.layout import PARAMS_FILE
 from reprokit.core.schema import load_dataclass
 from reprokit.tune.components import PRUNERS, SAMPLERS, Component, check_component
 
-__all__ = ["Sweep", "Param", "load_sweep", "trial_overrides", "SWEEP_KEYS", "set_dotted", "candidate_config"]
+__all__ = ["Sweep", "Param", "load_sweep", "trial_overrides", "SWEEP_KEYS", "candidate_config"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The keys a sweep sets itself in every trial: never part of its space or params.
 SWEEP_KEYS = ("data.tune_fraction", "data.tune_seed", "validate.split", "logger.sweep.name", "logger.sweep.trial")
 _RANGE_KEYS = ("low", "high", "log", "step")
@@ -115,14 +115,6 @@ class Sweep:
 
     def grid(self) -> dict[str, list[Any]]:
         return {p.key: list(p.choice) for p in self.space}
-
-
-def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    node = data
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
 
 
 def trial_overrides(sweep: Sweep, sampled: dict[str, Any], trial: int | None, promote: bool = False) -> dict[str, Any]:
@@ -259,12 +251,12 @@ def _trials(path: Path, raw: _SweepFile, sampler: str, space: tuple[Param, ...])
     return raw.trials
 
 
-def load_sweep(path: str | Path, params_path: str | Path = "params.yaml") -> Sweep:
+def load_sweep(path: str | Path, params_path: str | Path = PARAMS_FILE) -> Sweep:
     """Read and check the sweep file against ``params_path``; ConfigError (one line) on the first problem."""
     path = Path(path)
     name = path.stem
-    if not _NAME.fullmatch(name):
-        raise _fail(path, f"the sweep's name (the file's stem) must be letters, digits, _ . - (at most 64); got {name!r}")
+    if not is_group_name(name):  # it becomes logger.sweep.name: the same rule
+        raise _fail(path, f"the sweep's name (the file's stem) must be {GROUP_NAME_RULE}; got {name!r}")
     data = read_yaml(path, "sweep file")
     try:
         raw: _SweepFile = load_dataclass(_SweepFile, {} if data is None else data)

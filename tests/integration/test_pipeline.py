@@ -235,3 +235,14 @@ def test_plots_show_draws_each_plot_once_with_its_axes(pipeline_copy: Path):
 def test_resolved_config_is_recorded_with_overrides(pipeline_repo: Path):
     cfg = yaml.safe_load((pipeline_repo / "runs/train/artifacts/config.yaml").read_text())
     assert cfg["train"]["epochs"] == 2 and cfg["data"]["digits"]["n_source"] == 240
+
+
+def test_visualize_records_exactly_the_params_dvc_yaml_lists_for_it(pipeline_repo: Path):
+    """Its record (part of the run's identity) follows dvc.yaml, the one owner of the list."""
+    from reprokit.core.config import flatten, load_config, redact
+
+    listed = yaml.safe_load((pipeline_repo / "dvc.yaml").read_text())["stages"]["visualize"]["params"]
+    record = flatten(yaml.safe_load((pipeline_repo / "runs/visualize/params.yaml").read_text()))
+    every = flatten(redact(load_config(pipeline_repo / "params.yaml").to_dict()))
+    assert record == {k: v for k, v in every.items() if any(k == key or k.startswith(key + ".") for key in listed)}
+    assert {k.split(".")[0] for k in record} == {key.split(".")[0] for key in listed}

@@ -96,19 +96,12 @@ def test_model_is_declared_as_a_registry_artifact():
     assert art["type"] == "model" and art["path"] == STAGES["train"]["outs"][0]
 
 
-@pytest.mark.parametrize("stage", ["validate", "visualize"])
-def test_recorded_params_are_the_stage_params(stage):
-    """What a stage records for the pipeline run's identity is exactly what DVC tracks for it."""
-    import importlib
+def test_recorded_params_are_the_stage_params():
+    """What a stage records for the pipeline run's identity is exactly what DVC tracks for it.
+    (visualize reads its list from dvc.yaml at run time: tests/unit/test_stage_deps.py.)"""
+    from reprokit.pipeline import validate
 
-    module = importlib.import_module(f"reprokit.pipeline.{stage}")
-    assert list(module.PARAMS) == STAGES[stage]["params"]
-
-
-def test_report_params_are_the_stage_params():
-    from reprokit.pipeline import report
-
-    assert list(report.PARAMS) == STAGES["report"]["params"]
+    assert list(validate.PARAMS) == STAGES["validate"]["params"]
 
 
 def test_report_runs_after_visualize_and_before_mirror():

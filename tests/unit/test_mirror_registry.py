@@ -21,7 +21,22 @@ RUN_ID = "0123456789abcdef0123456789abcdef"
 
 
 def test_registry_lists_exactly_the_configurable_backends():
+    from reprokit.mirror import registry
+
     assert tuple(BACKENDS) == LOGGER_NAMES
+    # BACKENDS is read from LOGGER_NAMES: an implementation whose name the schema lacks would be dropped silently.
+    assert sorted(s.name for s in registry._IMPLEMENTED) == sorted(LOGGER_NAMES)
+
+
+def test_the_schema_and_the_registry_refuse_a_retired_logger_with_one_text():
+    from reprokit.core.config import config_from_dict
+
+    with pytest.raises(ConfigError) as by_schema:
+        config_from_dict({"logger": {"name": "neptune"}})
+    with pytest.raises(ConfigError) as by_registry:
+        backend_class("neptune")
+    assert by_schema.value.one_line() == by_registry.value.one_line()
+    assert "Neptune's hosted service has shut down" in by_schema.value.one_line()
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))

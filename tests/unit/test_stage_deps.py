@@ -16,8 +16,16 @@ import yaml
 from reprokit.core.dvc_yaml_edit import add_deps, raw_deps, remove_deps
 from reprokit.core.errors import ConfigError, DependencyError
 from reprokit.core.project_imports import imported_files, project_relative
-from reprokit.core.stage_deps import check_stage, config_inputs, input_hashes, require_stage_deps, sync_deps
+from reprokit.core.stage_deps import (
+    check_stage,
+    config_inputs,
+    input_hashes,
+    require_stage_deps,
+    stage_params,
+    sync_deps,
+)
 from reprokit.provenance.reproduce import code_differences
+from tests.projects import PROJECT_ROOT as ROOT
 from tests.projects import subprocess_env
 
 PARAMS = {
@@ -251,3 +259,35 @@ def test_init_lists_the_code_folder_as_a_dependency_of_the_stages_that_import_it
     assert "mypkg" in raw_deps(repo / "dvc.yaml")["validate"]
     with pytest.raises(InitError, match="inside the repository"):
         init_project(repo, code=("../elsewhere",))
+
+
+def test_a_stage_records_the_params_dvc_yaml_lists_for_it_as_the_user_edits_them(project, monkeypatch):
+    from reprokit.core.config import config_from_dict
+    from reprokit.core.stage_runner import record_params
+
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    repo_own = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["visualize"]["params"]
+    assert stage_params("visualize", ROOT) == repo_own  # this repository's pipeline: its own list
+    text = (
+        "stages:\n"
+        "  visualize:\n    cmd: x\n    params: [data.root, {params.yaml: [visualize.top_k]}, {other.yaml: [a]}]\n"
+        "  report:\n    cmd: x\n    params: [{params.yaml: null}]\n"
+        "  prepare:\n    foreach: [a, b]\n    do: {cmd: x, params: [seed]}\n"
+    )
+    (project / "dvc.yaml").write_text(text)
+    assert stage_params("visualize", project) == ["data.root", "visualize.top_k"]  # other files: not params.yaml's
+    assert stage_params("report", project) is None  # the whole file: nothing narrows it
+    monkeypatch.setenv("DVC_STAGE", "prepare@b")
+    assert stage_params("prepare", project) == ["seed"]
+    monkeypatch.delenv("DVC_STAGE")
+    assert stage_params("mirror", project) is None  # a stage dvc.yaml does not have: a run outside it
+
+    cfg = config_from_dict({"visualize": {"top_k": 7}})
+    out = record_params(project / "rec.yaml", cfg, stage_params("visualize", project))
+    assert yaml.safe_load(out.read_text()) == {"data": {"root": cfg.data.root}, "visualize": {"top_k": 7}}
+    assert yaml.safe_load(record_params(project / "all.yaml", cfg, None).read_text()).keys() == cfg.to_dict().keys()
+    (project / "dvc.yaml").write_text("stages:\n  visualize:\n    cmd: x\n    params: [visualize.top_kk]\n")
+    with pytest.raises(ConfigError, match="params key 'visualize.top_kk' .* is not a key of params.yaml"):
+        record_params(project / "rec.yaml", cfg, stage_params("visualize", project))
+    (project / "dvc.yaml").unlink()
+    assert stage_params("visualize", project) is None  # no pipeline (a notebook): the whole config is recorded
