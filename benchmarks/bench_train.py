@@ -132,6 +132,8 @@ def run_case(name: str, epochs: int, tmp: Path) -> None:
     repo = make_project_copy(tmp / name)
     overrides = hf_params(repo) if name == "hf" else {}
     write_params(repo, overrides)
+    if name == "hf":  # the model folder is a dependency of the stages that build the model
+        run(["reprokit", "deps", "--write"], repo)
     run(["dvc", "repro", "prepare"], repo)  # the data, once
     stage = [sys.executable, "-m", "stages.train", "--params", "params.yaml", "--out", "runs/train"]
     bare = [sys.executable, str(Path(__file__).resolve()), "--bare", "params.yaml"]
