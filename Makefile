@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Stages run as `python -m stages.<name>`: put the venv first on PATH for DVC's subprocesses.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: pipeline test test-all test-fast bench install browser baseline docs docs-reference
+.PHONY: pipeline test test-all test-fast bench install browser baseline docs docs-reference lint
 
 install: $(VENV)/.installed
 
@@ -89,3 +89,11 @@ bench: install
 	$(PY) benchmarks/bench_log.py
 	$(PY) benchmarks/bench_visualize.py
 	$(PY) benchmarks/bench_sweep.py
+
+# Lint and types (CI runs this before the tests): ruff's rules and formatting (pyproject.toml's
+# [tool.ruff]) over the code, the tests, the benchmarks and the docs generator; mypy over reprokit/.
+LINTED := reprokit stages tests benchmarks docs
+lint: install
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
