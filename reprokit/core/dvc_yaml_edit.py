@@ -113,7 +113,7 @@ def remove_deps(path: Path, removals: dict[str, list[str]]) -> list[tuple[str, s
     drop: set[int] = set()
     removed = []
     for name, entries in removals.items():
-        deps = _stage(doc, path, name).get("deps") or []
+        deps: Any = _stage(doc, path, name).get("deps") or []  # ruamel's CommentedSeq (its .lc: line numbers)
         for i, dep in enumerate(deps):
             if isinstance(dep, str) and dep in entries:
                 drop.add(deps.lc.item(i)[0])

@@ -21,6 +21,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 __all__ = ["project_relative", "ProjectModule", "find_module", "imported_files"]
 
@@ -141,7 +142,8 @@ def _imported_names(module: ProjectModule) -> set[str]:
                 # `from pkg import mod`: mod may be a module of pkg (or just a name it defines).
                 names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
         elif isinstance(node, ast.Call) and _is_import_call(node):
-            names.add(node.args[0].value)
+            # _is_import_call checked that the first argument is a string constant.
+            names.add(cast(str, cast(ast.Constant, node.args[0]).value))
     return names
 
 

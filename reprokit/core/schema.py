@@ -103,7 +103,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if value is None:
             return None
         raise ConfigError(f"{key} must be null; got {value!r}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return load_dataclass(tp, value, key)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

@@ -17,6 +17,7 @@ file, the stage and the line to add (``reprokit deps --write`` adds it). Without
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -191,6 +192,11 @@ def stage_params(stage: str, project_dir: Path | None = None) -> list[str] | Non
 _TOKEN = re.compile(r"\$\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}")
 
 
+def _next_str(values: Iterator[Any], _match: re.Match[str]) -> str:
+    """The next of ``values`` as text: the replacement of one ``${...}`` token, in order."""
+    return str(next(values))
+
+
 def _rendered_here(project_dir: Path, name: str) -> list[Path] | None:
     """Stage ``name``'s deps rendered the way DVC renders the common case — a plain stage whose
     ``${a.b}`` come from params.yaml (and dvc.yaml's inline ``vars``) — in milliseconds, not the
@@ -220,7 +226,7 @@ def _rendered_here(project_dir: Path, name: str) -> list[Path] | None:
         if any(isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in values):
             return None  # a missing or null key, a list: DVC's own message is the one to show
         parts = iter(values)
-        rendered = _TOKEN.sub(lambda _m, parts=parts: str(next(parts)), text)
+        rendered = _TOKEN.sub(functools.partial(_next_str, parts), text)
         if "${" in rendered:
             return None  # an index (`${a[0]}`) or other syntax: DVC's
         deps.append(Path(os.path.normpath(os.path.join(project_dir, rendered))))

@@ -258,7 +258,7 @@ def _check_bbox(raw: dict[str, list], rep: Problems) -> dict[str, Any]:
         msg = f"bounding-box columns incomplete: found {', '.join(present)} but not {', '.join(absent)}"
         rep.add(DataFrameError(msg, hint="give all four of x_1, x_2, y_1, y_2 or none of them"), broken="x_1")
         return {}
-    boxes = {c: [None if _missing(v) else _to_int(v) for v in raw[c]] for c in BBOX_COLUMNS}
+    boxes: dict[str, list[Any]] = {c: [None if _missing(v) else _to_int(v) for v in raw[c]] for c in BBOX_COLUMNS}
     for c in BBOX_COLUMNS:
         bad = [i for i, x in enumerate(boxes[c]) if x is _INVALID]
         if bad:

@@ -38,7 +38,7 @@ def _source_images() -> tuple[np.ndarray, np.ndarray]:
 def distort(image: np.ndarray, cfg: DigitsConfig, rng: np.random.Generator) -> np.ndarray:
     """One random view of an 8x8 image in [0, 1] -> ``cfg.image_size`` square uint8 image."""
     size = cfg.image_size
-    base = Image.fromarray((image * 255).astype(np.uint8)).resize((_UPSCALED, _UPSCALED), Image.BILINEAR)
+    base = Image.fromarray((image * 255).astype(np.uint8)).resize((_UPSCALED, _UPSCALED), Image.Resampling.BILINEAR)
     canvas = Image.new("L", (size, size), 0)
     offset = (size - _UPSCALED) // 2
     canvas.paste(base, (offset, offset))
@@ -56,7 +56,7 @@ def distort(image: np.ndarray, cfg: DigitsConfig, rng: np.random.Generator) -> n
     d, e = -sin, cos
     cx = c - a * (c + dx) - b * (c + dy)
     cy = c - d * (c + dx) - e * (c + dy)
-    warped = canvas.transform((size, size), Image.AFFINE, (a, b, cx, d, e, cy), resample=Image.BILINEAR)
+    warped = canvas.transform((size, size), Image.Transform.AFFINE, (a, b, cx, d, e, cy), resample=Image.Resampling.BILINEAR)
 
     pixels = np.asarray(warped, dtype=np.float32) / 255.0
     pixels = pixels + rng.normal(0.0, noise, size=pixels.shape).astype(np.float32)

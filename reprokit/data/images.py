@@ -31,12 +31,12 @@ __all__ = [
 
 
 def _load_one(path: Path, size: int, mode: str, box: tuple[int, int, int, int] | None) -> np.ndarray:
-    with Image.open(path) as img:
-        img = img.convert(mode)
+    with Image.open(path) as src:
+        img = src.convert(mode)
         if box is not None:
             img = img.crop(box)
         if img.size != (size, size):
-            img = img.resize((size, size), Image.BILINEAR)
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -51,7 +51,8 @@ def load_images(df: pd.DataFrame, paths: Sequence[Path], size: int, mode: str = 
     for i, path in enumerate(paths):
         box = None
         if boxes is not None and not pd.isna(boxes[0][i]):
-            box = tuple(int(col[i]) for col in boxes)
+            x_1, y_1, x_2, y_2 = (int(col[i]) for col in boxes)
+            box = (x_1, y_1, x_2, y_2)
         out[i] = _load_one(path, size, mode, box)
     return torch.from_numpy(out).float().div_(255.0)
 
@@ -100,7 +101,8 @@ class ImageDataset(torch.utils.data.Dataset):
     def _box(self, i: int) -> tuple[int, int, int, int] | None:
         if self.boxes is None or self.boxes[i, 0] < 0:
             return None
-        return tuple(int(v) for v in self.boxes[i])
+        x_1, y_1, x_2, y_2 = (int(v) for v in self.boxes[i])
+        return (x_1, y_1, x_2, y_2)
 
     def decode(self, idxs: Sequence[int]) -> torch.Tensor:
         """[len(idxs), C, size, size] float32 in [0, 1]: the rows' images, in the order given."""

@@ -24,12 +24,12 @@ class LabelBalancedBatchSampler:
     run sees the same batches, with DataLoader workers too).
     """
 
-    def __init__(self, labels: Sequence[int], n_labels: int, n_instances: int, seed: int) -> None:
-        labels = np.asarray(labels)
-        problems = self.problems(labels, n_labels, n_instances)
+    def __init__(self, labels: Sequence[int] | np.ndarray, n_labels: int, n_instances: int, seed: int) -> None:
+        label_array = np.asarray(labels)
+        problems = self.problems(label_array, n_labels, n_instances)
         if problems:
             raise problems[0]
-        uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        uniq, inverse, counts = np.unique(label_array, return_inverse=True, return_counts=True)
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(counts)[:-1]
         self._members = np.split(order, bounds)  # per label, its dataset indices
@@ -41,7 +41,7 @@ class LabelBalancedBatchSampler:
         self.rank, self.world_size = 0, 1
 
     @staticmethod
-    def problems(labels: Sequence[int], n_labels: int, n_instances: int,
+    def problems(labels: Sequence[int] | np.ndarray, n_labels: int, n_instances: int,
                  shown: Callable[[int], str] = str) -> list[ConfigError]:
         """Why batches of ``n_labels`` x ``n_instances`` cannot be drawn from ``labels`` (empty: they can).
 

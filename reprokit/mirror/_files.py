@@ -26,8 +26,9 @@ class RunFolder:
         self.final = paths.run_folder(root, run.run_name, run.run_id)
         self.staging = paths.staging_dir(self.final, run.home_dir)
         self.run = run
-        adopt = not self.final.exists() and run.live_id and run.live_name
-        self.live = paths.live_folder(root, run.live_name, run.live_id) if adopt else None
+        live_id, live_name = run.live_id, run.live_name
+        adopt = not self.final.exists()
+        self.live = paths.live_folder(root, live_name, live_id) if adopt and live_id and live_name else None
 
     def copy_in(self, rel: str, src: Path) -> Path:
         dst = self.staging / rel

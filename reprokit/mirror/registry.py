@@ -11,11 +11,14 @@ import importlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprokit.core.config import LOGGER_NAMES, is_secret_key
 from reprokit.core.config_sections import check_logger_name
 from reprokit.core.errors import ConfigError, MissingBackendError
+
+if TYPE_CHECKING:
+    from reprokit.mirror.base import MirrorBackend
 
 __all__ = ["BackendSpec", "BACKENDS", "spec", "backend_class", "check_args", "secret_args"]
 
@@ -52,7 +55,7 @@ def spec(name: str, registry: Mapping[str, BackendSpec] = BACKENDS) -> BackendSp
     return registry[name]
 
 
-def backend_class(name: str, registry: Mapping[str, BackendSpec] = BACKENDS) -> type:
+def backend_class(name: str, registry: Mapping[str, BackendSpec] = BACKENDS) -> type[MirrorBackend]:
     """The backend class of ``name``; MissingBackendError with the install line if its package is absent."""
     s = spec(name, registry)
     target = f'"reprokit[{s.extra}]"' if s.extra else "reprokit"

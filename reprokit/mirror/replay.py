@@ -176,7 +176,7 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         if type(backend).media_as_files and (data.images or data.texts):
             report["notes"].append(f"{logger.name} cannot hold images or texts: copied as files into the run folder")
         group = logger.sweep
-        if group.active:
+        if group.name is not None:  # group.active
             data.auto_tags.update(sweep_tags(group.name, group.trial, os.environ.get("DVC_EXP_NAME")))
         # live_*: the logger run the train stage filled live, which a live backend adopts (see base.py).
         info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s, sweep=group.name,

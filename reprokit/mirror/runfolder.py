@@ -100,7 +100,7 @@ def _read_tsv(path: Path, table: str, wall: WallTimes) -> list[Scalar]:
         for line, row in enumerate(reader, start=2):
             step_cell = row.get(step_col) or (row.get("epoch") if table == "epoch" else "")
             try:
-                step = int(float(step_cell))
+                step = int(float(step_cell or ""))  # None or "": ValueError, reported below
             except (TypeError, ValueError):
                 raise MirrorError(f"{path}:{line}: column {step_col!r} must be an integer; got {step_cell!r}") from None
             at = wall.get((table, _int_or(row.get(table), -1)))
@@ -124,7 +124,7 @@ def _int_or(cell: str | None, default: int) -> int:
 
 def _media(root: Path, suffix: str, skipped: list[str]) -> list[tuple[str, int, int, Path]]:
     """``root/<tag...>/<step>[-<n>]<suffix>`` files, tag may contain '/'; sorted by (step, tag, n)."""
-    found = []
+    found: list[tuple[str, int, int, Path]] = []
     if not root.is_dir():
         return found
     for path in root.rglob(f"*{suffix}"):

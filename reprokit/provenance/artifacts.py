@@ -21,6 +21,7 @@ import platform
 import sys
 import tarfile
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ __all__ = ["write_run_artifacts", "code_snapshot", "auto_tags", "environment", "
 
 
 def code_snapshot(
-    project_dir: Path, out_dir: Path, state: GitState, secrets: list[str] = (), exclude: tuple[str, ...] = (RUNS_ROOT,)
+    project_dir: Path, out_dir: Path, state: GitState, secrets: Sequence[str] = (), exclude: tuple[str, ...] = (RUNS_ROOT,)
 ) -> None:
     """Archive the tracked files and the diff, but for ``exclude`` (the run folder: outputs, not
     code); literal secret values are replaced in both.
@@ -67,11 +68,11 @@ def code_snapshot(
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
-    files = ArtifactsDir(out_dir)
-    write_bytes(files.code, buf.getvalue())
+    artifacts = ArtifactsDir(out_dir)
+    write_bytes(artifacts.code, buf.getvalue())
     diff = git(["diff", "HEAD", "--binary", "--", ".", *excluded(exclude)], project_dir, check=False) if state.commit else ""
-    write_bytes(files.diff, scrub(diff.encode(), secrets))
-    write_json(files.git, state.to_dict())
+    write_bytes(artifacts.diff, scrub(diff.encode(), secrets))
+    write_json(artifacts.git, state.to_dict())
 
 
 def warn_untracked_imports(project_dir: Path) -> list[str]:

@@ -128,6 +128,7 @@ def check_same_validation_data(a: CommittedRun, b: CommittedRun) -> None:
 
 def _check_rows(a: CommittedRun, b: CommittedRun) -> None:
     va, vb = a.validation, b.validation
+    assert va is not None and vb is not None  # the one caller checks both first
     for frame, run, name in ((va, a, "A"), (vb, b, "B")):
         counts = frame["path"].value_counts()
         if (counts > 1).any() and not all(c in frame.columns for c in BBOX_COLUMNS):
@@ -205,7 +206,8 @@ def compare(a: CommittedRun, b: CommittedRun, metric: str | None = None, top_k: 
     pa["_paths"], pb["_paths"] = a.retrieved_paths(), b.retrieved_paths()
     both = pa.merge(pb, on="path", suffixes=("_a", "_b"), validate="one_to_one")
     both = both[both["cmc@1_a"].notna() & both["cmc@1_b"].notna()]
-    regressed, improved = [], []
+    regressed: list[Flip] = []
+    improved: list[Flip] = []
     for _, r in both.iterrows():
         hit_a, hit_b = r["cmc@1_a"] >= 0.5, r["cmc@1_b"] >= 0.5
         if hit_a == hit_b:

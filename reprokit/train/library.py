@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from reprokit.core.errors import ConfigError, ReprokitError
 from reprokit.train.user_code import load_callable, reason
@@ -90,7 +90,7 @@ def resolve(key: str, name: str, library: Library) -> Callable[..., Any]:
     names = class_names(library)
     obj = getattr(module, bare, None)
     if bare in names and (not library.prefix or name.startswith(library.prefix)):
-        return obj
+        return cast(Callable[..., Any], obj)
     wanted = f"{library.prefix}{bare}"
     same_letters = [n for n in names if n.lower() == bare.lower()]  # AdamW for "Adamw", not Adam
     close = same_letters or difflib.get_close_matches(bare, names, n=1)

@@ -41,7 +41,7 @@ def param_groups(model: nn.Module, criterion: Any, cfg: TrainConfig) -> list[dic
         )
     if not model_params and not loss_params:
         raise ConfigError("the model has no trainable parameters (all frozen): there is nothing for train.optimizer to train")
-    groups = [{"params": model_params}] if model_params else []
+    groups: list[dict[str, Any]] = [{"params": model_params}] if model_params else []
     if loss_params:
         groups.append({"params": loss_params, **({"lr": cfg.loss.lr} if cfg.loss.lr is not None else {})})
     return groups

@@ -8,14 +8,14 @@ may see (its own ``CUDA_VISIBLE_DEVICES``, else every device torch counts); a tr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from reprokit.core.errors import SweepError
 
 __all__ = ["DevicePool", "visible_gpus", "plan_jobs"]
 
 
-def visible_gpus(env: dict[str, str] | None = None, count: Callable[[], int] | None = None) -> list[str]:
+def visible_gpus(env: Mapping[str, str] | None = None, count: Callable[[], int] | None = None) -> list[str]:
     """The GPU ids a trial may be given: ``CUDA_VISIBLE_DEVICES`` as the controller has it, else 0..n-1."""
     env = os.environ if env is None else env
     listed = env.get("CUDA_VISIBLE_DEVICES")

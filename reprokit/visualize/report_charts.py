@@ -12,15 +12,19 @@ from __future__ import annotations
 import base64
 import io
 import math
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["cmc_chart", "curves_chart", "svg_data_uri", "CHART_RC"]
 
 TRAINED, BASELINE, EPOCH = "#2858c8", "#8a8f98", "#d0552b"
 # Fixed salt and no date: the same run gives the same bytes.
-CHART_RC = {
+CHART_RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "font.size": 9,
     "axes.spines.top": False,
@@ -87,7 +91,7 @@ def curves_chart(
         n_panels = len(names) + bool(metrics)  # the validation panel last, its legend beside it (+0.9 in)
         fig = Figure(figsize=(2.6 * n_panels + 0.9 * bool(metrics), 2.5), layout="constrained")
         axes = fig.subplots(1, n_panels, squeeze=False)[0]
-        if metrics:
+        if metrics and validation:  # metrics: validation's val/ columns
             ax = axes[-1]
             for name in metrics:
                 x, y = _finite(validation["step"], validation[name])

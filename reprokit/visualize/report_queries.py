@@ -130,7 +130,7 @@ def _sheets(images: list[Image.Image], cell: int) -> list[str]:
         sheet = Image.new(mode, (SHEET_COLUMNS * cell, rows * cell), "white")
         for n, img in enumerate(chunk):
             tile = img.convert(mode)
-            tile.thumbnail((cell, cell), Image.LANCZOS)
+            tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
             x = (n % SHEET_COLUMNS) * cell + (cell - tile.width) // 2
             y = (n // SHEET_COLUMNS) * cell + (cell - tile.height) // 2
             sheet.paste(tile, (x, y))
@@ -152,7 +152,7 @@ def _thumbnails(priority: list[int], paths: list[Path], boxes: list) -> tuple[di
     images = []
     for item in keep:
         img = _open(paths[item], boxes[item])
-        img.thumbnail((cell, cell), Image.LANCZOS)  # at once: never hold full-size images
+        img.thumbnail((cell, cell), Image.Resampling.LANCZOS)  # at once: never hold full-size images
         images.append(img)
     return {item: slot for slot, item in enumerate(keep)}, _sheets(images, cell), cell
 

@@ -16,8 +16,10 @@ builds it from the study)::
 
 from __future__ import annotations
 
+import functools
 import html
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,8 @@ def _by_trial(data: dict) -> str | None:
             if t["state"] == "complete":
                 best = t["value"] if best is None else pick(best, t["value"])
             if best is not None:
-                xs.append(t["number"]), ys.append(best)
+                xs.append(t["number"])
+                ys.append(best)
         if xs:
             ax.step(xs, ys, where="post", color=EPOCH, linewidth=1.2, label="best so far")
         ax.set_xlabel("trial")
@@ -65,6 +68,15 @@ def _by_trial(data: dict) -> str | None:
         ax.set_ylabel(data["metric"])
         ax.legend(loc="best", fontsize=8)
         return svg_data_uri(fig, "sweep-by-trial")
+
+
+def _choice_position(x_of: dict[str, int], key: str, trial: dict) -> float:
+    """A trial's x on a categorical axis: the slot of its value of ``key``."""
+    return x_of[str(trial["params"][key])]
+
+
+def _number_position(key: str, trial: dict) -> float:
+    return float(trial["params"][key])
 
 
 def _by_param(data: dict) -> str | None:
@@ -83,9 +95,9 @@ def _by_param(data: dict) -> str | None:
                 ax.set_xticks(range(len(labels)), labels)
                 ax.set_xlim(-0.5, len(labels) - 0.5)
                 x_of = {label: i for i, label in enumerate(labels)}
-                position = lambda t, x_of=x_of, key=key: x_of[str(t["params"][key])]  # noqa: E731
+                position: Callable[[dict], float] = functools.partial(_choice_position, x_of, key)
             else:
-                position = lambda t, key=key: float(t["params"][key])  # noqa: E731
+                position = functools.partial(_number_position, key)
                 if param["log"]:
                     ax.set_xscale("log")
                     ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on a narrow panel

@@ -123,7 +123,7 @@ def _frame(images: Images) -> tuple[pd.DataFrame, int]:
         df["category"] = images.categories
     dropped = 0
     if images.boxes is not None:
-        corners = {c: [] for c in BBOX_COLUMNS}
+        corners: dict[str, list[int | None]] = {c: [] for c in BBOX_COLUMNS}
         for box in images.boxes:
             if box is not None and not _valid(box):
                 box, dropped = None, dropped + 1
