@@ -59,7 +59,7 @@ class Exclusions:
 
     def count(self) -> torch.Tensor:
         """[Q] long: how many gallery items each query may not retrieve."""
-        if self.query_group is None:
+        if self.query_group is None or self.gallery_group is None:  # given together
             return (self.self_pos >= 0).long()
         n_codes = int(max(self.query_group.max(), self.gallery_group.max())) + 1
         # unique + indexed assignment, not bincount: bincount refuses CUDA tensors in deterministic mode.
@@ -85,13 +85,15 @@ class Exclusions:
 
     def _mask_groups(self, block: torch.Tensor, codes: torch.Tensor, start: int, stop: int) -> None:
         n = self.n_gallery
+        gallery_group = self.gallery_group
+        assert gallery_group is not None  # given with the query_group whose codes these are
         lo = torch.searchsorted(self._keys, codes * n + start)
         counts = torch.searchsorted(self._keys, codes * n + stop) - lo
         total = int(counts.sum())
         if total == 0:
             return
         if total > block.shape[0] * (stop - start) // 16:  # mostly excluded: one comparison is cheaper
-            same = self.gallery_group[start:stop][None, :] == codes[:, None]
+            same = gallery_group[start:stop][None, :] == codes[:, None]
             block[:, : stop - start].masked_fill_(same, float("inf"))
             return
         row = torch.repeat_interleave(torch.arange(len(codes), device=codes.device), counts)

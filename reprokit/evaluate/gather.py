@@ -68,9 +68,9 @@ def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     world = dist.get_world_size()
     device = tensor.device
     count = torch.tensor([tensor.shape[0]], dtype=torch.long, device=device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    counts = [int(c.item()) for c in counts]
+    gathered = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(gathered, count)
+    counts = [int(c.item()) for c in gathered]
     # all_gather needs equal shapes: pad to the longest, cut afterwards. bool is not supported by
     # every backend, so it travels as uint8.
     send = tensor.to(torch.uint8) if tensor.dtype == torch.bool else tensor

@@ -7,6 +7,7 @@ before) with one line naming the argument, the value received and what is allowe
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ class RetrievalInputError(ReprokitError, ValueError):
     """An argument of ``retrieval_metrics`` is invalid (also a ``ValueError``, as it always was)."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise RetrievalInputError(message)
 
 
@@ -110,7 +111,7 @@ def check_per_item(name: str, values: Sequence[Hashable] | None, n: int) -> list
     return values
 
 
-def sequence_codes(sequence_ids: object, n: int) -> torch.Tensor | None:
+def sequence_codes(sequence_ids: Sequence[Hashable] | None, n: int) -> torch.Tensor | None:
     """[N] long codes, equal for equal ids; missing ids (None, NaN) share one code, as in OML.
 
     OML turns the column into codes with ``pd.factorize``, which gives every missing value the

@@ -48,7 +48,7 @@ class GroundTruthRanks:
 
     # The sorted copy of the block (4 bytes) plus the sub-batched ground-truth entries (about
     # 60 bytes each, at most one per 8 block elements).
-    bytes_per_element = 12
+    bytes_per_element: float = 12
 
     def __init__(
         self, query_codes: torch.Tensor, gallery_codes: torch.Tensor, exclusions: Exclusions, wanted: Sequence[str]
@@ -63,9 +63,9 @@ class GroundTruthRanks:
         self._count = torch.bincount(gallery_codes, minlength=n_codes).numpy()
         self._start = np.cumsum(self._count) - self._count
         self._self_pos = exclusions.self_pos.cpu().numpy()
-        groups = exclusions.has_groups
-        self._query_group = exclusions.query_group.cpu().numpy() if groups else None
-        self._gallery_group = exclusions.gallery_group.cpu().numpy() if groups else None
+        query_group, gallery_group = exclusions.query_group, exclusions.gallery_group  # both or neither
+        self._query_group = query_group.cpu().numpy() if query_group is not None else None
+        self._gallery_group = gallery_group.cpu().numpy() if gallery_group is not None else None
         self.values = {name: np.full(len(query_codes), np.nan) for name in self.wanted}
         # map@r and r_precision need the ranks up to R only: the smallest max(R) + 1 keys of a row.
         self._whole_ranking = bool({"mrr", "ap"} & set(self.wanted))
@@ -112,7 +112,7 @@ class GroundTruthRanks:
         valid = j[None, :] < count[:, None]
         pos = self._order[np.minimum(self._start[codes][:, None] + j[None, :], self.n_gallery - 1)]
         valid &= pos != self._self_pos[a:b, None]
-        if self._gallery_group is not None:
+        if self._gallery_group is not None and self._query_group is not None:
             valid &= self._gallery_group[pos] != self._query_group[a:b, None]
         return pos, valid
 
@@ -131,8 +131,8 @@ def _ranks(keys: np.ndarray, sorted_keys: np.ndarray, pos: np.ndarray, valid: np
     t[~valid] = np.inf
     t_sorted = np.sort(t, axis=1)
     below = np.empty(t.shape, dtype=np.int64)
-    for i in range(n):
-        below[i] = np.searchsorted(sorted_keys[i], t_sorted[i])
+    for row in range(n):
+        below[row] = np.searchsorted(sorted_keys[row], t_sorted[row])
     in_gt = np.arange(t.shape[1])[None, :] < n_gt[:, None]
     after = np.take_along_axis(sorted_keys, np.minimum(below + 1, g - 1), axis=1)
     tied = in_gt & (below + 1 < g) & (after == t_sorted)  # another key equals this one

@@ -6,13 +6,14 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
-from reprokit.core.config import Config, TrainerConfig
+from reprokit.core.config import Config, TrainerConfig, ValidateConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import write_json, write_text
 from reprokit.core.layout import ValidateDir
@@ -39,11 +40,11 @@ def validation_inputs(cfg: Config, df: pd.DataFrame, paths: list[Path]) -> tuple
     return val_df, ImageDataset.from_frame(val_df, val_paths, cfg.data.image_size, cfg.data.image_mode)
 
 
-def baseline_pixels(cfg: Config, images: ImageDataset) -> RawPixels:
+def baseline_pixels(validate: ValidateConfig, images: ImageDataset) -> RawPixels:
     """Where the raw-pixel baseline's pixels are kept as the embedding pass decodes them: at most a
     quarter of ``validate.memory_budget_mb`` (the rest is the metrics' chunks), area-averaged to a
     smaller side when the full-size pixels of every image would not fit."""
-    pixels = RawPixels(len(images), images.channels, images.size, cfg.validate.memory_budget_mb * 2**20 // 4)
+    pixels = RawPixels(len(images), images.channels, images.size, validate.memory_budget_mb * 2**20 // 4)
     if pixels.side != images.size:
         print(
             f"validate: raw-pixel baseline at {pixels.side}x{pixels.side} (the {len(images)} images at "
@@ -149,7 +150,8 @@ def embed_distributed(
     model = model.to(fabric.device)
     bs, workers = cfg.validate.batch_size, cfg.validate.num_workers
     n_batches = -(-len(images) // bs)
-    shard = DistributedSampler(range(n_batches), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False)
+    # The sampler only takes len() of its dataset; torch types it a Dataset.
+    shard: DistributedSampler[int] = DistributedSampler(cast("Dataset[int]", range(n_batches)), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False)
     mine = list(shard)
     keep = pixels if fabric.is_global_zero else None
     idx, emb = _embed_batches(model, _batches(images, bs, mine, workers, cfg.seed, fabric.global_rank),

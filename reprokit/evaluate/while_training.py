@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from reprokit.core.config import Config
 from reprokit.evaluate.gather import gather_for_metrics, is_distributed
@@ -42,7 +43,8 @@ class TrainingValidator:
         n_batches = -(-len(self.images) // self.cfg.validate.batch_size)
         if world == 1:
             return list(range(n_batches))
-        return list(DistributedSampler(range(n_batches), num_replicas=world, rank=rank, shuffle=False))
+        # The sampler only takes len() of its dataset; torch types it a Dataset.
+        return list(DistributedSampler(cast("Dataset[int]", range(n_batches)), num_replicas=world, rank=rank, shuffle=False))
 
     def _batches(self, mine: list[int], rank: int) -> Iterable:
         if self._kept is not None:

@@ -52,6 +52,7 @@ class _ReduceWith(Metric):
     """Collects every value of an epoch and reduces them with an arbitrary callable."""
 
     full_state_update = False
+    values: list[torch.Tensor]  # a metric state (added in __init__)
 
     def __init__(self, fx: Callable[[torch.Tensor], Any]) -> None:
         super().__init__()

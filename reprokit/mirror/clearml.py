@@ -21,11 +21,14 @@ import random
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprokit.mirror.base import MirrorBackend, RunInfo
 from reprokit.mirror.runfolder import Media, Scalar
 from reprokit.mirror.tags import flat_tags, key_value_tags
+
+if TYPE_CHECKING:
+    from clearml import Logger
 
 __all__ = ["ClearMLBackend", "RngState"]
 
@@ -98,7 +101,7 @@ class ClearMLBackend(MirrorBackend):
         Task.set_random_seed(None)
         try:
             project = str(self.args.get("project_name", "reprokit"))
-            self.task = Task.init(
+            self.task: Task = Task.init(
                 project_name=f"{project}/{run.sweep}" if run.sweep else project,  # a sweep: its own sub-project
                 task_name=str(self.args.get("task_name", run.run_name)),
                 reuse_last_task_id=False,
@@ -109,7 +112,7 @@ class ClearMLBackend(MirrorBackend):
             )
         finally:
             self.rng.restore()
-        self.logger = self.task.get_logger()
+        self.logger: Logger = self.task.get_logger()
         self.run = run
 
     def log_params(self, params: Mapping[str, Any]) -> None:

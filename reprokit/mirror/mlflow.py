@@ -101,7 +101,7 @@ class MlflowBackend(MirrorBackend):
             location = self.args.get("artifact_location")
             if location is None and scheme == "sqlite":
                 location = (logs / "mlflow-artifacts").as_uri()
-            self.exp_id = self.client.create_experiment(self.experiment, artifact_location=location)
+            self.exp_id: str = self.client.create_experiment(self.experiment, artifact_location=location)
         else:
             self.exp_id = exp.experiment_id
         return self.exp_id

@@ -21,12 +21,16 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+if TYPE_CHECKING:
+    from reprokit.log.run_logger import RunFolderLogger
 
 __all__ = ["EpochValidation", "Validator", "ValidationHook", "preserved_rng", "evaluating"]
 
@@ -100,11 +104,11 @@ class EpochValidation(pl.Callback):
         epoch = trainer.current_epoch
         if not self.due(epoch):
             return
-        model = pl_module.model
+        model = cast(nn.Module, pl_module.model)  # reprokit's module; nn.Module's __getattr__ types it Tensor | Module
         share_rank_zeros_buffers(model)  # the model rank zero saves is the one every rank scores
         with preserved_rng(), evaluating(model), torch.inference_mode():
             metrics = {k: float(v) for k, v in self.validator(model).items()}
-        trainer.logger.log_epoch_values(epoch, {f"val/{k}": v for k, v in metrics.items()})
+        cast("RunFolderLogger", trainer.logger).log_epoch_values(epoch, {f"val/{k}": v for k, v in metrics.items()})
         if self.monitor is not None:
             value = metrics[self.monitor]
             if self.best_value is None or value > self.best_value:
@@ -117,7 +121,7 @@ class EpochValidation(pl.Callback):
 
     def best(self) -> dict[str, float | int] | None:
         """``{"epoch": e, "<monitor>": value}`` of the kept epoch (None with checkpoint: last)."""
-        if self.monitor is None or self.best_epoch is None:
+        if self.monitor is None or self.best_epoch is None or self.best_value is None:  # set together
             return None
         return {"epoch": self.best_epoch, self.monitor: self.best_value}
 

@@ -103,16 +103,18 @@ def _vision_config(model: nn.Module):
 def _norm_stats(path: str, input_norm: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     if input_norm == "none":
         return None
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    raw_mean, raw_std = IMAGENET_MEAN, IMAGENET_STD
     processor = Path(path) / "preprocessor_config.json"
     if input_norm == "auto" and processor.is_file():
         try:
             found = json.loads(processor.read_text())
-            mean, std = found.get("image_mean", mean), found.get("image_std", std)
+            raw_mean, raw_std = found.get("image_mean", raw_mean), found.get("image_std", raw_std)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{KEY}.path {path!r}: {processor.name} is not readable JSON: {reason(exc)}") from exc
-    mean = tuple(float(v) for v in (mean if isinstance(mean, (list, tuple)) else [mean] * channels))
-    std = tuple(float(v) for v in (std if isinstance(std, (list, tuple)) else [std] * channels))
+    mean: tuple[float, ...] = tuple(
+        float(v) for v in (raw_mean if isinstance(raw_mean, (list, tuple)) else [raw_mean] * channels))
+    std: tuple[float, ...] = tuple(
+        float(v) for v in (raw_std if isinstance(raw_std, (list, tuple)) else [raw_std] * channels))
     if channels == 1 and len(mean) == len(std) == 3:  # a one-channel model: the colour statistics averaged
         mean, std = (sum(mean) / 3,), (sum(std) / 3,)
     if len(mean) != channels or len(std) != channels or not all(s > 0 for s in std):
@@ -126,6 +128,9 @@ def _norm_stats(path: str, input_norm: str, channels: int) -> tuple[tuple[float,
 
 class HFBackbone(nn.Module):
     """A transformers vision model as an embedding network: [N, C, H, W] in [0, 1] -> [N, D]."""
+
+    pixel_mean: torch.Tensor  # buffers (registered in __init__)
+    pixel_std: torch.Tensor
 
     def __init__(self, model: nn.Module, in_channels: int, pooling: str,
                  norm: tuple[tuple[float, ...], tuple[float, ...]] | None) -> None:

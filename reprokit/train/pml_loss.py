@@ -60,6 +60,8 @@ class PMLLoss(nn.Module):
     """A PML loss (an ``nn.Module``: its parameters, if any, train with the model and are in the
     checkpoint) and an optional miner, over labels numbered 0..C-1 by ``classes``."""
 
+    classes: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self, name: str, loss: nn.Module, miner: Callable[..., Any] | None, classes: torch.Tensor) -> None:
         super().__init__()
         self.name = name
@@ -95,6 +97,6 @@ def build_pml_loss(
         raise ConfigError(f"train.loss.name {name!r}: a pml: loss is built with the training labels; none were given")
     loss = build("train.loss", name, PML_LOSSES, args)
     mined = build("train.miner", miner.name, PML_MINERS, miner_args or {}) if miner is not None else None
-    if mined is not None and not callable(mined):
+    if miner is not None and mined is not None and not callable(mined):
         raise ConfigError(f"train.miner.name {miner.name!r} returned {describe(mined)}, not a callable miner(embeddings, labels)")
     return PMLLoss(name, loss, mined, torch.unique(torch.as_tensor(classes)))

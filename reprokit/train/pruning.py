@@ -15,9 +15,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from reprokit.core.errors import ReprokitError
 from reprokit.core.study_storage import STORAGE_ENV, STUDY_ENV, TRIAL_ENV, build_pruner, open_storage
+
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.storages import BaseStorage
 
 __all__ = ["sweep_pruning_hook", "SweepPruning", "TrialPrunedError"]
 
@@ -31,7 +36,7 @@ class SweepPruning:
     ``should_stop``, so DDP ranks stop together); the train stage then calls :meth:`raise_if_pruned`
     before it writes any output, so the stage fails and DVC runs no later stage."""
 
-    def __init__(self, storage: object, study: object, trial_id: int, name: str, number: int, metric: str | None) -> None:
+    def __init__(self, storage: BaseStorage, study: Study, trial_id: int, name: str, number: int, metric: str | None) -> None:
         import optuna
 
         self.storage, self.trial_id, self.name, self.number, self.metric = storage, trial_id, name, number, metric
@@ -40,7 +45,7 @@ class SweepPruning:
         self.value: float | None = None
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> bool:
-        value = metrics.get(self.metric)
+        value = metrics.get(self.metric) if self.metric is not None else None
         if value is None or not math.isfinite(value):
             return False
         self.trial.report(float(value), step=epoch)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if file.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
-            data = load_file(str(file), device="cpu")
+            data: Any = load_file(str(file), device="cpu")
         else:
             data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:

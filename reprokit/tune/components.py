@@ -34,18 +34,20 @@ class Component:
     args: dict[str, Any] = field(default_factory=dict)
 
 
-def _class(target: str) -> type:
+def _class(target: str) -> type[Any]:
     module, name = target.split(":")
     return getattr(importlib.import_module(module), name)
 
 
-def _allowed_args(cls: type) -> list[str]:
+def _allowed_args(cls: type[Any]) -> list[str]:
     params = inspect.signature(cls.__init__).parameters.values()
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [p.name for p in params if p.name != "self" and p.kind in named]
 
 
 def check_component(path: Path, what: str, raw: str | dict[str, Any], registry: dict[str, str]) -> Component:
+    name: Any  # a value of the sweep file: checked against the registry below
+    args: dict[str, Any]
     if isinstance(raw, str):
         name, args = raw, {}
     else:

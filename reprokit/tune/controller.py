@@ -171,7 +171,7 @@ class Controller:
         """Tell COMPLETE from the saved experiment; or the reason it cannot be (None: told)."""
         exp = find_experiment(self.repo, exp_name, self.baseline)
         metrics = experiment_metrics(self.repo, exp.rev) if exp else None
-        if metrics is None:
+        if exp is None or metrics is None:
             return f"no experiment {exp_name!r} with runs/validate/metrics.json was saved"
         value = metrics.get(self.sweep.metric)
         if value is None or not math.isfinite(value):

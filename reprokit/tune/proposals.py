@@ -25,7 +25,7 @@ discarded as asked beyond the requested number): both are marked when created or
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -129,7 +129,8 @@ class _Proposer:
         import optuna
 
         args = {**self.tpe_args, "n_startup_trials": 0, "seed": derived_seed(self.seed, index)}
-        scratch = optuna.create_study(direction=self.direction, sampler=optuna.samplers.TPESampler(**args))
+        direction = cast(Literal["minimize", "maximize"], self.direction)  # the sweep file's reader checked it
+        scratch = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(**args))
         scratch.add_trials(_history(trials, index - self.parallel + 1))
         return scratch.ask(self.distributions).params
 

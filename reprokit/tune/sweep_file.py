@@ -83,6 +83,7 @@ class Param:
 
         if self.kind == "choice":
             return d.CategoricalDistribution(list(self.choice))
+        assert self.low is not None and self.high is not None  # a range: the sweep file's reader required both
         if self.kind == "int":
             return d.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return d.FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)

@@ -51,7 +51,8 @@ class _Images:
     """Data URIs of the items' images, each read and encoded once."""
 
     def __init__(self, read: Callable[[str], bytes | None]) -> None:
-        self.read, self.cache = read, {}
+        self.read = read
+        self.cache: dict[str, str | None] = {}
 
     def figure(self, path: str, css: str, caption: str) -> str:
         if path not in self.cache:

@@ -46,10 +46,10 @@ def jet(x: np.ndarray) -> np.ndarray:
 def overlay(image: torch.Tensor, cam: np.ndarray, size: int = TILE) -> Image.Image:
     """The image [C, H, W] in [0, 1] scaled to ``size`` px, coloured by ``cam`` [H, W] in [0, 1]."""
     pixels = (image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy())
-    base = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).convert("RGB")
-    base = np.asarray(base.resize((size, size), Image.NEAREST), dtype=np.float32)
-    heat = Image.fromarray((np.clip(cam, 0, 1) * 255).round().astype(np.uint8)).resize((size, size), Image.BILINEAR)
-    heat = np.asarray(heat, dtype=np.float32) / 255.0
+    base_img = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).convert("RGB")
+    base = np.asarray(base_img.resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
+    heat_img = Image.fromarray((np.clip(cam, 0, 1) * 255).round().astype(np.uint8))
+    heat = np.asarray(heat_img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
     alpha = (HEAT_ALPHA * heat)[..., None]
     mixed = base * (1.0 - alpha) + jet(heat).astype(np.float32) * alpha
     return Image.fromarray(mixed.round().clip(0, 255).astype(np.uint8))
@@ -110,7 +110,8 @@ def draw_gradcam(
     maps = iter(zip(q_maps, o_maps)) if pairs else iter(())
     grid: list[list[Image.Image | None]] = []
     for cells in rows:
-        upper, lower = [], [_label_tile(["the query,", "for each", "match:"], font)]
+        upper: list[Image.Image | None] = []
+        lower: list[Image.Image | None] = [_label_tile(["the query,", "for each", "match:"], font)]
         for cell in cells:
             img = decoded[cell.item]
             if cell.kind == "retrieved":

@@ -67,7 +67,7 @@ def tile(img: Image.Image, color: tuple[int, int, int], caption: str, font) -> I
     """``img`` scaled to the tile, in a frame of ``color``, with ``caption`` below."""
     out = Image.new("RGB", (TILE_W, TILE_H), "white")
     out.paste(color, (0, 0, TILE_W, TILE + 2 * FRAME))
-    out.paste(img.convert("RGB").resize((TILE, TILE), Image.NEAREST), (FRAME, FRAME))
+    out.paste(img.convert("RGB").resize((TILE, TILE), Image.Resampling.NEAREST), (FRAME, FRAME))
     ImageDraw.Draw(out).text((FRAME, TILE + 2 * FRAME + 1), caption, fill="black", font=font)
     return out
 
@@ -100,9 +100,9 @@ def draw_worst_queries(
 ) -> int:
     """Write the figure to ``out``; return how many query rows it shows."""
     font = ImageFont.load_default()
-    rows = []
+    rows: list[list[Image.Image | None]] = []
     for cells in query_rows(pq, val_df, cfg):
-        tiles = []
+        tiles: list[Image.Image | None] = []
         for cell in cells:
             with Image.open(image_paths[cell.item]) as img:
                 tiles.append(tile(img, cell.color, cell.caption, font))

@@ -46,9 +46,9 @@ def read_cub(src: Path) -> Images:
 
 
 def _boxes(path: Path) -> dict[int, Box]:
-    found = {}
-    for n, (i, x, y, w, h) in read_rows(path, ["image_id", "x", "y", "width", "height"]):
-        x, y, w, h = (to_float(v, path, n, f) for v, f in zip((x, y, w, h), ("x", "y", "width", "height")))
+    found: dict[int, Box] = {}
+    for n, (i, *cells) in read_rows(path, ["image_id", "x", "y", "width", "height"]):
+        x, y, w, h = (to_float(v, path, n, f) for v, f in zip(cells, ("x", "y", "width", "height"), strict=True))
         # (x, y) is the top-left corner and the box spans width x height pixels: PIL's exclusive right/bottom.
         found[to_int(i, path, n, "image_id")] = (round(x), round(y), round(x + w), round(y + h))
     return found

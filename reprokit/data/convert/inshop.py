@@ -71,12 +71,12 @@ def read_inshop(src: Path) -> Images:
 
 def _counted_rows(path: Path, fields: list[str]) -> list[tuple[int, list[str]]]:
     with open(path, encoding="utf-8", errors="replace") as fh:
-        head = [fh.readline().strip(), fh.readline().split()]
-    if head[1] != fields:
-        raise ConvertError(f"{path.name} line 2: expected the header {' '.join(fields)!r}, got {' '.join(head[1])!r}",
+        count_line, header = fh.readline().strip(), fh.readline().split()
+    if header != fields:
+        raise ConvertError(f"{path.name} line 2: expected the header {' '.join(fields)!r}, got {' '.join(header)!r}",
                            hint="restore the file from the DeepFashion In-shop archive")
     rows = list(read_rows(path, fields, skip=2))
-    check_counted(path, rows, head[0])
+    check_counted(path, rows, count_line)
     if not rows:
         raise ConvertError(f"{path.name}: no images listed")
     return rows

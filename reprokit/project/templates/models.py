@@ -6,10 +6,12 @@ embeddings [N, D]. This file is a dependency of the train, validate and visualiz
 dvc.yaml, so editing it re-runs them; the checkpoint records `model.name` and `model.args` to rebuild it.
 """
 
+from collections.abc import Sequence
+
 from torch import nn
 
 from reprokit.train.models import simple_cnn
 
 
-def build(in_channels: int, channels: list[int] = (16, 32, 64), embedding_dim: int = 64) -> nn.Module:
+def build(in_channels: int, channels: Sequence[int] = (16, 32, 64), embedding_dim: int = 64) -> nn.Module:
     return simple_cnn(in_channels=in_channels, channels=channels, embedding_dim=embedding_dim)
