@@ -143,8 +143,8 @@ def child_train(folder: Path, loader: str, workers: int, steps: int | None) -> d
 
     make_trainer = loop.make_trainer
 
-    def capped(cfg, logger, callbacks):
-        trainer = make_trainer(cfg, logger, [*callbacks, Timer()])
+    def capped(trainer_cfg, train_cfg, logger, callbacks):
+        trainer = make_trainer(trainer_cfg, train_cfg, logger, [*callbacks, Timer()])
         if steps:
             trainer.limit_train_batches = steps
         return trainer
@@ -205,6 +205,7 @@ def child_decode(folder: Path, loader: str, workers: int, steps: int | None) -> 
 def child_validate(folder: Path, loader: str, workers: int, model: Path) -> dict:
     import yaml
 
+    from reprokit.core.config import load_config
     from reprokit.pipeline import validate
 
     params = folder / f"params-{loader}-{workers}.yaml"
@@ -225,7 +226,7 @@ def child_validate(folder: Path, loader: str, workers: int, model: Path) -> dict
                 pass
 
         validate.validation_inputs = inputs
-        validate.baseline_pixels = lambda cfg, images: AllPixels(images)
+        validate.baseline_pixels = lambda settings, images: AllPixels(images)
     embed, after_embedding = validate.embed, {}
 
     def measured_embed(*args, **kwargs):
@@ -235,11 +236,10 @@ def child_validate(folder: Path, loader: str, workers: int, model: Path) -> dict
 
     validate.embed = measured_embed
     out = folder / f"validate-{loader}-{workers}"
-    sys.argv = ["validate", "--params", str(params), "--model", str(model), "--out", str(out)]
     sampler = _RssSampler()
     sampler.start()
     start = time.monotonic()
-    validate.run()
+    validate.run(load_config(params), model=model, out=out)
     wall = time.monotonic() - start
     sampler.stop.set()
     metrics = json.loads((out / "metrics.json").read_text())["overall"]

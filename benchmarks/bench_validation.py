@@ -60,7 +60,7 @@ def one_run(repo: Path) -> dict[str, list[float]]:
     df, paths, _ = load_dataset(cfg)
     log: dict[str, list[float]] = {"start": [], "before": [], "after": []}
     make_trainer = loop.make_trainer
-    loop.make_trainer = lambda c, lg, cbs: make_trainer(c, lg, [_Marks(log, "before"), *cbs, _Marks(log, "after")])
+    loop.make_trainer = lambda t, tr, lg, cbs: make_trainer(t, tr, lg, [_Marks(log, "before"), *cbs, _Marks(log, "after")])
     try:
         loop.train(cfg, df, paths, repo / "runs" / "bench", validator=TrainingValidator(cfg, df, paths))
     finally:

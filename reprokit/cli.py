@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from reprokit.core.layout import PARAMS_FILE, RUNS_ROOT
@@ -130,7 +131,7 @@ def _check_data(args: argparse.Namespace) -> int:
     cfg = load_config(args.params)  # a config error stops here: the checks below read the config
     df, csv_path, problems = dataset_problems(cfg)
     problems += _model_problems(cfg, df)
-    if problems:
+    if problems or df is None:  # df is None only with a problem to report
         print("\n".join(problem_report(csv_path, problems)), file=sys.stderr)
         return 1
     train, val = df[df["split"] == "train"], df[df["split"] == "validation"]
@@ -221,7 +222,7 @@ def _deps(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from reprokit.tune.command import sweep_command
 
-    write_page = None
+    write_page: Callable[[Path, dict], Path] | None = None
     if args.html is not None:
         from reprokit.visualize.sweep_page import write_sweep_page as write_page
     return sweep_command(Path(args.file), jobs=args.jobs, storage=args.storage, trials=args.trials, show=args.show,
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init, "deps": _deps,
                 "compare": _compare, "sweep": _sweep, "convert": _convert}
-    run_main(lambda: handlers[args.command](args), "reprokit")
+    run_main(lambda: handlers[args.command](args), "reprokit", argv)
 
 
 if __name__ == "__main__":

@@ -66,11 +66,12 @@ def record_params(path: str | Path, cfg: Config, keys: Iterable[str] | None) -> 
     return write_text(path, yaml.safe_dump(redact(picked), sort_keys=True))
 
 
-def run_main(main: Callable[[], int | None], prog: str) -> None:
+def run_main(main: Callable[[], int | None], prog: str, argv: list[str] | None = None) -> None:
     """Call ``main``; turn reprokit errors into one line on stderr, exit 1.
 
     Third-party chatter (Lightning's info lines, known library deprecation warnings) is hidden
-    while ``main`` runs, unless ``--verbose`` or ``REPROKIT_DEBUG=1`` asks for everything.
+    while ``main`` runs, unless ``--verbose`` (in ``argv``, the arguments ``main`` parses; None:
+    ``sys.argv``) or ``REPROKIT_DEBUG=1`` asks for everything.
     """
     # A stage is a short-lived process that has imported torch and Lightning (about a million
     # objects): freezing them keeps the collector from walking them again during the run and when
@@ -78,10 +79,10 @@ def run_main(main: Callable[[], int | None], prog: str) -> None:
     # objects are still freed by reference counting, and the process ends right after.
     gc.freeze()
     try:
-        with quiet_third_party(enabled=not debug_enabled()):
+        with quiet_third_party(enabled=not debug_enabled(argv)):
             code = main()
     except ReprokitError as exc:
-        if debug_enabled():
+        if debug_enabled(argv):
             traceback.print_exc()
         print(f"{prog}: error: {exc.one_line()}", file=sys.stderr)
         sys.exit(1)

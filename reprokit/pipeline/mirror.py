@@ -6,21 +6,30 @@ stage fails only with ``logger.strict: true`` (or when the backend package is no
 
 from __future__ import annotations
 
-from reprokit.core.config import load_config
+from pathlib import Path
+
+from reprokit.core.config import Config, load_config
 from reprokit.core.layout import RunsDir
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.mirror import mirror_run, reproduction_logger
 
+__all__ = ["run", "main"]
 
-def run() -> None:
-    parser = stage_parser("mirror", __doc__, runs=RunsDir().root)
-    args = parser.parse_args()
+_RUNS = RunsDir()  # the project's run folder: the paths' defaults
 
-    cfg = load_config(args.params)
+
+def run(cfg: Config, *, runs: str | Path = _RUNS.root) -> None:
+    """The stage's work: replay the run folder ``runs`` into ``cfg.logger``, tagged ``cfg.tags``."""
     logger = reproduction_logger(cfg.logger)
-    mirror_run(runs_dir=args.runs, logger=logger, tags=cfg.tags, project_dir=".")
+    mirror_run(runs_dir=runs, logger=logger, tags=cfg.tags, project_dir=".")
 
 
-def main() -> None:
-    """The stage's entry point: errors become one line on stderr and exit code 1."""
-    run_main(run, "mirror")
+def main(argv: list[str] | None = None) -> None:
+    """The stage's entry point (``argv``: its arguments; None: the command line's): errors become
+    one line on stderr and exit code 1."""
+
+    def stage() -> None:
+        args = stage_parser("mirror", __doc__, runs=_RUNS.root).parse_args(argv)
+        run(load_config(args.params), runs=args.runs)
+
+    run_main(stage, "mirror", argv)

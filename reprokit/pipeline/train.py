@@ -12,14 +12,14 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 from reprokit.core.config import Config, load_config
 from reprokit.core.console import summary
 from reprokit.core.fileio import read_json, remove_outputs, replace_dir, staging_dir_in, write_json
 from reprokit.core.layout import RunsDir, TrainDir
-from reprokit.core.stage_deps import require_stage_deps
+from reprokit.core.stage_deps import recorded_inputs, require_stage_deps
 from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.core.tables import read_table
 from reprokit.data.labels import LABEL_MAP_FILE, LABEL_MAP_KEY, write_label_map
@@ -27,10 +27,12 @@ from reprokit.data.source import load_dataset
 from reprokit.evaluate.while_training import TrainingValidator
 from reprokit.mirror.live import LiveMirror, open_live
 from reprokit.provenance.artifacts import warn_untracked_imports, write_run_artifacts
-from reprokit.train.loop import ValidationHook, is_rank_zero, new_run_identity, resume_dir, train
+from reprokit.train.loop import is_rank_zero, new_run_identity, resume_dir, train
 from reprokit.train.pruning import sweep_pruning_hook
 
 __all__ = ["run", "main"]
+
+_RUNS = RunsDir()  # the project's run folder: the paths' defaults
 
 
 @contextlib.contextmanager
@@ -59,7 +61,8 @@ def run_identity(cfg: Config) -> dict[str, str]:
     fresh = new_run_identity(os.environ.get("DVC_EXP_NAME"))
     if not cfg.train.resume:
         return fresh
-    kept = TrainDir(resume_dir(cfg)).identity  # beside the checkpoint, as a training folder keeps it
+    # beside the checkpoint, as a training folder keeps it
+    kept = TrainDir(resume_dir(cfg.seed, cfg.data, cfg.model, cfg.train, cfg.trainer)).identity
     if kept.is_file():
         return {k: str(v) for k, v in read_json(kept).items() if k in ("run_id", "run_name")}
     if is_rank_zero():
@@ -81,48 +84,44 @@ def live_logging(cfg: Config, identity: dict[str, str]) -> Iterator[LiveMirror |
             live.close(finished, cfg.logger.timeout_s)
 
 
-def run(on_validation: Sequence[ValidationHook] = ()) -> None:
-    """The train stage. ``on_validation``: hooks called with ``(epoch, metrics)`` after each validation
-    while training (see ``reprokit.train.epoch_validation``); one returning True stops training."""
-    parser = stage_parser("train", __doc__, out=RunsDir().train.root)
-    args = parser.parse_args()
-    # First, before any work: every file it will read is a DVC dependency, or it refuses (one line).
-    inputs = require_stage_deps("train", args.params, hash_inputs=True)
-    out = TrainDir(args.out)
+def run(cfg: Config, *, out: str | Path = _RUNS.train.root) -> None:
+    """The stage's work: train on ``cfg``, writing the run folder ``out``. A `reprokit sweep` trial
+    (its environment names the study) reports each validation to the study's pruner, which may stop it."""
     started_at = time.time()
-
-    cfg = load_config(args.params)
+    # The files it reads (code named in params.yaml and what it imports, weights, the dataframe), by
+    # content hash as they were at the start (main's dependency check found them): `reprokit
+    # reproduce` names any that a revision lacks.
+    inputs = recorded_inputs(cfg.to_dict(), "train")
+    out_dir = TrainDir(out)
     df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
-    remove_outputs(out.metrics, out.identity, out.plots, out.wall_times, out.images, out.texts, out.artifacts)
+    remove_outputs(out_dir.metrics, out_dir.identity, out_dir.plots, out_dir.wall_times, out_dir.images,
+                   out_dir.texts, out_dir.artifacts)
     identity = run_identity(cfg)
     validator = TrainingValidator(cfg, df, paths) if cfg.train.validate_every_n_epochs > 0 else None
     # A `reprokit sweep` trial: its pruner is asked after each validation (rank zero only).
     pruning = sweep_pruning_hook() if validator is not None and is_rank_zero() else None
-    hooks = [*on_validation, *([pruning] if pruning is not None else [])]
     with (live_logging(cfg, identity) as live,
-          staged_artifacts(out, cfg, csv_path, Path.cwd(), df.attrs.get(LABEL_MAP_KEY))):
+          staged_artifacts(out_dir, cfg, csv_path, Path.cwd(), df.attrs.get(LABEL_MAP_KEY))):
         sink = live.send if live is not None else None
-        stats, is_global_zero = train(cfg, df, paths, out.root, validator=validator, on_validation=hooks, live=sink)
+        hooks = [pruning] if pruning is not None else []
+        stats, is_global_zero = train(cfg, df, paths, out_dir.root, validator=validator, on_validation=hooks, live=sink)
         if pruning is not None:
             pruning.raise_if_pruned()  # a pruned trial: the stage fails, no run.json, metrics.json or artifacts
     if not is_global_zero:
         return  # under DDP, rank zero alone writes
     warn_untracked_imports(Path.cwd())
-    # The files it read (code named in params.yaml and what it imports, weights, the dataframe), by
-    # content hash as they were at the start: `reprokit reproduce` names any that a revision lacks.
-    recorded = {"inputs": inputs.hashes} if inputs is not None else {}
-    write_json(out.identity, {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3),
-                              **recorded})
+    write_json(out_dir.identity, {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3),
+                                  "inputs": inputs})
     # Last: metrics.json exists only for a finished run.
-    write_json(out.metrics, stats)
+    write_json(out_dir.metrics, stats)
     shown = [f"{k}={v:.4f}" for k, v in stats.items() if isinstance(v, float)]
     if isinstance(stats.get("best"), dict):
         best = stats["best"]
         shown += [f"best epoch {best['epoch']} ({', '.join(f'{k}={v:.4f}' for k, v in best.items() if k != 'epoch')})"]
     else:
-        shown += _last_validation(out, cfg.train.monitor)
+        shown += _last_validation(out_dir, cfg.train.monitor)
     summary("train", f"{', '.join(shown)} after {cfg.train.epochs} epochs",
-            out.root, f"{out.model.name}, {out.metrics.name}, {out.plots.name}/, {out.artifacts.name}/")
+            out_dir.root, f"{out_dir.model.name}, {out_dir.metrics.name}, {out_dir.plots.name}/, {out_dir.artifacts.name}/")
 
 
 def _last_validation(out: TrainDir, metric: str) -> list[str]:
@@ -132,6 +131,14 @@ def _last_validation(out: TrainDir, metric: str) -> list[str]:
     return [f"{key}={rows[-1][key]:.4f}"] if rows and key in rows[-1] else []
 
 
-def main() -> None:
-    """The stage's entry point: errors become one line on stderr and exit code 1."""
-    run_main(run, "train")
+def main(argv: list[str] | None = None) -> None:
+    """The stage's entry point (``argv``: its arguments; None: the command line's): errors become
+    one line on stderr and exit code 1."""
+
+    def stage() -> None:
+        args = stage_parser("train", __doc__, out=_RUNS.train.root).parse_args(argv)
+        # First, before any work: every file it will read is a DVC dependency, or it refuses (one line).
+        require_stage_deps("train", args.params, hash_inputs=True)
+        run(load_config(args.params), out=args.out)
+
+    run_main(stage, "train", argv)

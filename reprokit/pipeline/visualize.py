@@ -18,6 +18,10 @@ from reprokit.visualize.gradcam import resolve_layer
 from reprokit.visualize.gradcam_figure import draw_gradcam, draw_no_gradcam
 from reprokit.visualize.worst_queries import draw_worst_queries, read_per_query
 
+__all__ = ["run", "main", "gradcam"]
+
+_RUNS = RunsDir()  # the project's run folder: the paths' defaults
+
 
 def gradcam(cfg: Config, model_path: Path, pq, val_df, val_paths, out: Path) -> str:
     """Draw the Grad-CAM figure; when the model allows none, a figure saying why. Returns what was written."""
@@ -35,25 +39,35 @@ def gradcam(cfg: Config, model_path: Path, pq, val_df, val_paths, out: Path) -> 
     return f"Grad-CAM at {layer.path} -> {out}"
 
 
-def run() -> None:
-    runs = RunsDir()
-    parser = stage_parser(
-        "visualize", __doc__, per_query=runs.validate.per_query, model=runs.train.model, out=runs.visualize.root
-    )
-    args = parser.parse_args()
-    require_stage_deps("visualize", args.params)  # first: every file it reads is a DVC dependency
-    out = VisualizeDir(args.out)
-
-    cfg = load_config(args.params)
+def run(
+    cfg: Config,
+    *,
+    per_query: str | Path = _RUNS.validate.per_query,
+    model: str | Path = _RUNS.train.model,
+    out: str | Path = _RUNS.visualize.root,
+) -> None:
+    """The stage's work: the worst queries of validate's table ``per_query`` and their Grad-CAM on the
+    checkpoint ``model``, drawn into ``out``."""
+    out_dir = VisualizeDir(out)
     df, paths, _ = load_dataset(cfg, check_images=False)  # validate already checked the images
     val_df, val_paths = scored_rows(cfg, df, paths)  # the split validate scored: per_query.tsv indexes its rows
-    pq = read_per_query(Path(args.per_query))
-    n = draw_worst_queries(pq, val_df, val_paths, cfg.visualize, out.worst_queries)
-    cams = gradcam(cfg, Path(args.model), pq, val_df, val_paths, out.gradcam)
-    record_params(out.params, cfg, stage_params("visualize"))  # what DVC tracks for it: its params in dvc.yaml
-    summary("visualize", f"{n} worst queries by {cfg.visualize.metric} -> {shown_path(out.worst_queries)}; {cams}")
+    pq = read_per_query(Path(per_query))
+    n = draw_worst_queries(pq, val_df, val_paths, cfg.visualize, out_dir.worst_queries)
+    cams = gradcam(cfg, Path(model), pq, val_df, val_paths, out_dir.gradcam)
+    record_params(out_dir.params, cfg, stage_params("visualize"))  # what DVC tracks for it: its params in dvc.yaml
+    summary("visualize", f"{n} worst queries by {cfg.visualize.metric} -> {shown_path(out_dir.worst_queries)}; {cams}")
 
 
-def main() -> None:
-    """The stage's entry point: errors become one line on stderr and exit code 1."""
-    run_main(run, "visualize")
+def main(argv: list[str] | None = None) -> None:
+    """The stage's entry point (``argv``: its arguments; None: the command line's): errors become
+    one line on stderr and exit code 1."""
+
+    def stage() -> None:
+        parser = stage_parser(
+            "visualize", __doc__, per_query=_RUNS.validate.per_query, model=_RUNS.train.model, out=_RUNS.visualize.root
+        )
+        args = parser.parse_args(argv)
+        require_stage_deps("visualize", args.params)  # first: every file it reads is a DVC dependency
+        run(load_config(args.params), per_query=args.per_query, model=args.model, out=args.out)
+
+    run_main(stage, "visualize", argv)

@@ -9,6 +9,7 @@ of the user's is imported again from the project root).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,10 @@ import torch
 from torch import nn
 
 from reprokit import __version__
-from reprokit.core.config import Config, ModelConfig
+from reprokit.core.config import DataConfig, ModelConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import atomic_path
 from reprokit.core.schema import load_dataclass
-from reprokit.core.stage_deps import recorded_inputs
 from reprokit.train.models import build_model
 
 __all__ = ["save_model", "load_model", "FORMAT"]
@@ -29,16 +29,21 @@ FORMAT = "reprokit-model/2"
 FORMAT_V1 = "reprokit-model/1"  # model: {name, channels, embedding_dim}, before model.args
 
 
-def save_model(path: Path, model: nn.Module, cfg: Config, in_channels: int) -> None:
+def save_model(
+    path: Path, model: nn.Module, model_cfg: ModelConfig, data: DataConfig, in_channels: int,
+    inputs: Mapping[str, str] | None = None,
+) -> None:
+    """Write ``model`` with its record: the ``model`` section it was built from, its input channels and
+    images (``data.image_size``, ``data.image_mode``), and ``inputs``, the files training read
+    (``{path: sha256}``: user code, weights, the dataframe, as they were at the stage's start)."""
     payload = {
         "format": FORMAT,
         "reprokit_version": __version__,
-        "model": cfg.model.architecture(),  # name, args and head: model.weights are superseded by state_dict
+        "model": model_cfg.architecture(),  # name, args and head: model.weights are superseded by state_dict
         "in_channels": in_channels,
-        "image_size": cfg.data.image_size,
-        "image_mode": cfg.data.image_mode,
-        # The files training read (user code, weights, the dataframe) by sha256 at the stage's start.
-        "inputs": recorded_inputs(cfg.to_dict()),
+        "image_size": data.image_size,
+        "image_mode": data.image_mode,
+        "inputs": dict(inputs or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     with atomic_path(path) as tmp:

@@ -17,9 +17,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from reprokit.core.config import Config
+from reprokit.core.config import Config, DataConfig, ModelConfig, TrainConfig, TrainerConfig
 from reprokit.core.fileio import atomic_path
 from reprokit.core.layout import TrainDir
+from reprokit.core.schema import to_plain
+from reprokit.core.stage_deps import recorded_inputs
 from reprokit.core.tables import write_table
 from reprokit.data.images import ImageDataset, WorkerSeeder, image_loader
 from reprokit.data.sampler import LabelBalancedBatchSampler
@@ -84,20 +86,25 @@ def _publish_checkpoint(state_dir: Path) -> None:
         os.replace(pending, state_dir / "last.ckpt")
 
 
-def resume_dir(cfg: Config) -> Path:
+def resume_dir(
+    seed: int, data: DataConfig, model: ModelConfig, train: TrainConfig, trainer: TrainerConfig
+) -> Path:
     """Where ``train.resume`` keeps its last checkpoint: outside the DVC outputs (DVC deletes
-    those before a stage runs), one folder per training configuration, so a changed config
-    never resumes from a checkpoint of another."""
-    relevant = {k: cfg.to_dict()[k] for k in ("seed", "data", "model", "train", "trainer")}
+    those before a stage runs), one folder per training configuration (the sections training
+    reads, ``train.resume`` aside), so a changed config never resumes from a checkpoint of another."""
+    relevant = {"seed": seed, "data": to_plain(data), "model": to_plain(model), "train": to_plain(train),
+                "trainer": to_plain(trainer)}
     relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "resume"}
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
     return Path(".reprokit") / "resume" / digest
 
 
-def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callback]) -> pl.Trainer:
-    t = cfg.trainer
+def make_trainer(
+    t: TrainerConfig, train: TrainConfig, logger: RunFolderLogger, callbacks: list[pl.Callback]
+) -> pl.Trainer:
+    """Lightning's Trainer for the ``trainer`` section, ``train.epochs`` long, logging every ``train.log_every_n_steps``."""
     return pl.Trainer(
-        max_epochs=cfg.train.epochs,
+        max_epochs=train.epochs,
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
@@ -112,7 +119,7 @@ def make_trainer(cfg: Config, logger: RunFolderLogger, callbacks: list[pl.Callba
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         callbacks=callbacks,
         enable_model_summary=False,
-        log_every_n_steps=cfg.train.log_every_n_steps,
+        log_every_n_steps=train.log_every_n_steps,
         num_sanity_val_steps=0,
         limit_val_batches=0,
         plugins=[AtomicCheckpointIO()],
@@ -138,7 +145,9 @@ def _resume_point(state_dir: Path, logger: RunFolderLogger, callbacks: list[pl.C
 
 
 def _save_outputs(out: TrainDir, module: EmbeddingModule, cfg: Config, in_channels: int) -> None:
-    save_model(out.model, module.model, cfg, in_channels=in_channels)
+    # The files training read (user code, weights, the dataframe) by sha256 at the stage's start.
+    inputs = recorded_inputs(cfg.to_dict())
+    save_model(out.model, module.model, cfg.model, cfg.data, in_channels=in_channels, inputs=inputs)
     if not out.validation_table.exists():  # nothing validated: a header, still the declared output
         write_table(out.validation_table, ["epoch", "step"], [])
 
@@ -175,7 +184,7 @@ def train(
     sampler = LabelBalancedBatchSampler(dataset.labels.numpy(), cfg.train.n_labels, cfg.train.n_instances, cfg.seed)
     seeder = WorkerSeeder(cfg.seed)
     loader = image_loader(dataset, sampler, cfg.train.num_workers, seeder, persistent=True)
-    state_dir = resume_dir(cfg) if cfg.train.resume else None
+    state_dir = resume_dir(cfg.seed, cfg.data, cfg.model, cfg.train, cfg.trainer) if cfg.train.resume else None
     publish = (lambda: _publish_checkpoint(state_dir)) if state_dir is not None else None
     logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir, live=live,
                              on_state_saved=publish)
@@ -186,10 +195,10 @@ def train(
         validation = EpochValidation(validator, cfg.train.validate_every_n_epochs, cfg.train.epochs, monitor, on_validation)
         callbacks.append(validation)
     ckpt_path = _resume_point(state_dir, logger, callbacks) if state_dir is not None else None
-    trainer = make_trainer(cfg, logger, callbacks)
+    trainer = make_trainer(cfg.trainer, cfg.train, logger, callbacks)
     trainer.fit(module, loader, ckpt_path=ckpt_path)
-    if cfg.train.resume and trainer.is_global_zero:
-        shutil.rmtree(resume_dir(cfg), ignore_errors=True)  # finished: nothing left to resume
+    if state_dir is not None and trainer.is_global_zero:
+        shutil.rmtree(state_dir, ignore_errors=True)  # finished: nothing left to resume
 
     final = logger.last_epoch_values()
     best = validation.best() if validation is not None else None

@@ -146,7 +146,7 @@ def test_a_resumed_training_keeps_its_best_epoch(dataset, tmp_path, monkeypatch)
     _, reference, ref_epochs = _train(dataset, tmp_path / "reference", checkpoint="best")
 
     make_trainer = loop.make_trainer
-    monkeypatch.setattr(loop, "make_trainer", lambda cfg, logger, cbs: make_trainer(cfg, logger, [*cbs, _Interrupt()]))
+    monkeypatch.setattr(loop, "make_trainer", lambda trainer, train, logger, cbs: make_trainer(trainer, train, logger, [*cbs, _Interrupt()]))
     with pytest.raises(RuntimeError, match="interrupted"):
         _train(dataset, tmp_path / "resumed", checkpoint="best", resume=True)
     monkeypatch.setattr(loop, "make_trainer", make_trainer)

@@ -67,7 +67,7 @@ def test_workers_train_exactly_as_the_main_process_also_after_a_resume(dataset, 
     stats0, steps0, model0 = _train(dataset, tmp_path / "w0", workers=0)
 
     make_trainer = loop.make_trainer
-    monkeypatch.setattr(loop, "make_trainer", lambda cfg, logger, cbs: make_trainer(cfg, logger, [*cbs, _Interrupt()]))
+    monkeypatch.setattr(loop, "make_trainer", lambda trainer, train, logger, cbs: make_trainer(trainer, train, logger, [*cbs, _Interrupt()]))
     with pytest.raises(RuntimeError, match="interrupted"):
         _train(dataset, tmp_path / "w2", workers=2, resume=True)
     monkeypatch.setattr(loop, "make_trainer", make_trainer)

@@ -367,7 +367,7 @@ def _trainer_builds(trainer_cfg, epochs: int, log_every_n_steps: int) -> None:
         cfg, trainer=trainer_cfg, train=dataclasses.replace(cfg.train, epochs=epochs, log_every_n_steps=log_every_n_steps)
     )
     with tempfile.TemporaryDirectory() as tmp:
-        make_trainer(cfg, RunFolderLogger(tmp), callbacks=[])
+        make_trainer(cfg.trainer, cfg.train, RunFolderLogger(tmp), callbacks=[])
 
 
 _VALIDATED: set = set()
@@ -411,7 +411,7 @@ def exercise_stage_readers(cfg: Config, root: Path) -> None:
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
     yaml.safe_dump(redact(cfg.to_dict()))
     flatten(cfg.to_dict())
-    resume_dir(cfg)
+    resume_dir(cfg.seed, cfg.data, cfg.model, cfg.train, cfg.trainer)
 
     # prepare: one distorted view; both splits of the generated labels are non-empty.
     digits = cfg.data.digits

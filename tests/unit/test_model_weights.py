@@ -88,7 +88,7 @@ def test_pt_files_a_dict_with_state_dict_and_a_finished_runs_checkpoint_load(pro
         torch.save({"epoch": 3, "state_dict": source.state_dict()}, project / "w.pt")
     else:
         run_cfg = config_from_dict({"model": {"name": "my_models:build"}, "data": {"image_size": 8}})
-        save_model(project / "w.pt", source, run_cfg, in_channels=1)
+        save_model(project / "w.pt", source, run_cfg.model, run_cfg.data, in_channels=1)
     assert same_outputs(build_model(cfg("w.pt"), 1, image_size=8), source)
 
 

@@ -206,7 +206,7 @@ def test_the_checkpoint_rebuilds_the_same_model(project, name):
     cfg = config_from_dict({"model": {"name": name, "args": args}, "data": {"image_mode": "RGB", "image_size": 16}})
     torch.manual_seed(1)
     model = _weights_randomised(build_model(cfg.model, 3, 16))
-    save_model(project / "model.ckpt", model, cfg, in_channels=3)
+    save_model(project / "model.ckpt", model, cfg.model, cfg.data, in_channels=3)
     for mod in [m for m in sys.modules if m == "my_models"]:
         del sys.modules[mod]  # rebuilt by importing the user's module again, as validate does
     torch.manual_seed(2)  # another init: only the stored weights can make the embeddings equal
@@ -222,7 +222,7 @@ def test_the_checkpoint_rebuilds_the_same_model(project, name):
 def test_a_checkpoint_whose_model_code_changed_is_one_line(project):
     write(project, "my_models.py", USER_MODELS)
     cfg = config_from_dict({"model": {"name": "my_models:build", "args": {"dim": 7}}, "data": {"image_size": 16}})
-    save_model(project / "model.ckpt", build_model(cfg.model, 1, 16), cfg, in_channels=1)
+    save_model(project / "model.ckpt", build_model(cfg.model, 1, 16), cfg.model, cfg.data, in_channels=1)
     del sys.modules["my_models"]
     write(project, "my_models.py", USER_MODELS.replace("self.head = nn.Linear(width, dim)", "self.head = nn.Linear(width, dim + 1)"))
     with pytest.raises(ConfigError) as info:

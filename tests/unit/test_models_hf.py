@@ -152,7 +152,7 @@ def test_the_checkpoint_rebuilds_an_hf_model_with_its_head(folders, tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.01)  # trained: no longer the folder's weights
-    save_model(tmp_path / "model.ckpt", model, cfg, in_channels=3)
+    save_model(tmp_path / "model.ckpt", model, cfg.model, cfg.data, in_channels=3)
     loaded, payload = load_model(tmp_path / "model.ckpt")
     assert payload["model"]["head"] == {"dim": 6, "normalize": False}
     images = torch.rand(3, 3, 32, 32)
