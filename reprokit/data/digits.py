@@ -56,7 +56,9 @@ def distort(image: np.ndarray, cfg: DigitsConfig, rng: np.random.Generator) -> n
     d, e = -sin, cos
     cx = c - a * (c + dx) - b * (c + dy)
     cy = c - d * (c + dx) - e * (c + dy)
-    warped = canvas.transform((size, size), Image.Transform.AFFINE, (a, b, cx, d, e, cy), resample=Image.Resampling.BILINEAR)
+    warped = canvas.transform(
+        (size, size), Image.Transform.AFFINE, (a, b, cx, d, e, cy), resample=Image.Resampling.BILINEAR
+    )
 
     pixels = np.asarray(warped, dtype=np.float32) / 255.0
     pixels = pixels + rng.normal(0.0, noise, size=pixels.shape).astype(np.float32)

@@ -44,7 +44,9 @@ class TrainingValidator:
         if world == 1:
             return list(range(n_batches))
         # The sampler only takes len() of its dataset; torch types it a Dataset.
-        return list(DistributedSampler(cast("Dataset[int]", range(n_batches)), num_replicas=world, rank=rank, shuffle=False))
+        return list(
+            DistributedSampler(cast("Dataset[int]", range(n_batches)), num_replicas=world, rank=rank, shuffle=False)
+        )
 
     def _batches(self, mine: list[int], rank: int) -> Iterable:
         if self._kept is not None:
