@@ -46,13 +46,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from reprokit.core.columns import BBOX_COLUMNS
 from reprokit.core.errors import DataFrameError
 from reprokit.data.cells import INVALID as _INVALID
 from reprokit.data.cells import is_missing as _missing
 from reprokit.data.cells import show as _show
 from reprokit.data.cells import to_bool as _to_bool
 from reprokit.data.cells import to_int as _to_int
+from reprokit.data.columns import BBOX_COLUMNS
 from reprokit.data.csv_reader import FORMAT_HINT as _FORMAT_HINT
 from reprokit.data.csv_reader import one_line as _one_line
 from reprokit.data.csv_reader import read_csv as _read_csv

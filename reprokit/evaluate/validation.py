@@ -18,13 +18,13 @@ from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import write_json, write_text
 from reprokit.core.layout import ValidateDir
 from reprokit.core.metric_names import EXTRA_METRICS
-from reprokit.core.per_query import encode_floats, encode_ints, encode_paths
 from reprokit.core.progress import progress
 from reprokit.core.tables import write_table
 from reprokit.data.images import ImageDataset, RawPixels, WorkerSeeder, image_loader
 from reprokit.data.source import scored_rows
 from reprokit.evaluate.gather import gather_for_metrics
 from reprokit.evaluate.metrics import retrieval_metrics
+from reprokit.evaluate.per_query import encode_floats, encode_ints, encode_paths
 
 __all__ = [
     "embedding_device",
@@ -206,7 +206,7 @@ def _fmt(x) -> str:
 
 
 def write_per_query(path: Path, res, val_df: pd.DataFrame) -> None:
-    """One row per query (format: reprokit.core.per_query); items as rows of the validation split and paths."""
+    """One row per query (format: reprokit.evaluate.per_query); items as rows of the validation split and paths."""
     pq = res.per_query.copy()
     val_paths = val_df["path"].to_numpy()
     pq.insert(1, "path", val_paths[pq["item"].to_numpy()])

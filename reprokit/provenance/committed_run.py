@@ -23,7 +23,7 @@ import yaml
 from reprokit.core.config import lookup
 from reprokit.core.errors import CompareError, ReproduceError
 from reprokit.core.layout import PARAMS_FILE, RunsDir
-from reprokit.core.per_query import read_per_query
+from reprokit.evaluate.per_query import read_per_query
 from reprokit.provenance.reproduce import resolve_rev
 
 __all__ = ["CommittedRun", "read_committed_run", "VALIDATION_COLUMNS"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reprokit.core.columns import BBOX_COLUMNS
 from reprokit.core.errors import CompareError
+from reprokit.data.columns import BBOX_COLUMNS
 from reprokit.provenance.committed_run import VALIDATION_COLUMNS, CommittedRun, read_committed_run
 
 __all__ = ["Comparison", "Flip", "Retrieved", "compare_runs", "compare", "check_same_validation_data", "format_comparison",

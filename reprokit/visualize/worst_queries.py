@@ -17,7 +17,7 @@ from reprokit.core.config import VisualizeConfig
 from reprokit.core.errors import ConfigError
 from reprokit.core.fileio import atomic_path
 from reprokit.core.metric_names import EXTRA_METRICS
-from reprokit.core.per_query import read_per_query  # re-exported: read here by the visualize stage
+from reprokit.evaluate.per_query import read_per_query  # re-exported: read here by the visualize stage
 
 __all__ = ["worst_queries", "draw_worst_queries", "read_per_query", "query_rows", "Cell", "tile", "compose", "save_png"]
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from reprokit.core.errors import CompareError
-from reprokit.core.per_query import decode_paths, encode_paths, read_per_query
+from reprokit.evaluate.per_query import decode_paths, encode_paths, read_per_query
 from reprokit.provenance.committed_run import CommittedRun
 from reprokit.provenance.compare import compare, format_comparison
 from reprokit.visualize.compare_page import write_compare_page

@@ -18,8 +18,9 @@ ALLOWED_LAYERS = {
     "reprokit/log": {"reprokit/core"},
     "reprokit/train": {"reprokit/core", "reprokit/data", "reprokit/log"},
     "reprokit/evaluate": {"reprokit/core", "reprokit/data"},
-    "reprokit/visualize": {"reprokit/core", "reprokit/data"},
-    "reprokit/provenance": {"reprokit/core"},
+    # visualize and provenance (compare) read validate's per-query table, whose format evaluate owns.
+    "reprokit/visualize": {"reprokit/core", "reprokit/data", "reprokit/evaluate"},
+    "reprokit/provenance": {"reprokit/core", "reprokit/data", "reprokit/evaluate"},
     "reprokit/mirror": {"reprokit/core"},
     "reprokit/project": {"reprokit/core"},
     # `reprokit sweep`: runs trials as DVC experiments through the CLI, never imported by a stage.

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reprokit.core.columns import BBOX_COLUMNS
 from reprokit.core.errors import DataFrameError
 from reprokit.core.fileio import atomic_path
+from reprokit.data.columns import BBOX_COLUMNS
 from reprokit.data.convert.source_files import ConvertError, missing_images
 from reprokit.data.dataframe import load_dataframe
 

@@ -1,5 +1,5 @@
-"""Dataframe column names shared by the layers that read a dataframe (data) and those that only
-compare committed ones (provenance), which may import core but not data."""
+"""Dataframe column names shared by the layers that read a dataframe (data, and above it) and those that
+only compare committed ones (provenance), without the dataframe checks' imports."""
 
 from __future__ import annotations
 
