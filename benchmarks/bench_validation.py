@@ -53,7 +53,7 @@ def one_run(repo: Path) -> dict[str, list[float]]:
     sys.path.insert(0, str(repo))  # models.py, as the stage finds it
     from reprokit.core.config import load_config
     from reprokit.data.source import load_dataset
-    from reprokit.evaluate.while_training import TrainingValidator
+    from reprokit.evaluate.scoring_in_training import TrainingValidator
     from reprokit.train import loop
 
     cfg = load_config("params.yaml")

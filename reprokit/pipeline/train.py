@@ -3,7 +3,7 @@
 While it trains, the configured logger receives every value live, into the training's own logger
 run (``reprokit.mirror.live``; the mirror stage completes that run later), and every
 ``train.validate_every_n_epochs`` epochs the split validate scores (``validate.split``) is scored
-with validate's engine (``reprokit.evaluate.while_training``).
+with validate's engine (``reprokit.evaluate.scoring_in_training``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from reprokit.core.stage_runner import run_main, stage_parser
 from reprokit.core.tables import read_table
 from reprokit.data.labels import LABEL_MAP_FILE, LABEL_MAP_KEY, write_label_map
 from reprokit.data.source import load_dataset
-from reprokit.evaluate.while_training import TrainingValidator
+from reprokit.evaluate.scoring_in_training import TrainingValidator
 from reprokit.mirror.live import LiveMirror, open_live
 from reprokit.provenance.artifacts import warn_untracked_imports, write_run_artifacts
 from reprokit.train.loop import is_rank_zero, new_run_identity, resume_dir, train

@@ -13,7 +13,7 @@ from reprokit.core.layout import RunsDir, ValidateDir
 from reprokit.core.stage_deps import require_stage_deps
 from reprokit.core.stage_runner import record_params, run_main, stage_parser
 from reprokit.data.source import load_dataset
-from reprokit.evaluate.validation import (
+from reprokit.evaluate.scoring import (
     baseline_pixels,
     embed,
     embed_distributed,

@@ -29,8 +29,8 @@ from reprokit.data.source import split_rows
 from reprokit.log.run_logger import LiveSink, RunFolderLogger
 from reprokit.train.checkpoint import save_model
 from reprokit.train.embedding_module import EmbeddingModule
-from reprokit.train.epoch_validation import EpochValidation, ValidationHook, Validator
 from reprokit.train.models import IMAGE_CHANNELS
+from reprokit.train.validation_callback import EpochValidation, ValidationHook, Validator
 
 __all__ = ["train", "new_run_identity", "ValidationHook", "Validator"]
 
@@ -168,7 +168,7 @@ def train(
 
     ``validator`` (model -> overall retrieval metrics) runs every ``train.validate_every_n_epochs``
     epochs and after the last; ``on_validation`` hooks are then called with ``(epoch, metrics)`` and
-    may stop training (see ``reprokit.train.epoch_validation``). ``live`` receives every logged value.
+    may stop training (see ``reprokit.train.validation_callback``). ``live`` receives every logged value.
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     # The model and loss first: a user module that fails to import or build stops before any image is read.

@@ -132,7 +132,7 @@ def _split_outputs(case, distributed: bool, out_dir) -> dict:
     """metrics.json's content, and per_query.tsv written by validate's writer; its bytes."""
     import pandas as pd
 
-    from reprokit.evaluate.validation import write_per_query
+    from reprokit.evaluate.scoring import write_per_query
 
     x, labels, is_query, is_gallery, options = case
     res = retrieval_metrics(x, labels, is_query, is_gallery, distributed=distributed, **options)

@@ -46,7 +46,7 @@ from reprokit.core.errors import ReprokitError
 from reprokit.data.digits import distort
 from reprokit.data.images import ImageTensorDataset, collate_batch
 from reprokit.data.sampler import LabelBalancedBatchSampler
-from reprokit.evaluate.validation import (
+from reprokit.evaluate.scoring import (
     embed,
     score,
     wants_distributed,

@@ -46,7 +46,7 @@ def test_data_that_fits_passes():
 def test_validate_embeds_on_the_device_trainer_names():
     import torch
 
-    from reprokit.evaluate.validation import embedding_device
+    from reprokit.evaluate.scoring import embedding_device
 
     assert embedding_device(config_from_dict({"trainer": {"accelerator": "cpu"}}).trainer) == torch.device("cpu")
     auto = embedding_device(config_from_dict({"trainer": {"accelerator": "auto"}}).trainer)

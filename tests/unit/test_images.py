@@ -17,7 +17,7 @@ from PIL import Image
 from reprokit.data.dataframe import load_dataframe, resolve_image_paths
 from reprokit.data.images import ImageDataset, RawPixels, WorkerSeeder, image_loader, load_images
 from reprokit.data.sampler import LabelBalancedBatchSampler
-from reprokit.evaluate.validation import embed
+from reprokit.evaluate.scoring import embed
 
 N_LABELS, PER_LABEL = 6, 4
 

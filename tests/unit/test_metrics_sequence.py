@@ -12,7 +12,7 @@ import torch
 from reprokit.core.config import config_from_dict
 from reprokit.evaluate.exclusions import Exclusions
 from reprokit.evaluate.metrics import retrieval_metrics
-from reprokit.evaluate.validation import score
+from reprokit.evaluate.scoring import score
 from tests.unit.metrics_reference import reference
 from tests.unit.test_metrics_extra import ALL, KS, check_against_reference
 

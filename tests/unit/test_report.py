@@ -25,7 +25,7 @@ from reprokit.core.errors import ReportError
 from reprokit.core.fileio import write_json
 from reprokit.core.layout import ReportDir, RunsDir
 from reprokit.evaluate.metrics import retrieval_metrics
-from reprokit.evaluate.validation import write_validation
+from reprokit.evaluate.scoring import write_validation
 from reprokit.mirror.runfolder import read_run_folder
 from reprokit.visualize import report_queries
 from reprokit.visualize.report import write_report

@@ -18,7 +18,7 @@ import torch
 
 from reprokit.core.layout import ValidateDir
 from reprokit.evaluate.metrics import retrieval_metrics
-from reprokit.evaluate.validation import write_validation
+from reprokit.evaluate.scoring import write_validation
 from reprokit.mirror.runfolder import read_run_folder
 from reprokit.provenance.reproduce import _result_paths, current_metrics, recorded_metrics
 

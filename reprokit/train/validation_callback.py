@@ -1,4 +1,4 @@
-"""Validation while training: every ``train.validate_every_n_epochs`` epochs (and after the last one).
+"""The callback that validates while training: every ``train.validate_every_n_epochs`` epochs (and after the last one).
 
 The train loop is given a ``validator``: a function that embeds the validation split with the
 model and returns the overall retrieval metrics, built by the train stage from the validate stage's

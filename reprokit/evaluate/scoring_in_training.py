@@ -3,7 +3,7 @@
 :class:`TrainingValidator` is what the train stage hands its loop as ``validator``: called with the
 model (in eval mode), it embeds the validation split exactly as the validate stage does (the same
 batches of ``validate.batch_size`` images, in the same order, under ``inference_mode``) and scores it
-with :func:`reprokit.evaluate.validation.score`, so the values at an epoch are the ones validate
+with :func:`reprokit.evaluate.scoring.score`, so the values at an epoch are the ones validate
 gives that epoch's model. The per-category and per-query work stays in validate.
 
 The decoded images are kept between validations when they fit in a quarter of
@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from reprokit.core.config import Config
 from reprokit.evaluate.gather import gather_for_metrics, is_distributed
-from reprokit.evaluate.validation import _batches, _embed_batches, _n_rows, score, validation_inputs
+from reprokit.evaluate.scoring import _batches, _embed_batches, _n_rows, score, validation_inputs
 
 __all__ = ["TrainingValidator"]
 

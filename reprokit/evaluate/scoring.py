@@ -1,4 +1,8 @@
-"""Embedding the validation split and scoring retrieval; writing the validate stage's run folder."""
+"""The validate stage's scoring: embedding the scored split, its retrieval metrics, the run folder's files.
+
+The stage itself is :mod:`reprokit.pipeline.validate`; the same scoring while training is
+:mod:`reprokit.evaluate.scoring_in_training`, called by :mod:`reprokit.train.validation_callback`.
+"""
 
 from __future__ import annotations
 

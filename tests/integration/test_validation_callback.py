@@ -1,7 +1,7 @@
 """Validation while training: validate's numbers at each epoch, the best epoch kept, nothing else changed.
 
 Runs ``reprokit.train.loop.train`` (Lightning, the built-in CNN) in this process with the train
-stage's validator (``reprokit.evaluate.while_training``) on a tiny dataset it writes: 20 training
+stage's validator (``reprokit.evaluate.scoring_in_training``) on a tiny dataset it writes: 20 training
 labels, 10 validation labels of 3 noisy views each. On it the model over-fits within a few epochs,
 so the best validated epoch comes before the last one.
 """
@@ -20,8 +20,8 @@ from PIL import Image
 
 from reprokit.core.config import config_from_dict
 from reprokit.data.source import load_dataset
-from reprokit.evaluate.validation import embed, score, validation_inputs
-from reprokit.evaluate.while_training import TrainingValidator
+from reprokit.evaluate.scoring import embed, score, validation_inputs
+from reprokit.evaluate.scoring_in_training import TrainingValidator
 from reprokit.train import loop
 from reprokit.train.checkpoint import load_model
 
