@@ -115,8 +115,8 @@ def run(cfg: Config, *, out: str | Path = _RUNS.train.root) -> None:
     # Last: metrics.json exists only for a finished run.
     write_json(out_dir.metrics, stats)
     shown = [f"{k}={v:.4f}" for k, v in stats.items() if isinstance(v, float)]
-    if isinstance(stats.get("best"), dict):
-        best = stats["best"]
+    best = stats.get("best")
+    if isinstance(best, dict):
         shown += [f"best epoch {best['epoch']} ({', '.join(f'{k}={v:.4f}' for k, v in best.items() if k != 'epoch')})"]
     else:
         shown += _last_validation(out_dir, cfg.train.monitor)

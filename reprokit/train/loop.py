@@ -60,7 +60,8 @@ class _SamplerEpoch(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.sampler.set_distributed(trainer.global_rank, trainer.world_size)
-        self.sampler.follow(lambda: trainer.fit_loop.epoch_progress.current.processed)
+        # The fit loop's epoch tracker counts processed epochs (Lightning annotates it as its base class).
+        self.sampler.follow(lambda: trainer.fit_loop.epoch_progress.current.processed)  # type: ignore[attr-defined]
         self.seeder.rank = trainer.global_rank
 
 
@@ -202,7 +203,7 @@ def train(
 
     final = logger.last_epoch_values()
     best = validation.best() if validation is not None else None
-    if best is not None and validation.best_weights is not None:
+    if best is not None and validation is not None and validation.best_weights is not None:
         module.model.load_state_dict(validation.best_weights)  # model.ckpt is the best epoch's model
     if validation is not None and validation.stopped_at is not None and trainer.is_global_zero:
         print(f"train: stopped after epoch {validation.stopped_at}: a validation hook asked to", file=sys.stderr)
