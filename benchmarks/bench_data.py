@@ -73,8 +73,13 @@ def write_dataset(folder: Path, n: int, seed: int = 0) -> Path:
 
 def _params(folder: Path, workers: int) -> dict:
     return {
-        "data": {"dataframe": str(folder / "df.csv"), "root": str(folder), "generate": [], "image_size": SIZE,
-                 "image_mode": "RGB"},
+        "data": {
+            "dataframe": str(folder / "df.csv"),
+            "root": str(folder),
+            "generate": [],
+            "image_size": SIZE,
+            "image_mode": "RGB",
+        },
         "model": {"name": "simple_cnn"},
         "train": {"epochs": 1, "num_workers": workers, "log_every_n_steps": 10},
         "validate": {"num_workers": workers},
@@ -283,15 +288,27 @@ def main() -> None:
 
     sizes = args.size or [10_000, 50_000]
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}; "
-          f"load average before: {load}")
-    header = f"{'images':>7} {'stage':<9} {'loader':<10} {'wall s':>7} {'img/s':>7} {'steady img/s':>12} " \
-             f"{'peak RSS':>9} {'(embedded)':>10} {'workers':>8}  notes"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}; "
+        f"load average before: {load}"
+    )
+    header = (
+        f"{'images':>7} {'stage':<9} {'loader':<10} {'wall s':>7} {'img/s':>7} {'steady img/s':>12} "
+        f"{'peak RSS':>9} {'(embedded)':>10} {'workers':>8}  notes"
+    )
     print(header)
     print("-" * len(header), flush=True)
-    runs = [("train", "memory", 0), ("train", "stream", 0), ("train", "stream", 2),
-            ("decode", "memory", 0), ("decode", "stream", 0), ("decode", "stream", 2),
-            ("validate", "memory", 0), ("validate", "stream", 0), ("validate", "stream", 2)]
+    runs = [
+        ("train", "memory", 0),
+        ("train", "stream", 0),
+        ("train", "stream", 2),
+        ("decode", "memory", 0),
+        ("decode", "stream", 0),
+        ("decode", "stream", 2),
+        ("validate", "memory", 0),
+        ("validate", "stream", 0),
+        ("validate", "stream", 2),
+    ]
     with tempfile.TemporaryDirectory(prefix="reprokit-bench-data-") as tmp:
         log = Path(tmp) / "children.log"
         for n in sizes:
@@ -317,9 +334,11 @@ def main() -> None:
                 else:
                     rate, steady, embedded = "", "", f"{r['rss_embedded_gib']:.2f} GiB"
                     notes = f"cmc@1 {r['cmc@1']:.3f}, raw pixels {r['baseline_cmc@1']:.3f}"
-                print(f"{n:>7} {stage:<9} {name:<10} {r['wall_s']:>7.1f} {rate:>7} {steady:>12} "
-                      f"{r['rss_main_gib']:>5.2f} GiB {embedded:>10} {r['rss_workers_gib']:>4.2f} GiB  {notes}",
-                      flush=True)
+                print(
+                    f"{n:>7} {stage:<9} {name:<10} {r['wall_s']:>7.1f} {rate:>7} {steady:>12} "
+                    f"{r['rss_main_gib']:>5.2f} GiB {embedded:>10} {r['rss_workers_gib']:>4.2f} GiB  {notes}",
+                    flush=True,
+                )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -80,9 +80,27 @@ def _launch(args, world: int) -> list[dict]:
     port = _free_port()
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the digests compare across processes
     procs = [
-        subprocess.Popen([sys.executable, __file__, "--child", str(rank), "--world", str(world), "--port", str(port),
-                          "--size", str(args.size), "--classes", str(args.classes),
-                          "--query-share", str(args.query_share)], stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(rank),
+                "--world",
+                str(world),
+                "--port",
+                str(port),
+                "--size",
+                str(args.size),
+                "--classes",
+                str(args.classes),
+                "--query-share",
+                str(args.query_share),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip
         for rank in range(world)
     ]
     outs = [p.communicate()[0] for p in procs]

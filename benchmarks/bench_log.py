@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':10s} {'fit s':>8s} {'fit cpu s':>10s} {'log s':>8s} {'us per self.log':>16s}  (medians)")
     for name in modules:
         per_call = med[name]["log"] / (args.steps * N_SCALARS) * 1e6
-        print(f"{name:10s} {med[name]['fit']:8.3f} {med[name]['fit cpu']:10.3f} {med[name]['log']:8.3f} {per_call:16.1f}")
+        print(
+            f"{name:10s} {med[name]['fit']:8.3f} {med[name]['fit cpu']:10.3f} {med[name]['log']:8.3f} {per_call:16.1f}"
+        )
     for m in metrics:
         of_medians = med["reprokit"][m] / med["lightning"][m]
         paired = statistics.median(a / b for a, b in zip(times["reprokit"][m], times["lightning"][m]))

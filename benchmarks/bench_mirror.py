@@ -56,8 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-mirror-") as tmp:
         project = Path(tmp)
         runs = typical_run(project)
-        print(f"figure {(runs / 'visualize' / 'worst_queries.png').stat().st_size / 1e6:.2f} MB, "
-              f"code snapshot 2.00 MB")
+        print(f"figure {(runs / 'visualize' / 'worst_queries.png').stat().st_size / 1e6:.2f} MB, code snapshot 2.00 MB")
         for name in ("tensorboard", "csv"):
             times, report = [], None
             for _ in range(args.repeat):
@@ -70,7 +69,9 @@ def main() -> None:
                 f"assert mirror_run(logger=LoggerConfig(name={name!r}), project_dir={str(project)!r})['ok']"
             )
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+            )
             fresh = time.perf_counter() - t0
             c = report["counts"]
             print(

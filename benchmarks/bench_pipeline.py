@@ -29,7 +29,11 @@ def timed_repro(repo: Path) -> tuple[float, dict[str, float]]:
     start = time.monotonic()
     stage_start, stage, stages = start, None, {}
     proc = subprocess.Popen(
-        ["dvc", "repro", "--force"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ["dvc", "repro", "--force"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env=subprocess_env(),
     )
     for line in proc.stdout or ():

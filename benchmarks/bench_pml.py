@@ -178,9 +178,13 @@ def main() -> None:
                 print(f"{title:28s} {p['pml_s']:8.2f} {p['pml_s'] / r['gemm_s']:7.2f} {p['peak_above_gib']:13.3f}  "
                       f"{line}", flush=True)  # fmt: skip
     if bins is not None:
-        print(f"ratio reprokit map@r + r_precision / PML k=max_bin_count + FaissKNN: {r['two_s'] / bins:.2f} (aim <= 0.8)")
-    print(f"ratio reprokit all four rank metrics (+ the OML ones) / bare GEMM: {r['reprokit_s'] / r['gemm_s']:.2f} "
-          "(aim <= 2.5)")
+        print(
+            f"ratio reprokit map@r + r_precision / PML k=max_bin_count + FaissKNN: {r['two_s'] / bins:.2f} (aim <= 0.8)"
+        )
+    print(
+        f"ratio reprokit all four rank metrics (+ the OML ones) / bare GEMM: {r['reprokit_s'] / r['gemm_s']:.2f} "
+        "(aim <= 2.5)"
+    )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -34,8 +34,10 @@ from tests.projects import commit_all, make_project_copy, run, subprocess_env  #
 
 
 def grid(name: str, lrs: list[float]) -> str:
-    return (f"objective: {{metric: map@r}}\nsampler: grid\nseed: 0\nspace:\n  train.lr: {{choice: {lrs}}}\n"
-            "tune_fraction: 0.2\n")
+    return (
+        f"objective: {{metric: map@r}}\nsampler: grid\nseed: 0\nspace:\n  train.lr: {{choice: {lrs}}}\n"
+        "tune_fraction: 0.2\n"
+    )
 
 
 def sweep(repo: Path, name: str, jobs: int, more: list[str] = ()) -> tuple[float, list]:
@@ -47,7 +49,9 @@ def sweep(repo: Path, name: str, jobs: int, more: list[str] = ()) -> tuple[float
     run(["reprokit", "sweep", f"sweeps/{name}.yaml", "--jobs", str(jobs), *more], repo, timeout=7200)
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name=name, storage=open_storage(str(repo / ".reprokit/sweeps" / f"{name}.journal")))
-    assert all(t.state.name == "COMPLETE" for t in study.trials), [(t.number, t.user_attrs.get("reason")) for t in study.trials]
+    assert all(t.state.name == "COMPLETE" for t in study.trials), [
+        (t.number, t.user_attrs.get("reason")) for t in study.trials
+    ]
     return wall, study.trials
 
 
@@ -59,8 +63,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     load_before = os.getloadavg()
-    small = {"data": {"digits": {"n_source": args.n_source}}, "train": {"epochs": args.epochs, "n_labels": 16},
-             "visualize": {"n_queries": 2}}
+    small = {
+        "data": {"digits": {"n_source": args.n_source}},
+        "train": {"epochs": args.epochs, "n_labels": 16},
+        "visualize": {"n_queries": 2},
+    }
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         repo = make_project_copy(Path(tmp) / "repo", small).resolve()
         run(["dvc", "repro"], repo, timeout=3600)
@@ -81,8 +88,13 @@ def main() -> None:
             for arm in ("plain", "sweep") if i % 2 == 0 else ("sweep", "plain"):  # each arm first in half the pairs
                 if arm == "plain":
                     started = time.perf_counter()
-                    subprocess.run(exp_command(f"plain-{i}", overrides), cwd=repo, env=subprocess_env(), check=True,
-                                   capture_output=True)
+                    subprocess.run(
+                        exp_command(f"plain-{i}", overrides),
+                        cwd=repo,
+                        env=subprocess_env(),
+                        check=True,
+                        capture_output=True,
+                    )
                     plain.append(time.perf_counter() - started)
                 else:
                     wall, trials = sweep(repo, "one", jobs=1, more=["--trials", str(i + 1)])
@@ -93,17 +105,27 @@ def main() -> None:
     load_after = os.getloadavg()
 
     ratios = [s / p for s, p in zip(swept, plain)]
-    print(f"{n} pairs, {args.n_source} source digits, {args.epochs} epoch(s); load average {load_before[0]:.1f} -> "
-          f"{load_after[0]:.1f}")
+    print(
+        f"{n} pairs, {args.n_source} source digits, {args.epochs} epoch(s); load average {load_before[0]:.1f} -> "
+        f"{load_after[0]:.1f}"
+    )
     print(f"plain dvc exp run         : {statistics.mean(plain):6.1f} s mean ({', '.join(f'{p:.1f}' for p in plain)})")
     print(f"reprokit sweep, one trial : {statistics.mean(swept):6.1f} s mean ({', '.join(f'{p:.1f}' for p in swept)})")
-    print(f"ratio sweep / plain       : {sum(swept) / sum(plain):.3f} of sums, {statistics.median(ratios):.3f} median of "
-          f"pairs (aim <= 1.05)")
-    print(f"controller's own time     : {statistics.mean(own):6.2f} s per command ({', '.join(f'{o:.2f}' for o in own)}): "
-          f"{statistics.mean(own) / statistics.mean(plain):.1%} of a plain run")
+    print(
+        f"ratio sweep / plain       : {sum(swept) / sum(plain):.3f} of sums, {statistics.median(ratios):.3f} median of "
+        f"pairs (aim <= 1.05)"
+    )
+    print(
+        f"controller's own time     : {statistics.mean(own):6.2f} s per command ({', '.join(f'{o:.2f}' for o in own)}): "
+        f"{statistics.mean(own) / statistics.mean(plain):.1%} of a plain run"
+    )
     print(f"trials per hour --jobs 1  : {3600 / statistics.mean(swept):6.1f}")
     print(f"trials per hour --jobs 2  : {3600 * len(trials2) / wall2:6.1f} ({len(trials2)} trials in {wall2:.1f} s)")
-    print(json.dumps({"plain_s": plain, "sweep_s": swept, "own_s": own, "jobs2_wall_s": wall2, "jobs2_trials": len(trials2)}))
+    print(
+        json.dumps(
+            {"plain_s": plain, "sweep_s": swept, "own_s": own, "jobs2_wall_s": wall2, "jobs2_trials": len(trials2)}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,10 +49,16 @@ def hf_params(repo: Path) -> dict:
             "lr": None,
             "optimizer": {"name": "AdamW", "args": {"lr": 1.0e-3, "weight_decay": 0.05}},
             "scheduler": {"name": "CosineAnnealingLR", "args": {"T_max": 8}, "warmup_steps": 10},
-            "loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": "auto"}, "lr": 1.0e-2},
+            "loss": {
+                "name": "pml:ArcFaceLoss",
+                "args": {"num_classes": "auto", "embedding_size": "auto"},
+                "lr": 1.0e-2,
+            },
             "miner": {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}},
-            "augment": [{"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
-                        {"name": "RandomHorizontalFlip"}],
+            "augment": [
+                {"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
+                {"name": "RandomHorizontalFlip"},
+            ],
         },
     }
 
@@ -80,7 +86,9 @@ def bare_loop(params: str, epochs: int) -> None:
     channels, size, t = IMAGE_CHANNELS[cfg.data.image_mode], cfg.data.image_size, cfg.train
     model = build_model(cfg.model, channels, size)
     classes = torch.tensor(train_df["label"].to_numpy())
-    loss_fn = build_loss(t.loss, t.miner, classes=classes, embedding_size=int(model(torch.zeros(2, channels, size, size)).shape[1]))
+    loss_fn = build_loss(
+        t.loss, t.miner, classes=classes, embedding_size=int(model(torch.zeros(2, channels, size, size)).shape[1])
+    )
     optimizer = build_optimizer(param_groups(model, loss_fn, t), t)
     schedule = build_scheduler(optimizer, t)
     augment = BatchAugmentation(t.augment, cfg.seed, channels, size) if t.augment else None
@@ -142,8 +150,17 @@ def run_case(name: str, epochs: int, tmp: Path) -> None:
     for arm, validate_every in (("stage", 1), ("stage, no validation", 0), ("bare PyTorch loop", None)):
         walls[arm] = {}
         for n in (1, epochs):
-            write_params(repo, {**overrides, "train": {**overrides.get("train", {}), "epochs": n,
-                                                        **({"validate_every_n_epochs": validate_every} if validate_every is not None else {})}})
+            write_params(
+                repo,
+                {
+                    **overrides,
+                    "train": {
+                        **overrides.get("train", {}),
+                        "epochs": n,
+                        **({"validate_every_n_epochs": validate_every} if validate_every is not None else {}),
+                    },
+                },
+            )
             if validate_every is None:
                 walls[arm][n], out = timed([*bare, "--epochs", str(n)], repo)
                 losses[arm] = json.loads(out.strip().splitlines()[-1])["loss"]
@@ -155,11 +172,15 @@ def run_case(name: str, epochs: int, tmp: Path) -> None:
     print(f"\ncase {name}: {epochs} epochs (wall of a fresh process; fixed and per-epoch from 1 and {epochs} epochs)")
     print(f"  {'arm':<22} {'1 epoch':>9} {f'{epochs} epochs':>10} {'fixed':>8} {'per epoch':>10} {'last loss':>10}")
     for arm, w in walls.items():
-        print(f"  {arm:<22} {w[1]:8.1f}s {w[epochs]:9.1f}s {fixed[arm]:7.1f}s {per_epoch[arm]:9.2f}s {losses[arm]:10.4f}")
+        print(
+            f"  {arm:<22} {w[1]:8.1f}s {w[epochs]:9.1f}s {fixed[arm]:7.1f}s {per_epoch[arm]:9.2f}s {losses[arm]:10.4f}"
+        )
     bare = "bare PyTorch loop"
     for arm in ("stage", "stage, no validation"):
-        print(f"  {arm} / bare at {epochs} epochs: {walls[arm][epochs] / walls[bare][epochs]:.2f} "
-              f"(per epoch {per_epoch[arm] / per_epoch[bare]:.2f}; fixed cost {fixed[arm] - fixed[bare]:+.1f} s)")
+        print(
+            f"  {arm} / bare at {epochs} epochs: {walls[arm][epochs] / walls[bare][epochs]:.2f} "
+            f"(per epoch {per_epoch[arm] / per_epoch[bare]:.2f}; fixed cost {fixed[arm] - fixed[bare]:+.1f} s)"
+        )
 
 
 def main() -> None:
@@ -171,10 +192,12 @@ def main() -> None:
     if args.bare:
         bare_loop(args.bare, args.epochs)
         return
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory(prefix="reprokit-bench-train-") as tmp:
-        for case in (["digits", "hf"] if args.case == "both" else [args.case]):
+        for case in ["digits", "hf"] if args.case == "both" else [args.case]:
             run_case(case, args.epochs, Path(tmp))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

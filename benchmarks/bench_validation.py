@@ -60,7 +60,9 @@ def one_run(repo: Path) -> dict[str, list[float]]:
     df, paths, _ = load_dataset(cfg)
     log: dict[str, list[float]] = {"start": [], "before": [], "after": []}
     make_trainer = loop.make_trainer
-    loop.make_trainer = lambda t, tr, lg, cbs: make_trainer(t, tr, lg, [_Marks(log, "before"), *cbs, _Marks(log, "after")])
+    loop.make_trainer = lambda t, tr, lg, cbs: make_trainer(
+        t, tr, lg, [_Marks(log, "before"), *cbs, _Marks(log, "after")]
+    )
     try:
         loop.train(cfg, df, paths, repo / "runs" / "bench", validator=TrainingValidator(cfg, df, paths))
     finally:
@@ -73,8 +75,13 @@ def one_run(repo: Path) -> dict[str, list[float]]:
 
 def stage_seconds(repo: Path, every: int) -> float:
     write_params(repo, {"train": {"validate_every_n_epochs": every}})
-    proc = subprocess.run([sys.executable, "-m", "stages.train", "--params", "params.yaml", "--out", "runs/train"],
-                          cwd=repo, env=subprocess_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.train", "--params", "params.yaml", "--out", "runs/train"],
+        cwd=repo,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"train failed:\n{proc.stderr[-2000:]}")
     ident = json.loads((repo / "runs/train/run.json").read_text())
@@ -88,15 +95,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reprokit-bench-") as tmp:
         repo = make_project_copy(Path(tmp) / "repo")
         run([sys.executable, "-m", "stages.prepare", "--params", "params.yaml", "--dataset", "digits"], repo)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"load average at start {os.getloadavg()[0]:.1f}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"load average at start {os.getloadavg()[0]:.1f}"
+        )
         times = one_run(repo)
         print("epoch  train s  validate s  validate/train")
         for i, (t, v) in enumerate(zip(times["train"], times["validate"])):
             print(f"{i:5d}  {t:7.2f}  {v:10.2f}  {v / t:14.1%}")
         total_t, total_v = sum(times["train"]), sum(times["validate"])
-        print(f"total  {total_t:7.2f}  {total_v:10.2f}  {total_v / total_t:14.1%}   "
-              "(the first validation also decodes the images; budget <= 15%)")
+        print(
+            f"total  {total_t:7.2f}  {total_v:10.2f}  {total_v / total_t:14.1%}   "
+            "(the first validation also decodes the images; budget <= 15%)"
+        )
         if args.compare:
             never, every = stage_seconds(repo, 0), stage_seconds(repo, 1)
             print(f"train stage: never {never:.1f} s, every epoch {every:.1f} s: {every / never - 1:+.1%}")

@@ -24,8 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.projects import make_project_copy, run, subprocess_env  # noqa: E402
 
-STAGE = ["-m", "stages.visualize", "--params", "params.yaml", "--per-query", "runs/validate/per_query.tsv",
-         "--model", "runs/train/model.ckpt", "--out"]
+STAGE = [
+    "-m",
+    "stages.visualize",
+    "--params",
+    "params.yaml",
+    "--per-query",
+    "runs/validate/per_query.tsv",
+    "--model",
+    "runs/train/model.ckpt",
+    "--out",
+]
 WORST_ONLY = """
 import sys
 from pathlib import Path
@@ -53,16 +62,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reprokit-bench-") as tmp:
         repo = make_project_copy(Path(tmp) / "repo")
         run(["dvc", "repro", "validate"], repo)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"load average at start {os.getloadavg()[0]:.1f}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"load average at start {os.getloadavg()[0]:.1f}"
+        )
         full, worst = [], []
         for i in range(args.repeats):
             full.append(timed([sys.executable, *STAGE, f"{tmp}/full"], repo))
             worst.append(timed([sys.executable, "-c", WORST_ONLY, f"{tmp}/worst"], repo))
             print(f"  repeat {i + 1}: stage {full[-1]:.2f} s, worst-queries only {worst[-1]:.2f} s", flush=True)
         f, w = statistics.median(full), statistics.median(worst)
-        print(f"visualize stage (worst queries + Grad-CAM): {f:.2f} s; worst queries only: {w:.2f} s "
-              f"(medians of {args.repeats}, fresh processes)")
+        print(
+            f"visualize stage (worst queries + Grad-CAM): {f:.2f} s; worst queries only: {w:.2f} s "
+            f"(medians of {args.repeats}, fresh processes)"
+        )
         print(f"Grad-CAM adds {f - w:.2f} s: ratio {f / w:.2f}; load average at end {os.getloadavg()[0]:.1f}")
 
 

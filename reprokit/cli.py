@@ -46,30 +46,48 @@ def _parser() -> argparse.ArgumentParser:
     mir.add_argument("--strict", action="store_true", help="exit non-zero when mirroring fails")
     mir.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
-    ini = sub.add_parser("init", help="write a reprokit pipeline (dvc.yaml, params.yaml, stages/) into a git repository")
+    ini = sub.add_parser(
+        "init", help="write a reprokit pipeline (dvc.yaml, params.yaml, stages/) into a git repository"
+    )
     ini.add_argument("dir", nargs="?", default=".", help="the repository (default: .)")
     ini.add_argument("--force", action="store_true", help="overwrite files that already exist")
-    ini.add_argument("--code", action="append", default=[], metavar="DIR",
-                     help="your code folder (repeatable), a dependency of train, validate and visualize "
-                     "(default: src/ when it exists; a missing one is created as a package)")
+    ini.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="your code folder (repeatable), a dependency of train, validate and visualize "
+        "(default: src/ when it exists; a missing one is created as a package)",
+    )
     ini.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     dep = sub.add_parser("deps", help="list the files train, validate and visualize read that dvc.yaml does not list")
-    dep.add_argument("--write", action="store_true", help="add them to dvc.yaml (and drop a ${key} dep whose key is null)")
+    dep.add_argument(
+        "--write", action="store_true", help="add them to dvc.yaml (and drop a ${key} dep whose key is null)"
+    )
     dep.add_argument("--params", default=PARAMS_FILE)
     dep.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     swp = sub.add_parser("sweep", help="run a hyper-parameter sweep: each trial a DVC experiment, Optuna choosing")
     swp.add_argument("file", help="the sweep file, e.g. sweeps/lr_margin.yaml (its stem names the sweep)")
     swp.add_argument("--jobs", type=int, default=1, help="trials at once (capped by the GPUs when trials use GPUs)")
-    swp.add_argument("--storage", help="the study: a journal file (default .reprokit/sweeps/<name>.journal) "
-                     "or postgresql://user@host/db for workers on several machines")
+    swp.add_argument(
+        "--storage",
+        help="the study: a journal file (default .reprokit/sweeps/<name>.journal) "
+        "or postgresql://user@host/db for workers on several machines",
+    )
     swp.add_argument("--trials", type=int, help="the number of trials (default: the sweep file's)")
     what = swp.add_mutually_exclusive_group()
     what.add_argument("--show", action="store_true", help="rank the trials by the objective; show the best")
-    what.add_argument("--promote", action="store_true", help="re-run the best params on the full training split and branch it")
-    swp.add_argument("--html", metavar="PATH", type=Path,
-                     help="with --show (implied): also write a page: objective by trial and against each parameter")
+    what.add_argument(
+        "--promote", action="store_true", help="re-run the best params on the full training split and branch it"
+    )
+    swp.add_argument(
+        "--html",
+        metavar="PATH",
+        type=Path,
+        help="with --show (implied): also write a page: objective by trial and against each parameter",
+    )
     swp.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     cmp = sub.add_parser("compare", help="compare two finished runs: metric deltas and the queries that flipped")
@@ -136,9 +154,11 @@ def _check_data(args: argparse.Namespace) -> int:
         return 1
     train, val = df[df["split"] == "train"], df[df["split"] == "validation"]
     t = cfg.train
-    line = (f"{csv_path}: ok ({len(df):,} rows: {len(train):,} train of {train['label'].nunique():,} labels, "
-            f"{len(val):,} validation with {int(val['is_query'].sum()):,} queries; batches of {t.n_labels} labels x "
-            f"{t.n_instances} instances fit; model {cfg.model.name} and loss {cfg.train.loss.name} build)")
+    line = (
+        f"{csv_path}: ok ({len(df):,} rows: {len(train):,} train of {train['label'].nunique():,} labels, "
+        f"{len(val):,} validation with {int(val['is_query'].sum()):,} queries; batches of {t.n_labels} labels x "
+        f"{t.n_instances} instances fit; model {cfg.model.name} and loss {cfg.train.loss.name} build)"
+    )
     mapping = df.attrs.get(LABEL_MAP_KEY)
     if mapping is not None:
         line += f"; {len(mapping):,} text labels numbered 0..{len(mapping) - 1} in sorted order (data.label_map: auto)"
@@ -147,7 +167,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def problem_report(csv_path: Path, problems: list, limit: int = MAX_PROBLEMS) -> list[str]:
-    """"<csv>: N problems" then one numbered line per problem (its fix included), the first ``limit``."""
+    """ "<csv>: N problems" then one numbered line per problem (its fix included), the first ``limit``."""
     lines = [f"{csv_path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
     lines += [f"  {i}. {problem.one_line()}" for i, problem in enumerate(problems[:limit], start=1)]
     if len(problems) > limit:
@@ -196,8 +216,13 @@ def _compare(args: argparse.Namespace) -> int:
         from reprokit.visualize.compare_page import write_compare_page
 
         page = write_compare_page(
-            Path(args.html), label_a=c.a.label, label_b=c.b.label, metric=c.metric, n_queries=c.n_queries,
-            overall=c.overall, sections=list(zip(titles(c), (c.regressed, c.improved))),
+            Path(args.html),
+            label_a=c.a.label,
+            label_b=c.b.label,
+            metric=c.metric,
+            n_queries=c.n_queries,
+            overall=c.overall,
+            sections=list(zip(titles(c), (c.regressed, c.improved))),
             read_image=lambda path: c.a.image_bytes(path) or c.b.image_bytes(path),
         )
         print(f"compare: wrote {page}", file=sys.stderr)
@@ -225,14 +250,30 @@ def _sweep(args: argparse.Namespace) -> int:
     write_page: Callable[[Path, dict], Path] | None = None
     if args.html is not None:
         from reprokit.visualize.sweep_page import write_sweep_page as write_page
-    return sweep_command(Path(args.file), jobs=args.jobs, storage=args.storage, trials=args.trials, show=args.show,
-                         promote=args.promote, html=args.html, write_page=write_page)
+    return sweep_command(
+        Path(args.file),
+        jobs=args.jobs,
+        storage=args.storage,
+        trials=args.trials,
+        show=args.show,
+        promote=args.promote,
+        html=args.html,
+        write_page=write_page,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    handlers = {"reproduce": _reproduce, "mirror": _mirror, "check-data": _check_data, "init": _init, "deps": _deps,
-                "compare": _compare, "sweep": _sweep, "convert": _convert}
+    handlers = {
+        "reproduce": _reproduce,
+        "mirror": _mirror,
+        "check-data": _check_data,
+        "init": _init,
+        "deps": _deps,
+        "compare": _compare,
+        "sweep": _sweep,
+        "convert": _convert,
+    }
     run_main(lambda: handlers[args.command](args), "reprokit", argv)
 
 

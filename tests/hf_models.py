@@ -32,8 +32,15 @@ def save_tiny_vit(folder: Path, seed: int = 0, preprocessor: dict | None = None)
     from transformers import ViTConfig, ViTModel
 
     torch.manual_seed(seed)
-    config = ViTConfig(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, num_channels=3, hidden_size=HIDDEN,
-                       num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=2 * HIDDEN)
+    config = ViTConfig(
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        num_channels=3,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=2 * HIDDEN,
+    )
     return _save(ViTModel(config), folder, preprocessor)
 
 
@@ -42,8 +49,15 @@ def save_tiny_dinov2(folder: Path, seed: int = 0, preprocessor: dict | None = No
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(seed)
-    config = Dinov2Config(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, num_channels=3, hidden_size=HIDDEN,
-                          num_hidden_layers=LAYERS, num_attention_heads=HEADS, mlp_ratio=2)
+    config = Dinov2Config(
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        num_channels=3,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        mlp_ratio=2,
+    )
     return _save(Dinov2Model(config), folder, preprocessor)
 
 

@@ -17,7 +17,19 @@ from reprokit.core.checks import require as _require
 from reprokit.core.errors import ConfigError
 from reprokit.core.schema import load_dataclass, to_plain
 
-__all__ = ["ModelConfig", "LossConfig", "OptimizerConfig", "SchedulerConfig", "MinerConfig", "AugmentConfig", "AUTO", "MODEL_ARGS", "LOSS_ARGS", "SimpleCNNArgs", "TripletArgs"]
+__all__ = [
+    "ModelConfig",
+    "LossConfig",
+    "OptimizerConfig",
+    "SchedulerConfig",
+    "MinerConfig",
+    "AugmentConfig",
+    "AUTO",
+    "MODEL_ARGS",
+    "LOSS_ARGS",
+    "SimpleCNNArgs",
+    "TripletArgs",
+]
 
 MAX_WIDTH = 2**16  # simple_cnn's channels and embedding_dim
 CALLABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -36,7 +48,9 @@ class SimpleCNNArgs:
         _at_least(key, "embedding_dim", self.embedding_dim, 1)
         # Beyond this a layer does not fit in memory (and past 2**63 torch cannot even size it).
         widest = f"at most {MAX_WIDTH} (a layer's width)"
-        _require(all(c <= MAX_WIDTH for c in self.channels), f"{key}.channels", f"a list of integers {widest}", self.channels)
+        _require(
+            all(c <= MAX_WIDTH for c in self.channels), f"{key}.channels", f"a list of integers {widest}", self.channels
+        )
         _require(self.embedding_dim <= MAX_WIDTH, f"{key}.embedding_dim", f"an integer {widest}", self.embedding_dim)
 
 
@@ -58,8 +72,10 @@ class HFArgs:
 
     def check(self, key: str) -> None:
         _require(
-            self.path is not None and self.path.strip() != "", f"{key}.path",
-            "the folder of a transformers model (config.json and its weights), e.g. weights/dinov2-small", self.path,
+            self.path is not None and self.path.strip() != "",
+            f"{key}.path",
+            "the folder of a transformers model (config.json and its weights), e.g. weights/dinov2-small",
+            self.path,
         )
 
 
@@ -94,7 +110,9 @@ def _check_named(key: str, name: str, args: dict[str, Any], builtins: dict[str, 
     allowed = f"one of {', '.join(builtins)} or 'module:callable' (your own, e.g. 'my_models:build')"
     _require(CALLABLE_NAME.fullmatch(name) is not None, f"{key}.name", allowed, name)
     for k, v in args.items():
-        _require(_plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v)
+        _require(
+            _plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v
+        )
 
 
 def _complete(name: str, args: dict[str, Any], builtins: dict[str, type]) -> dict[str, Any]:
@@ -161,8 +179,10 @@ class ModelConfig(_Component):
         super().check(key)
         w = self.weights
         _require(
-            w is None or (w.strip() != "" and w.lower().endswith(WEIGHTS_SUFFIXES)), f"{key}.weights",
-            f"null or a state-dict file ({', '.join(WEIGHTS_SUFFIXES)})", w,
+            w is None or (w.strip() != "" and w.lower().endswith(WEIGHTS_SUFFIXES)),
+            f"{key}.weights",
+            f"null or a state-dict file ({', '.join(WEIGHTS_SUFFIXES)})",
+            w,
         )
 
     def architecture(self) -> dict[str, Any]:
@@ -188,8 +208,10 @@ class LossConfig(_Component):
 
     def check(self, key: str) -> None:
         named = self.name in self.builtins or CALLABLE_NAME.fullmatch(self.name) is not None
-        allowed = (f"one of {', '.join(self.builtins)}, 'pml:<Class>' (pytorch-metric-learning's losses, e.g. "
-                   "pml:ArcFaceLoss) or 'module:callable' (your own, e.g. 'my_losses:build')")
+        allowed = (
+            f"one of {', '.join(self.builtins)}, 'pml:<Class>' (pytorch-metric-learning's losses, e.g. "
+            "pml:ArcFaceLoss) or 'module:callable' (your own, e.g. 'my_losses:build')"
+        )
         _require(named, f"{key}.name", allowed, self.name)
         super().check(key)
         _require(self.lr is None or self.lr > 0, f"{key}.lr", "null or a number > 0", self.lr)
@@ -227,7 +249,9 @@ class LibraryBlock:
         ok = re.fullmatch(r"[A-Za-z_]\w*", self.name) is not None or CALLABLE_NAME.fullmatch(self.name) is not None
         _require(ok, f"{key}.name", "a class name (e.g. AdamW) or 'module:callable'", self.name)
         for k, v in self.args.items():
-            _require(_plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v)
+            _require(
+                _plain_value(v), f"{key}.args.{k}", "plain YAML (numbers, strings, booleans, null, lists, mappings)", v
+            )
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,11 @@ class TrainConfig:
                     hint=f"remove {key}.{short} (or set it to null) and keep {key}.optimizer.args.{short}",
                 )
         if self.miner is not None and not self.loss.name.startswith("pml:"):
-            own = f"; the built-in triplet mines with {key}.loss.args.miner (all or hard)" if self.loss.name == "triplet" else ""
+            own = (
+                f"; the built-in triplet mines with {key}.loss.args.miner (all or hard)"
+                if self.loss.name == "triplet"
+                else ""
+            )
             raise ConfigError(
                 f"{key}.miner must be null unless {key}.loss.name is a pml: loss (a miner's tuples are "
                 f"pytorch-metric-learning's indices_tuple){own}; got {self.miner.name!r} with {key}.loss.name {self.loss.name!r}"
@@ -216,7 +220,9 @@ class ValidateConfig:
         _ks(key, "map_top_k", self.map_top_k, non_empty=False)
         extra = self.extra_metrics
         allowed = f"a list of distinct names from {', '.join(EXTRA_METRICS)}"
-        _require(not unknown_extra_metrics(extra) and len(set(extra)) == len(extra), f"{key}.extra_metrics", allowed, extra)
+        _require(
+            not unknown_extra_metrics(extra) and len(set(extra)) == len(extra), f"{key}.extra_metrics", allowed, extra
+        )
 
     def metric_names(self) -> list[str]:
         """Every metric the validate stage computes, in the order of its files."""
@@ -240,7 +246,9 @@ class VisualizeConfig:
         layer = self.gradcam_layer
         _require(
             layer is None or re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", layer) is not None,
-            f"{key}.gradcam_layer", "null or a module path inside the model, e.g. features.8", layer,
+            f"{key}.gradcam_layer",
+            "null or a module path inside the model, e.g. features.8",
+            layer,
         )
 
 
@@ -275,8 +283,9 @@ def check_logger_name(name: str, key: str = "logger", names: Iterable[str] = LOG
     """The one check of a logger's name: the schema's, and the mirror registry's (whose ``names`` may
     hold a test's own backends). A retired logger is refused with its reason."""
     if name in RETIRED_LOGGERS:
-        raise ConfigError(f"{key}.name {name!r} is no longer supported: {RETIRED_LOGGERS[name]}; "
-                          f"use one of {', '.join(LOGGER_NAMES)}")
+        raise ConfigError(
+            f"{key}.name {name!r} is no longer supported: {RETIRED_LOGGERS[name]}; use one of {', '.join(LOGGER_NAMES)}"
+        )
     names = tuple(names)
     if name not in names:
         raise ConfigError(f"{key}.name must be one of {', '.join(names)}; got {name!r}")

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "atomic_path", "write_bytes", "write_text", "write_json", "read_json", "replace_dir", "remove_outputs", "staging_dir_in",
+    "atomic_path",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "read_json",
+    "replace_dir",
+    "remove_outputs",
+    "staging_dir_in",
 ]
 
 

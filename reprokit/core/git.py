@@ -67,5 +67,7 @@ def git_state(cwd: str | Path = ".", exclude: tuple[str, ...] = ()) -> GitState:
     commit = git(["rev-parse", "HEAD"], cwd, check=False).strip() or None
     branch = git(["rev-parse", "--abbrev-ref", "HEAD"], cwd, check=False).strip() or None
     # Dirty = a tracked file differs from HEAD (untracked files never enter a snapshot).
-    dirty = bool(git(["status", "--porcelain", "--untracked-files=no", "--", ".", *excluded(exclude)], cwd, check=False).strip())
+    dirty = bool(
+        git(["status", "--porcelain", "--untracked-files=no", "--", ".", *excluded(exclude)], cwd, check=False).strip()
+    )
     return GitState(commit=commit, branch=branch if branch != "HEAD" else None, dirty=dirty, is_repo=True)

@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PARAMS_FILE", "RUNS_ROOT", "TrainDir", "ArtifactsDir", "ValidateDir", "VisualizeDir", "ReportDir", "MirrorDir", "RunsDir", "STAGES", "media_name", "parse_media_name"]
+__all__ = [
+    "PARAMS_FILE",
+    "RUNS_ROOT",
+    "TrainDir",
+    "ArtifactsDir",
+    "ValidateDir",
+    "VisualizeDir",
+    "ReportDir",
+    "MirrorDir",
+    "RunsDir",
+    "STAGES",
+    "media_name",
+    "parse_media_name",
+]
 
 STAGES = ("train", "validate", "visualize")
 RUNS_ROOT = "runs"  # relative to the project; outputs, never part of the code a run records

@@ -26,7 +26,12 @@ def pipeline_run_id(runs: RunsDir, train_run_id: str) -> str:
     untouched. Replaying the same finished run again gives the same id: the same logger run.
     """
     parts = [f"train/run_id={train_run_id}"]
-    for path in (runs.validate.params, runs.validate.metrics, runs.visualize.params, *sorted(runs.visualize.root.glob("*.png"))):
+    for path in (
+        runs.validate.params,
+        runs.validate.metrics,
+        runs.visualize.params,
+        *sorted(runs.visualize.root.glob("*.png")),
+    ):
         if path.is_file():
             parts.append(f"{path.relative_to(runs.root).as_posix()}={_digest(path)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

@@ -20,7 +20,15 @@ from reprokit.core.layout import RunsDir
 from reprokit.core.run_identity import pipeline_run_id, pipeline_run_name
 from reprokit.core.secrets import redact
 
-__all__ = ["TrainedRun", "read_json_or_fail", "read_yaml_mapping", "deep_update", "read_trained_run", "run_params", "read_run_tags"]
+__all__ = [
+    "TrainedRun",
+    "read_json_or_fail",
+    "read_yaml_mapping",
+    "deep_update",
+    "read_trained_run",
+    "run_params",
+    "read_run_tags",
+]
 
 
 def read_json_or_fail(path: Path, error: type[ReprokitError]) -> Any:

@@ -147,9 +147,7 @@ def load_dataclass(cls: type, data: Any, key: str = "") -> Any:
     unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         bad = f"{key}.{unknown[0]}" if key else str(unknown[0])
-        raise ConfigError(
-            f"unknown key {bad!r} in {where}; valid keys: {', '.join(fields)}"
-        )
+        raise ConfigError(f"unknown key {bad!r} in {where}; valid keys: {', '.join(fields)}")
     kwargs = {}
     for name in fields:
         if name in data:

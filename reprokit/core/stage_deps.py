@@ -38,8 +38,19 @@ from reprokit.core.project_imports import imported_files, project_relative
 from reprokit.core.schema import to_plain
 
 __all__ = [
-    "FILE_KEYS", "CHECKED_STAGES", "Input", "StageCheck", "config_inputs", "check_stage", "require_stage_deps",
-    "recorded_inputs", "content_hash", "input_hashes", "lookup", "sync_deps", "stage_params",
+    "FILE_KEYS",
+    "CHECKED_STAGES",
+    "Input",
+    "StageCheck",
+    "config_inputs",
+    "check_stage",
+    "require_stage_deps",
+    "recorded_inputs",
+    "content_hash",
+    "input_hashes",
+    "lookup",
+    "sync_deps",
+    "stage_params",
 ]
 
 CHECKED_STAGES = ("train", "validate", "visualize")
@@ -295,7 +306,10 @@ _STARTED: dict[str, StageCheck] = {}
 
 
 def check_stage(
-    stage: str, params: dict[str, Any], project_dir: Path | None = None, hash_inputs: bool = False,
+    stage: str,
+    params: dict[str, Any],
+    project_dir: Path | None = None,
+    hash_inputs: bool = False,
     name: str | None = None,
 ) -> StageCheck | None:
     """The rule for ``stage`` (train, validate or visualize) with config ``params`` (plain data), against
@@ -362,8 +376,10 @@ def sync_deps(params_path: str | Path, project_dir: Path, write: bool) -> tuple[
             # Only a key params.yaml holds as null: others may come from dvc.yaml's own `vars`.
             if key.split(".")[0] in params and lookup(params, key, missing=...) is None:
                 unrenderable.setdefault(stage, []).append(dep)
-                lines.append(f"{stage}: '- {dep}' names {key}, which is null: DVC cannot render it: "
-                             + ("removed" if write else "remove it (or run `reprokit deps --write`)"))
+                lines.append(
+                    f"{stage}: '- {dep}' names {key}, which is null: DVC cannot render it: "
+                    + ("removed" if write else "remove it (or run `reprokit deps --write`)")
+                )
     if unrenderable and not write:
         return lines, 1  # DVC cannot read the pipeline until those go
     if unrenderable:

@@ -60,8 +60,10 @@ def record_params(path: str | Path, cfg: Config, keys: Iterable[str] | None) -> 
     for key in full if keys is None else keys:
         value = lookup(full, key, missing=...)
         if value is ...:
-            raise ConfigError(f"params key {key!r} (listed under the stage's params in dvc.yaml) is not a key "
-                              f"of {PARAMS_FILE}", hint="remove it from the stage's params, or fix its spelling")
+            raise ConfigError(
+                f"params key {key!r} (listed under the stage's params in dvc.yaml) is not a key of {PARAMS_FILE}",
+                hint="remove it from the stage's params, or fix its spelling",
+            )
         set_dotted(picked, key, value)
     return write_text(path, yaml.safe_dump(redact(picked), sort_keys=True))
 

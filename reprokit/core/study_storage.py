@@ -25,8 +25,18 @@ from urllib.parse import urlsplit, urlunsplit
 from reprokit.core.errors import SweepError
 from reprokit.core.secrets import one_line
 
-__all__ = ["open_storage", "public_url", "is_database_url", "default_journal", "STORAGE_ENV", "STUDY_ENV", "TRIAL_ENV",
-           "CONNECT_TIMEOUT_S", "PRUNERS", "build_pruner"]
+__all__ = [
+    "open_storage",
+    "public_url",
+    "is_database_url",
+    "default_journal",
+    "STORAGE_ENV",
+    "STUDY_ENV",
+    "TRIAL_ENV",
+    "CONNECT_TIMEOUT_S",
+    "PRUNERS",
+    "build_pruner",
+]
 
 STORAGE_ENV = "REPROKIT_SWEEP_STORAGE"  # set by the controller for its trials' stages
 STUDY_ENV = "REPROKIT_SWEEP_STUDY"  # ... with the study's name

@@ -60,13 +60,18 @@ from reprokit.data.labels import LABEL_MAP_KEY, check_labels
 from reprokit.data.problems import Problems
 
 __all__ = [
-    "load_dataframe", "check_dataframe", "find_dataframe_problems", "resolve_image_paths",
-    "REQUIRED_COLUMNS", "BBOX_COLUMNS", "SPLITS", "LABEL_MAP_KEY",
+    "load_dataframe",
+    "check_dataframe",
+    "find_dataframe_problems",
+    "resolve_image_paths",
+    "REQUIRED_COLUMNS",
+    "BBOX_COLUMNS",
+    "SPLITS",
+    "LABEL_MAP_KEY",
 ]
 
 REQUIRED_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
 SPLITS = ("train", "validation")
-
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -138,8 +143,14 @@ def check_dataframe(
     return _check(df, root, allow_outside_root, check_images, label_map, Problems())
 
 
-def _check(df: pd.DataFrame, root: str | Path, allow_outside_root: bool, check_images: bool, label_map: str | None,
-           rep: Problems) -> pd.DataFrame:
+def _check(
+    df: pd.DataFrame,
+    root: str | Path,
+    allow_outside_root: bool,
+    check_images: bool,
+    label_map: str | None,
+    rep: Problems,
+) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"check_dataframe expects a pandas DataFrame; got {type(df).__name__}")
     columns = [str(c) for c in df.columns]
@@ -183,16 +194,25 @@ def _check_split(values: list, rep: Problems) -> list[str]:
     split = [v.strip() if isinstance(v, str) else v for v in values]
     bad = [i for i, s in enumerate(split) if s not in SPLITS]
     if bad:
-        rep.fail("'split'", "with a value other than 'train' or 'validation'", bad, [_show(values[i]) for i in bad],
-                 hint="split must be exactly 'train' or 'validation' (lower case)", broken="split")
+        rep.fail(
+            "'split'",
+            "with a value other than 'train' or 'validation'",
+            bad,
+            [_show(values[i]) for i in bad],
+            hint="split must be exactly 'train' or 'validation' (lower case)",
+            broken="split",
+        )
     for name in SPLITS:
         if name not in split:
             counts = {s: split.count(s) for s in SPLITS}
-            rep.add(DataFrameError(
-                f"column 'split': the {name} split is empty "
-                f"({counts['train']} train and {counts['validation']} validation rows)",
-                hint="reprokit trains on the train rows and scores retrieval on the validation rows: both need rows",
-            ), broken="split")
+            rep.add(
+                DataFrameError(
+                    f"column 'split': the {name} split is empty "
+                    f"({counts['train']} train and {counts['validation']} validation rows)",
+                    hint="reprokit trains on the train rows and scores retrieval on the validation rows: both need rows",
+                ),
+                broken="split",
+            )
     return split
 
 
@@ -202,8 +222,14 @@ def _check_paths(values: list, rep: Problems) -> list[str]:
 
     bad = [i for i, v in enumerate(values) if not ok(v)]
     if bad:
-        rep.fail("'path'", "without an image path", bad, [_show(values[i]) for i in bad],
-                 hint="every row needs the path of its image, relative to the dataset root", broken="path")
+        rep.fail(
+            "'path'",
+            "without an image path",
+            bad,
+            [_show(values[i]) for i in bad],
+            hint="every row needs the path of its image, relative to the dataset root",
+            broken="path",
+        )
     return [os.fspath(v) if ok(v) else "" for v in values]
 
 
@@ -214,39 +240,61 @@ def _check_flags(raw: dict[str, list], is_val: np.ndarray, rep: Problems) -> tup
         parsed = [None if _missing(v) else _to_bool(v) for v in values]
         bad = [i for i, x in enumerate(parsed) if is_val[i] and (x is None or x is _INVALID)]
         if bad:
-            rep.fail(f"'{col}'", "in the validation split without a boolean value", bad, [_show(values[i]) for i in bad],
-                     hint=f"validation rows need {col} True or False (accepted: True, False, true, false, 1, 0)",
-                     broken=col)
+            rep.fail(
+                f"'{col}'",
+                "in the validation split without a boolean value",
+                bad,
+                [_show(values[i]) for i in bad],
+                hint=f"validation rows need {col} True or False (accepted: True, False, true, false, 1, 0)",
+                broken=col,
+            )
         bad = [i for i, x in enumerate(parsed) if not is_val[i] and x is _INVALID]
         if bad:
-            rep.fail(f"'{col}'", "in the train split with a value neither empty nor boolean", bad,
-                     [_show(values[i]) for i in bad], hint=f"leave {col} empty on train rows (OML ignores it there)",
-                     broken=col)
+            rep.fail(
+                f"'{col}'",
+                "in the train split with a value neither empty nor boolean",
+                bad,
+                [_show(values[i]) for i in bad],
+                hint=f"leave {col} empty on train rows (OML ignores it there)",
+                broken=col,
+            )
         flags.append(np.array([x is True if is_val[i] else False for i, x in enumerate(parsed)], dtype=bool))
     is_query, is_gallery = flags
     if rep.ok("is_query", "is_gallery"):
         bad = np.flatnonzero(is_val & ~is_query & ~is_gallery).tolist()
         if bad:
-            rep.fail("columns 'is_query'/'is_gallery'", "in the validation split that are neither a query nor a gallery item",
-                     bad, [f"({_show(raw['is_query'][i])}, {_show(raw['is_gallery'][i])})" for i in bad],
-                     hint="set is_query and/or is_gallery to True on those rows, or remove them", broken="is_query")
+            rep.fail(
+                "columns 'is_query'/'is_gallery'",
+                "in the validation split that are neither a query nor a gallery item",
+                bad,
+                [f"({_show(raw['is_query'][i])}, {_show(raw['is_gallery'][i])})" for i in bad],
+                hint="set is_query and/or is_gallery to True on those rows, or remove them",
+                broken="is_query",
+            )
     return is_query, is_gallery
 
 
-def _check_queries(labels: np.ndarray, is_val: np.ndarray, is_query: np.ndarray, is_gallery: np.ndarray,
-                   rep: Problems) -> None:
+def _check_queries(
+    labels: np.ndarray, is_val: np.ndarray, is_query: np.ndarray, is_gallery: np.ndarray, rep: Problems
+) -> None:
     if not is_query.any():
-        rep.add(DataFrameError(
-            f"column 'is_query': none of the {int(is_val.sum())} validation rows is a query",
-            hint="set is_query to True on the validation rows to search with",
-        ))
+        rep.add(
+            DataFrameError(
+                f"column 'is_query': none of the {int(is_val.sum())} validation rows is a query",
+                hint="set is_query to True on the validation rows to search with",
+            )
+        )
         return
     gallery_labels = set(labels[is_gallery].tolist())
     bad = [i for i in np.flatnonzero(is_query).tolist() if int(labels[i]) not in gallery_labels]
     if bad:
-        rep.fail("'label'", "that are queries whose label no gallery row (is_gallery True) has", bad,
-                 [str(int(labels[i])) for i in bad],
-                 hint="give each query label at least one validation row with is_gallery True, or drop those queries")
+        rep.fail(
+            "'label'",
+            "that are queries whose label no gallery row (is_gallery True) has",
+            bad,
+            [str(int(labels[i])) for i in bad],
+            hint="give each query label at least one validation row with is_gallery True, or drop those queries",
+        )
 
 
 def _check_bbox(raw: dict[str, list], rep: Problems) -> dict[str, Any]:
@@ -262,37 +310,69 @@ def _check_bbox(raw: dict[str, list], rep: Problems) -> dict[str, Any]:
     for c in BBOX_COLUMNS:
         bad = [i for i, x in enumerate(boxes[c]) if x is _INVALID]
         if bad:
-            rep.fail(f"'{c}'", "with a non-integer value", bad, [_show(raw[c][i]) for i in bad],
-                     hint="bounding-box corners are integer pixel coordinates", broken=c)
+            rep.fail(
+                f"'{c}'",
+                "with a non-integer value",
+                bad,
+                [_show(raw[c][i]) for i in bad],
+                hint="bounding-box corners are integer pixel coordinates",
+                broken=c,
+            )
             boxes[c] = [None if x is _INVALID else x for x in boxes[c]]  # the later checks judge the rest
     n = len(raw["x_1"])
     # Given = written (a non-integer corner was reported above; it still counts as given here).
     given = [[not _missing(raw[c][i]) for c in BBOX_COLUMNS] for i in range(n)]
     bad = [i for i in range(n) if any(given[i]) and not all(given[i])]
     if bad:
-        rep.fail("columns 'x_1'/'x_2'/'y_1'/'y_2'", "with a partial bounding box", bad,
-                 ["(" + ", ".join(_show(raw[c][i]) for c in BBOX_COLUMNS) + ")" for i in bad],
-                 hint="a row gives all four of x_1, x_2, y_1, y_2 or leaves all four empty", broken="x_1")
+        rep.fail(
+            "columns 'x_1'/'x_2'/'y_1'/'y_2'",
+            "with a partial bounding box",
+            bad,
+            ["(" + ", ".join(_show(raw[c][i]) for c in BBOX_COLUMNS) + ")" for i in bad],
+            hint="a row gives all four of x_1, x_2, y_1, y_2 or leaves all four empty",
+            broken="x_1",
+        )
     for c in BBOX_COLUMNS:
         bad = [i for i, x in enumerate(boxes[c]) if x is not None and x < 0]
         if bad:
-            rep.fail(f"'{c}'", "with a negative value", bad, [str(boxes[c][i]) for i in bad],
-                     hint="bounding-box corners are pixel coordinates >= 0", broken=c)
+            rep.fail(
+                f"'{c}'",
+                "with a negative value",
+                bad,
+                [str(boxes[c][i]) for i in bad],
+                hint="bounding-box corners are pixel coordinates >= 0",
+                broken=c,
+            )
     for lo, hi in (("x_1", "x_2"), ("y_1", "y_2")):
-        bad = [i for i in range(n) if boxes[lo][i] is not None and boxes[hi][i] is not None
-               and boxes[lo][i] >= boxes[hi][i]]
+        bad = [
+            i
+            for i in range(n)
+            if boxes[lo][i] is not None and boxes[hi][i] is not None and boxes[lo][i] >= boxes[hi][i]
+        ]
         if bad:
             shown = [f"({boxes[lo][i]}, {boxes[hi][i]})" for i in bad]
-            rep.fail(f"columns '{lo}'/'{hi}'", f"with {lo} >= {hi}", bad, shown,
-                     hint=f"{lo} is the left/top edge and must be smaller than {hi}", broken=lo)
+            rep.fail(
+                f"columns '{lo}'/'{hi}'",
+                f"with {lo} >= {hi}",
+                bad,
+                shown,
+                hint=f"{lo} is the left/top edge and must be smaller than {hi}",
+                broken=lo,
+            )
     return {c: pd.array([pd.NA if x is None else x for x in boxes[c]], dtype="Int64") for c in BBOX_COLUMNS}
 
 
 def _check_category(values: list, rep: Problems) -> list[str]:
     bad = [i for i, v in enumerate(values) if _missing(v, na_tokens=False)]
     if bad:
-        rep.fail("'category'", "without a category", bad, ["(empty)"] * len(bad),
-                 hint="fill in the category of those rows, or drop the category column", broken="category")
+        rep.fail(
+            "'category'",
+            "without a category",
+            bad,
+            ["(empty)"] * len(bad),
+            hint="fill in the category of those rows, or drop the category column",
+            broken="category",
+        )
     return [v if isinstance(v, str) else str(v.item() if isinstance(v, np.generic) else v) for v in values]
 
 
@@ -305,8 +385,13 @@ def _check_duplicates(out: pd.DataFrame, values: list[Any], rep: Problems) -> No
     if dup:
         path, label, split = (out[c].tolist() for c in ("path", "label", "split"))
         shown = [f"row {first[keys[i]] + 1} (path {_show(path[i])}, label {label[i]}, split {split[i]!r})" for i in dup]
-        rep.fail("duplicated rows", "repeating an earlier row (every column identical)", dup, shown,
-                 hint="remove the repeated rows: a repeated image counts twice in training and in the metrics")
+        rep.fail(
+            "duplicated rows",
+            "repeating an earlier row (every column identical)",
+            dup,
+            shown,
+            hint="remove the repeated rows: a repeated image counts twice in training and in the metrics",
+        )
 
 
 def _leaves_root(path: str) -> bool:
@@ -321,10 +406,14 @@ def _check_inside_root(paths: list[str], root: Path, allow_outside_root: bool, r
         return
     bad = [i for i, p in enumerate(paths) if _leaves_root(p)]
     if bad:
-        rep.fail("'path'", f"with a path leaving the dataset root {str(root.absolute())!r} (absolute or ../)", bad,
-                 [_show(paths[i]) for i in bad],
-                 hint="write paths relative to the dataset root (data.root, default: the CSV's folder), "
-                 "or set data.allow_outside_root: true to allow them")
+        rep.fail(
+            "'path'",
+            f"with a path leaving the dataset root {str(root.absolute())!r} (absolute or ../)",
+            bad,
+            [_show(paths[i]) for i in bad],
+            hint="write paths relative to the dataset root (data.root, default: the CSV's folder), "
+            "or set data.allow_outside_root: true to allow them",
+        )
 
 
 def _image_problem(path: Path) -> str | None:
@@ -352,10 +441,14 @@ def _check_images(paths: list[str], resolved: list[Path], root: Path, rep: Probl
         if seen[p] is not None:
             problems.append((i, f"{_show(paths[i])} ({seen[p]})"))
     if problems:
-        rep.fail("'path'", f"(of {len(paths)}) with a missing or unreadable image file (root {str(root.absolute())!r})",
-                 [i for i, _ in problems], [s for _, s in problems],
-                 hint="fix or remove those rows; paths are relative to the dataset root "
-                 "(data.root, default: the CSV's folder)")
+        rep.fail(
+            "'path'",
+            f"(of {len(paths)}) with a missing or unreadable image file (root {str(root.absolute())!r})",
+            [i for i, _ in problems],
+            [s for _, s in problems],
+            hint="fix or remove those rows; paths are relative to the dataset root "
+            "(data.root, default: the CSV's folder)",
+        )
 
 
 def resolve_image_paths(df: pd.DataFrame, root: str | Path) -> list[Path]:

@@ -67,7 +67,11 @@ class ImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, paths: Sequence[Path | str], labels: Sequence[int], size: int, mode: str = "L",
+        self,
+        paths: Sequence[Path | str],
+        labels: Sequence[int],
+        size: int,
+        mode: str = "L",
         boxes: np.ndarray | None = None,
     ) -> None:
         self.paths = [str(p) for p in paths]
@@ -162,7 +166,10 @@ class WorkerSeeder:
 
 
 def image_loader(
-    dataset: torch.utils.data.Dataset, batches: Iterable[list[int]], num_workers: int, seeder: WorkerSeeder,
+    dataset: torch.utils.data.Dataset,
+    batches: Iterable[list[int]],
+    num_workers: int,
+    seeder: WorkerSeeder,
     persistent: bool = False,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader decoding the given batches of indices (a batch sampler, or a list of index lists)

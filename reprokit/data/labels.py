@@ -24,7 +24,15 @@ from reprokit.core.layout import ArtifactsDir
 from reprokit.data.cells import INVALID, is_missing, show, to_int
 from reprokit.data.problems import Problems
 
-__all__ = ["LABEL_MAP_KEY", "LABEL_MAP_FILE", "LabelMap", "check_labels", "write_label_map", "read_label_map", "number_labels"]
+__all__ = [
+    "LABEL_MAP_KEY",
+    "LABEL_MAP_FILE",
+    "LabelMap",
+    "check_labels",
+    "write_label_map",
+    "read_label_map",
+    "number_labels",
+]
 
 LABEL_MAP_KEY = "reprokit_label_map"  # DataFrame.attrs key of the {text: integer} mapping
 LABEL_MAP_FILE = ArtifactsDir.label_map.as_posix()
@@ -80,8 +88,14 @@ def check_labels(values: list, rep: Problems, label_map: str | None = None) -> t
     if label_map == "auto" and any(x is INVALID for x in parsed):
         empty = [i for i, x in enumerate(parsed) if x is None]
         if empty:
-            rep.fail("'label'", "without a label", empty, ["(empty)"] * len(empty),
-                     hint="every row needs a label (the identity its image shows)", broken="label")
+            rep.fail(
+                "'label'",
+                "without a label",
+                empty,
+                ["(empty)"] * len(empty),
+                hint="every row needs a label (the identity its image shows)",
+                broken="label",
+            )
         texts = [None if x is None else _text(v) for v, x in zip(values, parsed)]
         mapping = number_labels([t for t in texts if t is not None])
         return np.asarray([-1 if t is None else mapping[t] for t in texts], dtype=np.int64), mapping
@@ -89,8 +103,14 @@ def check_labels(values: list, rep: Problems, label_map: str | None = None) -> t
     if bad:
         # A text that is no number at all is a name: say how to map names, not how to write integers.
         named = any(parsed[i] is INVALID and isinstance(values[i], str) and not _numeric(values[i]) for i in bad)
-        rep.fail("'label'", "with a non-integer value", bad, [show(values[i]) for i in bad],
-                 hint=_INTEGER_HINT + (_TEXT_HINT if named else ""), broken="label")
+        rep.fail(
+            "'label'",
+            "with a non-integer value",
+            bad,
+            [show(values[i]) for i in bad],
+            hint=_INTEGER_HINT + (_TEXT_HINT if named else ""),
+            broken="label",
+        )
         return np.asarray([-1 if x is None or x is INVALID else x for x in parsed], dtype=np.int64), None
     return np.asarray(parsed, dtype=np.int64), None
 

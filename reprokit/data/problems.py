@@ -42,9 +42,16 @@ class Problems:
             text += f" ({'line' if len(lines) == 1 else 'lines'} {', '.join(lines)} of the CSV file)"
         return text
 
-    def fail(self, column: str, problem: str, positions: Sequence[int], shown: Sequence[str], hint: str,
-             broken: str | None = None) -> None:
-        """"column 'label': 2 rows with <problem>: row 3 = '1.5', row 7 = 'a'" (+ hint); ``broken``
+    def fail(
+        self,
+        column: str,
+        problem: str,
+        positions: Sequence[int],
+        shown: Sequence[str],
+        hint: str,
+        broken: str | None = None,
+    ) -> None:
+        """ "column 'label': 2 rows with <problem>: row 3 = '1.5', row 7 = 'a'" (+ hint); ``broken``
         names the column later checks must not rely on."""
         subject = f"column {column}" if column.startswith("'") else column
         count = "1 row" if len(positions) == 1 else f"{len(positions)} rows"

@@ -41,8 +41,9 @@ class LabelBalancedBatchSampler:
         self.rank, self.world_size = 0, 1
 
     @staticmethod
-    def problems(labels: Sequence[int] | np.ndarray, n_labels: int, n_instances: int,
-                 shown: Callable[[int], str] = str) -> list[ConfigError]:
+    def problems(
+        labels: Sequence[int] | np.ndarray, n_labels: int, n_instances: int, shown: Callable[[int], str] = str
+    ) -> list[ConfigError]:
         """Why batches of ``n_labels`` x ``n_instances`` cannot be drawn from ``labels`` (empty: they can).
 
         The one owner of that rule: the constructor raises the first, ``reprokit check-data`` lists all.
@@ -51,17 +52,21 @@ class LabelBalancedBatchSampler:
         uniq, counts = np.unique(np.asarray(labels), return_counts=True)
         found = []
         if n_labels > len(uniq):
-            found.append(ConfigError(
-                f"train.n_labels must be <= the number of training labels ({len(uniq)}); got {n_labels}",
-                hint=f"lower train.n_labels to {len(uniq)} or add training labels",
-            ))
+            found.append(
+                ConfigError(
+                    f"train.n_labels must be <= the number of training labels ({len(uniq)}); got {n_labels}",
+                    hint=f"lower train.n_labels to {len(uniq)} or add training labels",
+                )
+            )
         if len(uniq) and counts.min() < n_instances:
             small = uniq[counts < n_instances]
-            found.append(ConfigError(
-                f"train.n_instances must be <= the instances of every training label; got {n_instances}, "
-                f"but {len(small)} label(s) have fewer (e.g. label {shown(int(small[0]))} has {counts[counts < n_instances][0]})",
-                hint=f"lower train.n_instances to {int(counts.min())} or drop the small labels",
-            ))
+            found.append(
+                ConfigError(
+                    f"train.n_instances must be <= the instances of every training label; got {n_instances}, "
+                    f"but {len(small)} label(s) have fewer (e.g. label {shown(int(small[0]))} has {counts[counts < n_instances][0]})",
+                    hint=f"lower train.n_instances to {int(counts.min())} or drop the small labels",
+                )
+            )
         return found
 
     def set_epoch(self, epoch: int) -> None:

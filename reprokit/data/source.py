@@ -13,8 +13,14 @@ from reprokit.data.dataframe import LABEL_MAP_KEY, find_dataframe_problems, load
 from reprokit.data.sampler import LabelBalancedBatchSampler
 
 __all__ = [
-    "load_dataset", "dataset_problems", "split_rows", "scored_rows", "check_fits_config", "fit_problems",
-    "with_tune_split", "TUNE_SPLIT",
+    "load_dataset",
+    "dataset_problems",
+    "split_rows",
+    "scored_rows",
+    "check_fits_config",
+    "fit_problems",
+    "with_tune_split",
+    "TUNE_SPLIT",
 ]
 
 TUNE_SPLIT = "tune"  # the split value of the training rows data.tune_fraction holds out
@@ -27,7 +33,10 @@ def load_dataset(cfg: Config, check_images: bool = True) -> tuple[pd.DataFrame, 
         raise _not_found(cfg, csv_path)
     root = cfg.data.root_path()
     df = load_dataframe(
-        csv_path, root=root, allow_outside_root=cfg.data.allow_outside_root, check_images=check_images,
+        csv_path,
+        root=root,
+        allow_outside_root=cfg.data.allow_outside_root,
+        check_images=check_images,
         label_map=cfg.data.label_map,
     )
     df = with_tune_split(df, cfg.data.tune_fraction, cfg.data.tune_seed)
@@ -41,7 +50,9 @@ def dataset_problems(cfg: Config) -> tuple[pd.DataFrame | None, Path, list[Repro
     if not csv_path.exists():
         return None, csv_path, [_not_found(cfg, csv_path)]
     df, found = find_dataframe_problems(
-        csv_path, root=cfg.data.root_path(), allow_outside_root=cfg.data.allow_outside_root,
+        csv_path,
+        root=cfg.data.root_path(),
+        allow_outside_root=cfg.data.allow_outside_root,
         label_map=cfg.data.label_map,
     )
     problems: list[ReprokitError] = list(found)
@@ -80,15 +91,19 @@ def fit_problems(cfg: Config, df: pd.DataFrame) -> list[ReprokitError]:
         mapping = df.attrs.get(LABEL_MAP_KEY)
         text_of = {code: text for text, code in mapping.items()} if mapping is not None else {}
         found += LabelBalancedBatchSampler.problems(
-            train_labels, cfg.train.n_labels, cfg.train.n_instances,
+            train_labels,
+            cfg.train.n_labels,
+            cfg.train.n_instances,
             shown=lambda code: f"{code} ({text_of[code]!r})" if code in text_of else str(code),
         )
     val = df[df["split"] == "validation"]
     if len(val) and not _some_query_has_ground_truth(val):
-        found.append(DataFrameError(
-            "validation: no query has a ground-truth gallery item other than itself (and its own sequence)",
-            hint="each query label needs at least one more gallery row of that label",
-        ))
+        found.append(
+            DataFrameError(
+                "validation: no query has a ground-truth gallery item other than itself (and its own sequence)",
+                hint="each query label needs at least one more gallery row of that label",
+            )
+        )
     return found
 
 

@@ -144,7 +144,9 @@ def _tiles(n_g: int, kk: int, rows: int, like: torch.Tensor, whole_rows: bool) -
         n_seg = -(-w // SEGMENT) if -(-w // SEGMENT) >= 4 * kk else 0
         if w not in buffers:  # by width: the columns past it must stay +inf
             padded = n_seg * SEGMENT if n_seg else w
-            buffers[w] = torch.full((max(rows, MIN_GEMM_ROWS), padded), float("inf"), dtype=like.dtype, device=like.device)
+            buffers[w] = torch.full(
+                (max(rows, MIN_GEMM_ROWS), padded), float("inf"), dtype=like.dtype, device=like.device
+            )
         tiles.append(_Tile(start, start + w, n_seg, buffers[w]))
     return tiles
 

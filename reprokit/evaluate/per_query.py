@@ -50,8 +50,13 @@ def _split(cell: object, kind: type) -> list:
 def read_per_query(source: str | Path | IO[str]) -> pd.DataFrame:
     """The table with its list cells as Python lists (``retrieved_paths`` only when the run wrote it)."""
     # retrieved_paths decoded from the raw text of its cells (a converter sees it before NA parsing).
-    pq = pd.read_csv(source, sep="\t", keep_default_na=True, dtype={"category": str, "path": str},
-                     converters={"retrieved_paths": decode_paths})
+    pq = pd.read_csv(
+        source,
+        sep="\t",
+        keep_default_na=True,
+        dtype={"category": str, "path": str},
+        converters={"retrieved_paths": decode_paths},
+    )
     pq["retrieved"] = [_split(s, int) for s in pq["retrieved"]]
     pq["distances"] = [_split(s, float) for s in pq["distances"]]
     return pq

@@ -32,8 +32,16 @@ from reprokit.evaluate.per_query import encode_floats, encode_ints, encode_paths
 
 __all__ = [
     "embedding_device",
-    "baseline_pixels", "embed", "embed_distributed", "score", "validation_inputs", "wants_distributed",
-    "write_validation", "split_metrics", "category_rows", "write_category_table",
+    "baseline_pixels",
+    "embed",
+    "embed_distributed",
+    "score",
+    "validation_inputs",
+    "wants_distributed",
+    "write_validation",
+    "split_metrics",
+    "category_rows",
+    "write_category_table",
 ]
 
 
@@ -58,8 +66,9 @@ def baseline_pixels(validate: ValidateConfig, images: ImageDataset) -> RawPixels
     return pixels
 
 
-def _batches(images: torch.Tensor | ImageDataset, batch_size: int, batch_ids, num_workers: int = 0, seed: int = 0,
-             rank: int = 0):
+def _batches(
+    images: torch.Tensor | ImageDataset, batch_size: int, batch_ids, num_workers: int = 0, seed: int = 0, rank: int = 0
+):
     """(images, labels, item indices) of the given batches (batch b: items b*batch_size, ...): slices of
     an in-memory tensor, or decoded by a DataLoader with ``num_workers`` workers, in order."""
     ranges = [range(b * batch_size, min((b + 1) * batch_size, len(images))) for b in batch_ids]
@@ -78,7 +87,9 @@ def embedding_device(t: TrainerConfig) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator is {wanted!r} but this machine has no CUDA GPU", hint="use cpu or auto")
+            raise ConfigError(
+                f"trainer.accelerator is {wanted!r} but this machine has no CUDA GPU", hint="use cpu or auto"
+            )
         return torch.device("cuda")
     if wanted == "mps":
         if not torch.backends.mps.is_available():
@@ -93,8 +104,14 @@ def _n_rows(n: int, batch_size: int, batch_ids) -> int:
 
 # No autograd graph: without it every batch's activations would be kept until the end.
 @torch.inference_mode()
-def _embed_batches(model: nn.Module, batches, n_rows: int, show: bool, pixels: RawPixels | None = None,
-                   device: torch.device | None = None):
+def _embed_batches(
+    model: nn.Module,
+    batches,
+    n_rows: int,
+    show: bool,
+    pixels: RawPixels | None = None,
+    device: torch.device | None = None,
+):
     """Item indices and embeddings of the ``n_rows`` items of ``batches``, in their order, both on
     ``device`` (the model's device by default).
 
@@ -118,8 +135,14 @@ def _embed_batches(model: nn.Module, batches, n_rows: int, show: bool, pixels: R
 
 
 def embed(
-    model: nn.Module, images: torch.Tensor | ImageDataset, batch_size: int, show_progress: bool = True, *,
-    num_workers: int = 0, seed: int = 0, pixels: RawPixels | None = None,
+    model: nn.Module,
+    images: torch.Tensor | ImageDataset,
+    batch_size: int,
+    show_progress: bool = True,
+    *,
+    num_workers: int = 0,
+    seed: int = 0,
+    pixels: RawPixels | None = None,
 ) -> torch.Tensor:
     """Embeddings of all images (a tensor, or a dataset decoded per batch by ``num_workers`` workers
     seeded from ``seed``), in order; ``pixels`` receives each batch's pixels as it goes."""
@@ -155,11 +178,18 @@ def embed_distributed(
     bs, workers = cfg.validate.batch_size, cfg.validate.num_workers
     n_batches = -(-len(images) // bs)
     # The sampler only takes len() of its dataset; torch types it a Dataset.
-    shard: DistributedSampler[int] = DistributedSampler(cast("Dataset[int]", range(n_batches)), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False)
+    shard: DistributedSampler[int] = DistributedSampler(
+        cast("Dataset[int]", range(n_batches)), num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=False
+    )
     mine = list(shard)
     keep = pixels if fabric.is_global_zero else None
-    idx, emb = _embed_batches(model, _batches(images, bs, mine, workers, cfg.seed, fabric.global_rank),
-                              _n_rows(len(images), bs, mine), fabric.is_global_zero, keep)
+    idx, emb = _embed_batches(
+        model,
+        _batches(images, bs, mine, workers, cfg.seed, fabric.global_rank),
+        _n_rows(len(images), bs, mine),
+        fabric.is_global_zero,
+        keep,
+    )
     _, emb = gather_for_metrics(idx, emb)
     if keep is not None:
         others = sorted(set(range(n_batches)) - set(mine))
@@ -169,8 +199,13 @@ def embed_distributed(
 
 
 def score(
-    cfg: Config, val_df: pd.DataFrame, embeddings: torch.Tensor, show_progress: bool = True, extra_metrics: bool = True,
-    by_category: bool = True, distributed: bool = False,
+    cfg: Config,
+    val_df: pd.DataFrame,
+    embeddings: torch.Tensor,
+    show_progress: bool = True,
+    extra_metrics: bool = True,
+    by_category: bool = True,
+    distributed: bool = False,
 ):
     """Retrieval metrics of the validation split with the ``validate`` settings.
 

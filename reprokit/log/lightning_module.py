@@ -124,9 +124,19 @@ class LightningModule(pl.LightningModule):
             value, metric_attribute = self._custom_reduction(name, value, reduce_fx, step_level)
             reduce_fx = "mean"  # ignored by Lightning for a Metric
         super().log(
-            name, value, prog_bar=prog_bar, logger=logger, on_step=on_step, on_epoch=on_epoch, reduce_fx=reduce_fx,
-            enable_graph=enable_graph, sync_dist=sync_dist, sync_dist_group=sync_dist_group,
-            add_dataloader_idx=add_dataloader_idx, batch_size=batch_size, metric_attribute=metric_attribute,
+            name,
+            value,
+            prog_bar=prog_bar,
+            logger=logger,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            reduce_fx=reduce_fx,
+            enable_graph=enable_graph,
+            sync_dist=sync_dist,
+            sync_dist_group=sync_dist_group,
+            add_dataloader_idx=add_dataloader_idx,
+            batch_size=batch_size,
+            metric_attribute=metric_attribute,
             rank_zero_only=rank_zero_only,
         )
 

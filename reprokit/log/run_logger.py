@@ -180,8 +180,11 @@ class RunFolderLogger(Logger):
         if self.state_dir is None:
             return
         state = TrainDir(self.state_dir)
-        for path, rows, key in ((state.step_table, self._step_rows, "step"), (state.epoch_table, self._epoch_rows, "epoch"),
-                                (state.validation_table, self._validation_rows, "epoch")):
+        for path, rows, key in (
+            (state.step_table, self._step_rows, "step"),
+            (state.epoch_table, self._epoch_rows, "epoch"),
+            (state.validation_table, self._validation_rows, "epoch"),
+        ):
             if path.exists():
                 for row in read_table(path):
                     rows[int(row[key])] = row

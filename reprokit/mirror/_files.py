@@ -46,4 +46,3 @@ class RunFolder:
 
     def discard(self) -> None:
         paths.discard(self.staging)
-

@@ -39,8 +39,14 @@ class RunInfo:
     """
 
     def __init__(
-        self, run_id: str, run_name: str, home_dir: Path, timeout_s: float, sweep: str | None = None,
-        live_id: str | None = None, live_name: str | None = None,
+        self,
+        run_id: str,
+        run_name: str,
+        home_dir: Path,
+        timeout_s: float,
+        sweep: str | None = None,
+        live_id: str | None = None,
+        live_name: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.run_name = run_name

@@ -57,8 +57,21 @@ class RngState:
 _NO_HOOKS = {
     k: False
     for k in (
-        "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit", "fastai", "lightgbm", "hydra",
-        "detect_repository", "tfdefines", "joblib", "megengine", "catboost", "gradio",
+        "matplotlib",
+        "tensorflow",
+        "tensorboard",
+        "pytorch",
+        "xgboost",
+        "scikit",
+        "fastai",
+        "lightgbm",
+        "hydra",
+        "detect_repository",
+        "tfdefines",
+        "joblib",
+        "megengine",
+        "catboost",
+        "gradio",
     )
 }
 

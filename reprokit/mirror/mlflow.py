@@ -51,6 +51,8 @@ _KEY_BAD = re.compile(r"[^\w\-. /]")
 def mlflow_key(name: str) -> str:
     """MLflow refuses '@' (and more) in keys: ``cmc@1`` -> ``cmc_at_1``; other bad characters -> ``_``."""
     return _KEY_BAD.sub("_", name.replace("@", "_at_"))
+
+
 _MAX_PARAM = 6000
 _BATCH = 1000
 
@@ -128,7 +130,9 @@ class MlflowBackend(MirrorBackend):
             for key, value in parent.items():
                 self.client.set_tag(self.mlflow_run.info.run_id, key, value)
         else:
-            self.mlflow_run = self.client.create_run(exp_id, run_name=run.run_name, tags={RUN_TAG: run.run_id, **parent})
+            self.mlflow_run = self.client.create_run(
+                exp_id, run_name=run.run_name, tags={RUN_TAG: run.run_id, **parent}
+            )
         self.run_id = self.mlflow_run.info.run_id
         self.run = run
         self._seen: dict[str, set[tuple[int, float]]] | None = None
@@ -136,9 +140,11 @@ class MlflowBackend(MirrorBackend):
     def _sweep_parent(self, exp_id: str, sweep: str) -> str:
         """The sweep's parent run, found by its ``reprokit.sweep_parent`` tag or created. Two trials that
         create it at once both keep the older one (start time, then id) and the younger is deleted."""
+
         def oldest() -> list:
-            runs = self.client.search_runs([exp_id], filter_string=f"tags.`reprokit.sweep_parent` = '{sweep}'",
-                                           max_results=50)
+            runs = self.client.search_runs(
+                [exp_id], filter_string=f"tags.`reprokit.sweep_parent` = '{sweep}'", max_results=50
+            )
             return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
         found = oldest()

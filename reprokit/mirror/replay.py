@@ -167,8 +167,17 @@ def _new_report(logger: LoggerConfig) -> dict[str, Any]:
     }
 
 
-def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, logger: LoggerConfig,
-            tags: tuple[str, ...] | list[str], report: dict[str, Any], secrets: list[str], local: bool) -> None:
+def _replay(
+    backend: MirrorBackend,
+    driver: _Driver,
+    runs: Path,
+    project: Path,
+    logger: LoggerConfig,
+    tags: tuple[str, ...] | list[str],
+    report: dict[str, Any],
+    secrets: list[str],
+    local: bool,
+) -> None:
     """Read the run folder and drive the backend; fill ``report``. Raises only for a bug in a local backend."""
     try:
         data = read_run_folder(runs, tags)
@@ -179,8 +188,15 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         if group.name is not None:  # group.active
             data.auto_tags.update(sweep_tags(group.name, group.trial, os.environ.get("DVC_EXP_NAME")))
         # live_*: the logger run the train stage filled live, which a live backend adopts (see base.py).
-        info = RunInfo(data.run_id, data.run_name, home_dir(project), logger.timeout_s, sweep=group.name,
-                       live_id=data.train_run_id or None, live_name=data.train_run_name or None)
+        info = RunInfo(
+            data.run_id,
+            data.run_name,
+            home_dir(project),
+            logger.timeout_s,
+            sweep=group.name,
+            live_id=data.train_run_id or None,
+            live_name=data.train_run_name or None,
+        )
         report["where"] = _scrub_dict(_run_with_deadline(driver, data, info), secrets)
         report.update(ok=True, published="yes")
     except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not fatal
@@ -190,8 +206,10 @@ def _replay(backend: MirrorBackend, driver: _Driver, runs: Path, project: Path, 
         # by one rename at the very end: their own error in finish() means not published.
         if driver.phase == "finish" and (isinstance(exc, TimeoutError) or not local):
             report["published"] = "unknown"
-            what += f"; {logger.name} was finishing the run: whether it was published is unknown, " \
+            what += (
+                f"; {logger.name} was finishing the run: whether it was published is unknown, "
                 "it may be partially published"
+            )
         report["error"] = one_line(what, secrets, limit=500)
         if local and not isinstance(exc, (OSError, TimeoutError, MirrorError)):
             # TensorBoard and CSV are reprokit's own code writing local files: an error there is a bug.
@@ -237,14 +255,19 @@ def mirror_run(
     return report
 
 
-def _tell(report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig,
-          backend: type[MirrorBackend]) -> None:
+def _tell(
+    report: dict[str, Any], runs: Path, report_path: Path, logger: LoggerConfig, backend: type[MirrorBackend]
+) -> None:
     if report["missing"]:
         print(f"{PROG}: note: not in the run folder, not mirrored: {', '.join(report['missing'])}", file=sys.stderr)
     if report["ok"]:
         # The stage's one line: which logger run, where, and the command that shows it.
-        summary("mirror", f"{logger.name} run {report['run_name']}", _location(report["where"]),
-                backend.how_to_open(report["where"]))
+        summary(
+            "mirror",
+            f"{logger.name} run {report['run_name']}",
+            _location(report["where"]),
+            backend.how_to_open(report["where"]),
+        )
         return
     message = (
         f"mirroring run {report['run_name'] or runs} into {logger.name} failed: {report['error']}; "
@@ -263,7 +286,10 @@ def _location(where: Mapping[str, Any]) -> str | None:
 
 
 def _redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if not isinstance(v, (bool, int, float, str, type(None))) else v) for k, v in redact(dict(args)).items()}
+    return {
+        k: (str(v) if not isinstance(v, (bool, int, float, str, type(None))) else v)
+        for k, v in redact(dict(args)).items()
+    }
 
 
 def _scrub_dict(where: Mapping[str, Any], secrets: list[str]) -> dict[str, Any]:

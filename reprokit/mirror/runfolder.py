@@ -39,7 +39,6 @@ from reprokit.core.scalars import Scalar, WallTimes, epoch_tag, read_wall_times,
 __all__ = ["Scalar", "Media", "Artifact", "RunData", "read_run_folder", "STAGES"]
 
 
-
 @dataclass(frozen=True)
 class Media:
     """An image (``path`` to a PNG) or a text (``text``) logged under ``tag`` at ``step``."""
@@ -157,8 +156,12 @@ def _read_identity(runs: RunsDir) -> RunData:
     train_id = trained.train_run_id
     if len(train_id) != 32 or any(c not in "0123456789abcdef" for c in train_id):
         raise MirrorError(f"{runs.train.identity}: run_id must be 32 lowercase hex characters; got {train_id!r}")
-    data = RunData(run_id=trained.run_id, run_name=trained.run_name, train_run_id=train_id,
-                   train_run_name=trained.train_run_name or f"run-{train_id[:8]}")
+    data = RunData(
+        run_id=trained.run_id,
+        run_name=trained.run_name,
+        train_run_id=train_id,
+        train_run_name=trained.train_run_name or f"run-{train_id[:8]}",
+    )
     data.auto_tags["train_run_id"] = train_id
     data.missing = [f"{s}/" for s in STAGES if not (runs.root / s).is_dir()]
     return data
@@ -173,8 +176,11 @@ def _read_scalars(runs: RunsDir, data: RunData) -> None:
         except (OSError, ValueError) as exc:
             data.skipped.append(f"{train.wall_times.relative_to(runs.root).as_posix()} ({' '.join(str(exc).split())})")
     # validation.tsv is optional: a run from before validation while training has none.
-    for tsv, table, required in ((train.step_table, "step", True), (train.epoch_table, "epoch", True),
-                                 (train.validation_table, "epoch", False)):
+    for tsv, table, required in (
+        (train.step_table, "step", True),
+        (train.epoch_table, "epoch", True),
+        (train.validation_table, "epoch", False),
+    ):
         if tsv.is_file():
             data.scalars += _read_tsv(tsv, table, wall)
         elif required and train.root.is_dir():

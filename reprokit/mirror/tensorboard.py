@@ -131,7 +131,11 @@ class TensorBoardBackend(MirrorBackend):
     @classmethod
     def how_to_open(cls, where: Mapping[str, Any]) -> str | None:
         # The root holds every run: TensorBoard then shows them side by side.
-        return f"open it: tensorboard --logdir {shown_path(Path(where['log_dir']).parent)}" if where.get("log_dir") else None
+        return (
+            f"open it: tensorboard --logdir {shown_path(Path(where['log_dir']).parent)}"
+            if where.get("log_dir")
+            else None
+        )
 
     def finish(self) -> dict[str, Any]:
         for (step, tag), paths in sorted(self.images.items()):

@@ -15,8 +15,12 @@ def run(cfg: Config) -> None:
     d = cfg.data.digits
     csv = generate_digits(d, cfg.seed, d.output)
     _, n_val = d.split_sizes()
-    summary("prepare", f"{d.n_labels() * d.views:,} images of {d.n_labels():,} labels ({n_val:,} for validation)",
-            csv.parent, f"{csv.name}, images/")
+    summary(
+        "prepare",
+        f"{d.n_labels() * d.views:,} images of {d.n_labels():,} labels ({n_val:,} for validation)",
+        csv.parent,
+        f"{csv.name}, images/",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -94,14 +94,23 @@ def run(cfg: Config, *, out: str | Path = _RUNS.train.root) -> None:
     inputs = recorded_inputs(cfg.to_dict(), "train")
     out_dir = TrainDir(out)
     df, paths, csv_path = load_dataset(cfg)  # every data check before any compute
-    remove_outputs(out_dir.metrics, out_dir.identity, out_dir.plots, out_dir.wall_times, out_dir.images,
-                   out_dir.texts, out_dir.artifacts)
+    remove_outputs(
+        out_dir.metrics,
+        out_dir.identity,
+        out_dir.plots,
+        out_dir.wall_times,
+        out_dir.images,
+        out_dir.texts,
+        out_dir.artifacts,
+    )
     identity = run_identity(cfg)
     validator = TrainingValidator(cfg, df, paths) if cfg.train.validate_every_n_epochs > 0 else None
     # A `reprokit sweep` trial: its pruner is asked after each validation (rank zero only).
     pruning = sweep_pruning_hook() if validator is not None and is_rank_zero() else None
-    with (live_logging(cfg, identity) as live,
-          staged_artifacts(out_dir, cfg, csv_path, Path.cwd(), df.attrs.get(LABEL_MAP_KEY))):
+    with (
+        live_logging(cfg, identity) as live,
+        staged_artifacts(out_dir, cfg, csv_path, Path.cwd(), df.attrs.get(LABEL_MAP_KEY)),
+    ):
         sink = live.send if live is not None else None
         hooks = [pruning] if pruning is not None else []
         stats, is_global_zero = train(cfg, df, paths, out_dir.root, validator=validator, on_validation=hooks, live=sink)
@@ -110,8 +119,10 @@ def run(cfg: Config, *, out: str | Path = _RUNS.train.root) -> None:
     if not is_global_zero:
         return  # under DDP, rank zero alone writes
     warn_untracked_imports(Path.cwd())
-    write_json(out_dir.identity, {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3),
-                                  "inputs": inputs})
+    write_json(
+        out_dir.identity,
+        {**identity, "started_at": round(started_at, 3), "finished_at": round(time.time(), 3), "inputs": inputs},
+    )
     # Last: metrics.json exists only for a finished run.
     write_json(out_dir.metrics, stats)
     shown = [f"{k}={v:.4f}" for k, v in stats.items() if isinstance(v, float)]
@@ -120,8 +131,12 @@ def run(cfg: Config, *, out: str | Path = _RUNS.train.root) -> None:
         shown += [f"best epoch {best['epoch']} ({', '.join(f'{k}={v:.4f}' for k, v in best.items() if k != 'epoch')})"]
     else:
         shown += _last_validation(out_dir, cfg.train.monitor)
-    summary("train", f"{', '.join(shown)} after {cfg.train.epochs} epochs",
-            out_dir.root, f"{out_dir.model.name}, {out_dir.metrics.name}, {out_dir.plots.name}/, {out_dir.artifacts.name}/")
+    summary(
+        "train",
+        f"{', '.join(shown)} after {cfg.train.epochs} epochs",
+        out_dir.root,
+        f"{out_dir.model.name}, {out_dir.metrics.name}, {out_dir.plots.name}/, {out_dir.artifacts.name}/",
+    )
 
 
 def _last_validation(out: TrainDir, metric: str) -> list[str]:

@@ -52,7 +52,9 @@ def run(cfg: Config, *, model: str | Path = _RUNS.train.model, out: str | Path =
         embeddings, is_global_zero = embed_distributed(cfg, embedder, images, pixels)
     else:
         v = cfg.validate
-        embeddings = embed(embedder.to(device), images, v.batch_size, num_workers=v.num_workers, seed=cfg.seed, pixels=pixels)
+        embeddings = embed(
+            embedder.to(device), images, v.batch_size, num_workers=v.num_workers, seed=cfg.seed, pixels=pixels
+        )
     # The search and metrics run on the embeddings' device; under DDP each rank searches its share
     # of the queries and rank zero alone writes.
     res = score(cfg, val_df, embeddings, show_progress=not distributed or is_global_zero, distributed=distributed)
@@ -65,8 +67,12 @@ def run(cfg: Config, *, model: str | Path = _RUNS.train.model, out: str | Path =
     skipped = metrics["n_queries_without_gt"]
     queries = f"{metrics['n_queries']:,} queries" + (f", {skipped:,} without ground truth left out" if skipped else "")
     raw = baseline.overall.get("cmc@1")
-    summary("validate", f"{scores} ({queries}" + (f"; raw pixels cmc@1={raw:.4f})" if raw is not None else ")"),
-            out_dir.root, f"{out_dir.metrics.name}, {out_dir.by_category.name}, {out_dir.per_query.name}")
+    summary(
+        "validate",
+        f"{scores} ({queries}" + (f"; raw pixels cmc@1={raw:.4f})" if raw is not None else ")"),
+        out_dir.root,
+        f"{out_dir.metrics.name}, {out_dir.by_category.name}, {out_dir.per_query.name}",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,7 +38,11 @@ __all__ = ["write_run_artifacts", "code_snapshot", "auto_tags", "environment", "
 
 
 def code_snapshot(
-    project_dir: Path, out_dir: Path, state: GitState, secrets: Sequence[str] = (), exclude: tuple[str, ...] = (RUNS_ROOT,)
+    project_dir: Path,
+    out_dir: Path,
+    state: GitState,
+    secrets: Sequence[str] = (),
+    exclude: tuple[str, ...] = (RUNS_ROOT,),
 ) -> None:
     """Archive the tracked files and the diff, but for ``exclude`` (the run folder: outputs, not
     code); literal secret values are replaced in both.
@@ -70,7 +74,11 @@ def code_snapshot(
             tar.addfile(info, io.BytesIO(data))
     artifacts = ArtifactsDir(out_dir)
     write_bytes(artifacts.code, buf.getvalue())
-    diff = git(["diff", "HEAD", "--binary", "--", ".", *excluded(exclude)], project_dir, check=False) if state.commit else ""
+    diff = (
+        git(["diff", "HEAD", "--binary", "--", ".", *excluded(exclude)], project_dir, check=False)
+        if state.commit
+        else ""
+    )
     write_bytes(artifacts.diff, scrub(diff.encode(), secrets))
     write_json(artifacts.git, state.to_dict())
 

@@ -156,7 +156,11 @@ def read_committed_run(repo: Path, rev: str) -> CommittedRun:
         by_category = metrics.get("by_category", {})
     per_query = read_per_query(io.StringIO(_read_text(fs, validate.per_query.as_posix(), label)))
     run = CommittedRun(
-        rev=rev, commit=commit, params=params, fs=fs, per_query=per_query,
+        rev=rev,
+        commit=commit,
+        params=params,
+        fs=fs,
+        per_query=per_query,
         overall={k: float(v) for k, v in (metrics.get("overall") or {}).items()},
         by_category={str(c): {k: float(v) for k, v in m.items()} for c, m in (by_category or {}).items()},
     )

@@ -21,8 +21,16 @@ from reprokit.core.errors import CompareError
 from reprokit.data.columns import BBOX_COLUMNS
 from reprokit.provenance.committed_run import VALIDATION_COLUMNS, CommittedRun, read_committed_run
 
-__all__ = ["Comparison", "Flip", "Retrieved", "compare_runs", "compare", "check_same_validation_data", "format_comparison",
-           "titles"]
+__all__ = [
+    "Comparison",
+    "Flip",
+    "Retrieved",
+    "compare_runs",
+    "compare",
+    "check_same_validation_data",
+    "format_comparison",
+    "titles",
+]
 
 TRUE_CELLS = {"true", "1", "1.0", "yes"}
 DEFAULT_METRIC, DEFAULT_TOP_K = "map@5", 5
@@ -132,18 +140,23 @@ def _check_rows(a: CommittedRun, b: CommittedRun) -> None:
     for frame, run, name in ((va, a, "A"), (vb, b, "B")):
         counts = frame["path"].value_counts()
         if (counts > 1).any() and not all(c in frame.columns for c in BBOX_COLUMNS):
-            raise CompareError(f"{name} ({run.label}): validation paths repeat without bounding boxes "
-                               f"(e.g. {counts.index[0]!r}); compare matches items by path")
-    _check_paths("validation items (the dataframe's validation rows)", set(va["path"]), set(vb["path"]),
-                 a.label, b.label)
+            raise CompareError(
+                f"{name} ({run.label}): validation paths repeat without bounding boxes "
+                f"(e.g. {counts.index[0]!r}); compare matches items by path"
+            )
+    _check_paths(
+        "validation items (the dataframe's validation rows)", set(va["path"]), set(vb["path"]), a.label, b.label
+    )
     if va["path"].duplicated().any() or vb["path"].duplicated().any():
         return  # several boxes per image: rows are matched by path only, as far as that goes
     ia, ib = va.set_index("path"), vb.set_index("path").reindex(va["path"])
     for column in (*VALIDATION_COLUMNS, *BBOX_COLUMNS):
         in_a, in_b = column in ia.columns, column in ib.columns
         if in_a != in_b:
-            raise CompareError(f"the runs used different validation data: column {column!r} is only in "
-                               f"{'A' if in_a else 'B'}'s dataframe")
+            raise CompareError(
+                f"the runs used different validation data: column {column!r} is only in "
+                f"{'A' if in_a else 'B'}'s dataframe"
+            )
         if not in_a:
             continue
         x, y = _normalised(column, ia[column]), _normalised(column, ib[column])
@@ -163,7 +176,11 @@ def _metric(a: CommittedRun, b: CommittedRun, wanted: str | None) -> str:
     )
     missing = [r.label for r in (a, b) if metric not in r.per_query.columns]
     if missing:
-        common = [c for c in a.per_query.columns if c in b.per_query.columns and ("@" in c or c in ("mrr", "ap", "r_precision"))]
+        common = [
+            c
+            for c in a.per_query.columns
+            if c in b.per_query.columns and ("@" in c or c in ("mrr", "ap", "r_precision"))
+        ]
         raise CompareError(
             f"metric {metric!r} is not in the per-query table of {', '.join(missing)}; both have: {', '.join(common)}",
             hint="pass --metric NAME",
@@ -216,17 +233,27 @@ def compare(a: CommittedRun, b: CommittedRun, metric: str | None = None, top_k: 
         row_b = pd.Series({"label": r["label_b"], "distances": r["distances_b"]})
         category = r.get("category_a")
         flip = Flip(
-            path=r["path"], label=int(r["label_a"]),
-            category=None if category is None or (isinstance(category, float) and math.isnan(category)) else str(category),
-            metric_a=float(r[f"{metric}_a"]), metric_b=float(r[f"{metric}_b"]),
-            top_a=_top(row_a, r["_paths_a"], label_of, k), top_b=_top(row_b, r["_paths_b"], label_of, k),
+            path=r["path"],
+            label=int(r["label_a"]),
+            category=None
+            if category is None or (isinstance(category, float) and math.isnan(category))
+            else str(category),
+            metric_a=float(r[f"{metric}_a"]),
+            metric_b=float(r[f"{metric}_b"]),
+            top_a=_top(row_a, r["_paths_a"], label_of, k),
+            top_b=_top(row_b, r["_paths_b"], label_of, k),
         )
         (regressed if hit_a else improved).append(flip)
     regressed.sort(key=lambda f: (f.change, f.path))
     improved.sort(key=lambda f: (-f.change, f.path))
     categories = sorted(set(a.by_category) | set(b.by_category), key=_category_key)
     return Comparison(
-        a=a, b=b, metric=metric, n_queries=len(both), regressed=regressed, improved=improved,
+        a=a,
+        b=b,
+        metric=metric,
+        n_queries=len(both),
+        regressed=regressed,
+        improved=improved,
         overall=_deltas(a.overall, b.overall),
         by_category={c: _deltas(a.by_category.get(c, {}), b.by_category.get(c, {})) for c in categories},
     )
@@ -257,7 +284,9 @@ def _table(header: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
 
@@ -267,8 +296,10 @@ def _flip_lines(title: str, flips: list[Flip], metric: str, limit: int) -> list[
     if not flips:
         return lines + ["  (none)"]
     shown = flips if limit <= 0 else flips[:limit]
-    rows = [[f"{f.change:+.4f}", f"{f.metric_a:.4f}", f"{f.metric_b:.4f}", str(f.label), f.category or "",
-             f.path] for f in shown]
+    rows = [
+        [f"{f.change:+.4f}", f"{f.metric_a:.4f}", f"{f.metric_b:.4f}", str(f.label), f.category or "", f.path]
+        for f in shown
+    ]
     table = _table(["change", f"{metric} A", f"{metric} B", "label", "category", "path"], rows, left=(5,))
     lines += ["  " + t for t in table]
     if len(shown) < len(flips):
@@ -294,8 +325,10 @@ def format_comparison(c: Comparison, limit: int = 20) -> str:
         "",
         "overall",
     ]
-    lines += ["  " + t for t in _table(["metric", "A", "B", "B-A"],
-                                      [[m, _num(x), _num(y), _delta(x, y)] for m, x, y in c.overall])]
+    lines += [
+        "  " + t
+        for t in _table(["metric", "A", "B", "B-A"], [[m, _num(x), _num(y), _delta(x, y)] for m, x, y in c.overall])
+    ]
     if c.by_category:
         names = list(dict.fromkeys(m for rows in c.by_category.values() for m, _, _ in rows))
         lines += ["", "by category: B-A"]

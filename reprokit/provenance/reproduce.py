@@ -98,7 +98,9 @@ def resolve_rev(rev: str, repo: Path) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise ReproduceError(f"experiment name {rev!r} is ambiguous ({len(matches)} experiments)", hint="pass its commit SHA")
+        raise ReproduceError(
+            f"experiment name {rev!r} is ambiguous ({len(matches)} experiments)", hint="pass its commit SHA"
+        )
     raise ReproduceError(
         f"unknown revision {rev!r}: not a commit, branch, tag or DVC experiment",
         hint="list them with `git log --oneline` or `dvc exp show -A`",
@@ -126,9 +128,7 @@ TABLE_SUFFIXES = {".json": None, ".tsv": "\t", ".csv": ","}
 
 def _numeric_leaves(data: Any) -> dict[str, float]:
     """Every number of a metrics file, keyed by its dotted path (as `dvc exp show` names it)."""
-    return {
-        k: float(v) for k, v in flatten(data).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    return {k: float(v) for k, v in flatten(data).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _table_leaves(text: str, delimiter: str) -> dict[str, float]:
@@ -212,16 +212,30 @@ def _prepare_checkout(commit: str, repo: Path, workdir: Path) -> None:
     identity = ["-c", "user.name=reprokit reproduce", "-c", "user.email=reproduce@reprokit.invalid"]
     _checked(["git", "init", "-q"], workdir, "making the reproduction a git repository")
     _checked(["git", "add", "-A"], workdir, "staging the exported files")
-    _checked(["git", *identity, "commit", "-qm", f"reproduce {commit}", "--no-verify"], workdir, "committing the exported files")
+    _checked(
+        ["git", *identity, "commit", "-qm", f"reproduce {commit}", "--no-verify"],
+        workdir,
+        "committing the exported files",
+    )
     cache = repo / ".dvc" / "cache"
     if cache.is_dir():
         # The user's cache, read-only, as a local remote (same layout); our outputs go to our own cache.
-        _checked(["dvc", "remote", "add", "--local", "reprokit_origin_cache", str(cache.resolve())], workdir,
-                 "adding your DVC cache as a read-only remote")
-        _checked(["dvc", "pull", "-q", "--allow-missing", "-r", "reprokit_origin_cache"], workdir,
-                 "restoring the recorded inputs from your DVC cache")
+        _checked(
+            ["dvc", "remote", "add", "--local", "reprokit_origin_cache", str(cache.resolve())],
+            workdir,
+            "adding your DVC cache as a read-only remote",
+        )
+        _checked(
+            ["dvc", "pull", "-q", "--allow-missing", "-r", "reprokit_origin_cache"],
+            workdir,
+            "restoring the recorded inputs from your DVC cache",
+        )
     if _run(["dvc", "remote", "default"], workdir).returncode == 0:  # the project's default remote, if it has one
-        _checked(["dvc", "pull", "-q", "--allow-missing"], workdir, "restoring the recorded inputs from the default DVC remote")
+        _checked(
+            ["dvc", "pull", "-q", "--allow-missing"],
+            workdir,
+            "restoring the recorded inputs from the default DVC remote",
+        )
 
 
 def data_differences(workdir: Path) -> list[str]:
@@ -241,8 +255,12 @@ def data_differences(workdir: Path) -> list[str]:
             for path, how in (entry.get("changed deps") or {}).items() if isinstance(entry, dict) else ():
                 # A stage's output, a file inside one (the dataframe the prepare stage generates), or a
                 # folder of outputs (the stage folders under runs/ the report and the mirror read).
-                made = path in produced or any(path.startswith(out + "/") for out in produced) \
-                    or path == RUNS_ROOT or path.startswith(RUNS_ROOT + "/")
+                made = (
+                    path in produced
+                    or any(path.startswith(out + "/") for out in produced)
+                    or path == RUNS_ROOT
+                    or path.startswith(RUNS_ROOT + "/")
+                )
                 if made or path.startswith(("reprokit/", "stages/")) or path.endswith(".py"):
                     continue
                 found[path] = how
@@ -269,8 +287,10 @@ def code_differences(workdir: Path) -> list[str]:
         if not file.is_file():
             found.append(f"{path} (the run imported it; the revision does not have it: it was never committed to git)")
         elif content_hash(file) != digest:
-            found.append(f"{path} (the run imported sha256 {digest[:12]}, the revision holds "
-                         f"{content_hash(file)[:12]}: an edit that was not committed)")
+            found.append(
+                f"{path} (the run imported sha256 {digest[:12]}, the revision holds "
+                f"{content_hash(file)[:12]}: an edit that was not committed)"
+            )
     return found
 
 
@@ -280,7 +300,12 @@ def _repro(workdir: Path, log_path: Path) -> int:
         # The mirror stage sees REPRODUCING_ENV and writes to a throwaway local logger, never the team's tracker.
         env = {**os.environ, REPRODUCING_ENV: "1"}
         proc = subprocess.Popen(
-            ["dvc", "repro", "--force"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            ["dvc", "repro", "--force"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         for line in proc.stdout or ():
             log.write(line)
@@ -297,14 +322,19 @@ def reproduce(rev: str, repo: Path = Path("."), tolerance: float = 0.0, keep: bo
     workdir = Path(tempfile.mkdtemp(prefix=f"reprokit-reproduce-{commit[:8]}-"))
     report = ReproduceReport(rev=rev, commit=commit, tolerance=tolerance, workdir=workdir if keep else None)
     print(f"reproducing {rev} ({commit[:12]}) in {workdir}", file=sys.stderr, flush=True)
-    print("reproduce: the mirror stage writes to a throwaway csv logger in that copy, never to your tracker",
-          file=sys.stderr, flush=True)
+    print(
+        "reproduce: the mirror stage writes to a throwaway csv logger in that copy, never to your tracker",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.monotonic()
     try:
         _prepare_checkout(commit, repo, workdir)
         report.data_differences = data_differences(workdir)
         for line in report.data_differences:
-            print(f"reproduce: warning: input data differs from what {rev} recorded: {line}", file=sys.stderr, flush=True)
+            print(
+                f"reproduce: warning: input data differs from what {rev} recorded: {line}", file=sys.stderr, flush=True
+            )
         report.code_differences = code_differences(workdir)
         for line in report.code_differences:
             print(f"reproduce: warning: code differs from what {rev} recorded: {line}", file=sys.stderr, flush=True)

@@ -43,7 +43,9 @@ class BatchAugmentation:
         for i, block in enumerate(blocks):
             step = build(f"train.augment[{i}]", block.name, AUGMENTATIONS, block.args)
             if not isinstance(step, nn.Module):
-                raise ConfigError(f"train.augment[{i}].name {block.name!r} returned {describe(step)}, not a torch.nn.Module")
+                raise ConfigError(
+                    f"train.augment[{i}].name {block.name!r} returned {describe(step)}, not a torch.nn.Module"
+                )
             steps.append(step)
         self.pipeline = nn.Sequential(*steps)
         self._probe(channels, image_size)
@@ -57,7 +59,9 @@ class BatchAugmentation:
             try:
                 out = self.pipeline(torch.rand(shape))
             except Exception as exc:
-                raise ConfigError(f"train.augment ({', '.join(self.names)}) fails on a batch of shape {shape}: {reason(exc)}") from exc
+                raise ConfigError(
+                    f"train.augment ({', '.join(self.names)}) fails on a batch of shape {shape}: {reason(exc)}"
+                ) from exc
         if not isinstance(out, torch.Tensor) or list(out.shape) != shape:
             raise ConfigError(
                 f"train.augment must keep the batch's shape {shape} (data.image_size {image_size}); "
@@ -68,7 +72,10 @@ class BatchAugmentation:
     def __call__(self, images: torch.Tensor, epoch: int, batch_idx: int, rank: int) -> torch.Tensor:
         devices = [images.device] if images.device.type == "cuda" else []
         # In full precision whatever trainer.precision is: the augmented pixels do not depend on it.
-        with (torch.random.fork_rng(devices=devices), torch.no_grad(),
-              torch.autocast(device_type=images.device.type, enabled=False)):
+        with (
+            torch.random.fork_rng(devices=devices),
+            torch.no_grad(),
+            torch.autocast(device_type=images.device.type, enabled=False),
+        ):
             torch.manual_seed(batch_seed(self.seed, epoch, batch_idx, rank))
             return self.pipeline(images.float()).to(images.dtype)

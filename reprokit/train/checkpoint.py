@@ -30,7 +30,11 @@ FORMAT_V1 = "reprokit-model/1"  # model: {name, channels, embedding_dim}, before
 
 
 def save_model(
-    path: Path, model: nn.Module, model_cfg: ModelConfig, data: DataConfig, in_channels: int,
+    path: Path,
+    model: nn.Module,
+    model_cfg: ModelConfig,
+    data: DataConfig,
+    in_channels: int,
     inputs: Mapping[str, str] | None = None,
 ) -> None:
     """Write ``model`` with its record: the ``model`` section it was built from, its input channels and

@@ -36,13 +36,17 @@ class EmbeddingModule(LightningModule):
     ) -> None:
         super().__init__()
         self.model = build_model(model_cfg, in_channels, image_size)
-        embedding_size = probe_model(f"model.name {model_cfg.name!r}", self.model, in_channels, image_size) if image_size else None
+        embedding_size = (
+            probe_model(f"model.name {model_cfg.name!r}", self.model, in_channels, image_size) if image_size else None
+        )
         # An nn.Module loss becomes a submodule: its parameters (if any) are trained with the model's
         # and saved in the checkpoint that train.resume continues from.
         self.criterion = build_loss(train_cfg.loss, train_cfg.miner, classes=classes, embedding_size=embedding_size)
         self.train_cfg = train_cfg
         self.augment = (
-            BatchAugmentation(train_cfg.augment, seed, in_channels, image_size) if train_cfg.augment and image_size else None
+            BatchAugmentation(train_cfg.augment, seed, in_channels, image_size)
+            if train_cfg.augment and image_size
+            else None
         )
         self._loss_where = f"train.loss.name {train_cfg.loss.name!r}"
         self._warmup = train_cfg.scheduler.warmup_steps if train_cfg.scheduler is not None else 0
@@ -70,7 +74,9 @@ class EmbeddingModule(LightningModule):
             raise ConfigError(f"{self._loss_where}: {what} raised {reason(exc)}") from exc
         loss, stats = loss_and_stats(self._loss_where, output, self.criterion)
         if not loss.requires_grad:
-            raise ConfigError(f"{self._loss_where}: the loss value does not require grad; it must be computed from the embeddings")
+            raise ConfigError(
+                f"{self._loss_where}: the loss value does not require grad; it must be computed from the embeddings"
+            )
         if not math.isfinite(loss.item()):
             raise TrainingDivergedError(
                 f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}",

@@ -70,8 +70,10 @@ class FrozenSyncBatchNorm(_Frozen, nn.SyncBatchNorm):
 
 # Named classes for torch's own (a model holding them can be pickled, e.g. by a spawned DDP worker).
 FROZEN_BATCHNORM: dict[type, type] = {
-    nn.BatchNorm1d: FrozenBatchNorm1d, nn.BatchNorm2d: FrozenBatchNorm2d,
-    nn.BatchNorm3d: FrozenBatchNorm3d, nn.SyncBatchNorm: FrozenSyncBatchNorm,
+    nn.BatchNorm1d: FrozenBatchNorm1d,
+    nn.BatchNorm2d: FrozenBatchNorm2d,
+    nn.BatchNorm3d: FrozenBatchNorm3d,
+    nn.SyncBatchNorm: FrozenSyncBatchNorm,
 }
 _BATCHNORM = tuple(FROZEN_BATCHNORM)
 

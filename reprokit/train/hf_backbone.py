@@ -70,19 +70,24 @@ def _quiet_loading(transformers):
 
 def _download_hint(path: str) -> str:
     name = Path(path).name or "NAME"
-    return (f"download it once: `hf download ORG/{name} --local-dir {path}` (older huggingface_hub: "
-            f"`huggingface-cli download`), then `dvc add {path}`")
+    return (
+        f"download it once: `hf download ORG/{name} --local-dir {path}` (older huggingface_hub: "
+        f"`huggingface-cli download`), then `dvc add {path}`"
+    )
 
 
 def _load(path: str) -> nn.Module:
     folder = Path(path)
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "no such folder"
-        raise ConfigError(f"{KEY}.path {path!r}: {what} (a transformers model folder: config.json and its weights)",
-                          hint=_download_hint(path))
+        raise ConfigError(
+            f"{KEY}.path {path!r}: {what} (a transformers model folder: config.json and its weights)",
+            hint=_download_hint(path),
+        )
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"{KEY}.path {path!r}: no config.json in it; not a transformers model folder",
-                          hint=_download_hint(path))
+        raise ConfigError(
+            f"{KEY}.path {path!r}: no config.json in it; not a transformers model folder", hint=_download_hint(path)
+        )
     transformers = _import_transformers()
     try:
         with _quiet_loading(transformers):
@@ -112,9 +117,11 @@ def _norm_stats(path: str, input_norm: str, channels: int) -> tuple[tuple[float,
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{KEY}.path {path!r}: {processor.name} is not readable JSON: {reason(exc)}") from exc
     mean: tuple[float, ...] = tuple(
-        float(v) for v in (raw_mean if isinstance(raw_mean, (list, tuple)) else [raw_mean] * channels))
+        float(v) for v in (raw_mean if isinstance(raw_mean, (list, tuple)) else [raw_mean] * channels)
+    )
     std: tuple[float, ...] = tuple(
-        float(v) for v in (raw_std if isinstance(raw_std, (list, tuple)) else [raw_std] * channels))
+        float(v) for v in (raw_std if isinstance(raw_std, (list, tuple)) else [raw_std] * channels)
+    )
     if channels == 1 and len(mean) == len(std) == 3:  # a one-channel model: the colour statistics averaged
         mean, std = (sum(mean) / 3,), (sum(std) / 3,)
     if len(mean) != channels or len(std) != channels or not all(s > 0 for s in std):
@@ -132,8 +139,9 @@ class HFBackbone(nn.Module):
     pixel_mean: torch.Tensor  # buffers (registered in __init__)
     pixel_std: torch.Tensor
 
-    def __init__(self, model: nn.Module, in_channels: int, pooling: str,
-                 norm: tuple[tuple[float, ...], tuple[float, ...]] | None) -> None:
+    def __init__(
+        self, model: nn.Module, in_channels: int, pooling: str, norm: tuple[tuple[float, ...], tuple[float, ...]] | None
+    ) -> None:
         super().__init__()
         self.hf = model
         self.pooling = pooling
@@ -206,14 +214,17 @@ class HFBackbone(nn.Module):
         model = type(self.hf).__name__
         if self.pooling == "pooler":
             if pooled is None:
-                raise ConfigError(f"{KEY}.pooling 'pooler': this model ({model}) returns no pooler_output",
-                                  hint=f"use {KEY}.pooling: cls or mean")
+                raise ConfigError(
+                    f"{KEY}.pooling 'pooler': this model ({model}) returns no pooler_output",
+                    hint=f"use {KEY}.pooling: cls or mean",
+                )
             return pooled.flatten(1)
         if hidden.ndim == 4:  # a convolutional feature map [N, C, h, w]
             if self.pooling == "cls":
                 raise ConfigError(
                     f"{KEY}.pooling 'cls': this model ({model}) outputs feature maps {list(hidden.shape)}, "
-                    "which have no class token", hint=f"use {KEY}.pooling: mean or pooler",
+                    "which have no class token",
+                    hint=f"use {KEY}.pooling: mean or pooler",
                 )
             return hidden.mean(dim=(2, 3))
         if self.pooling == "cls":

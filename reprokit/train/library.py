@@ -41,11 +41,18 @@ OPTIMIZERS = Library("torch.optim", "torch.optim:Optimizer")
 SCHEDULERS = Library("torch.optim.lr_scheduler", "torch.optim.lr_scheduler:LRScheduler")
 AUGMENTATIONS = Library("kornia.augmentation", "kornia.augmentation:AugmentationBase2D", "", "kornia", "augment")
 PML_LOSSES = Library(
-    "pytorch_metric_learning.losses", "pytorch_metric_learning.losses:BaseMetricLossFunction",
-    "pml:", "pytorch-metric-learning", "pml",
+    "pytorch_metric_learning.losses",
+    "pytorch_metric_learning.losses:BaseMetricLossFunction",
+    "pml:",
+    "pytorch-metric-learning",
+    "pml",
 )
 PML_MINERS = Library(
-    "pytorch_metric_learning.miners", "pytorch_metric_learning.miners:BaseMiner", "pml:", "pytorch-metric-learning", "pml",
+    "pytorch_metric_learning.miners",
+    "pytorch_metric_learning.miners:BaseMiner",
+    "pml:",
+    "pytorch-metric-learning",
+    "pml",
 )
 
 
@@ -70,7 +77,8 @@ def class_names(library: Library) -> list[str]:
     """The public classes of the library that derive from its base (the base itself excluded)."""
     module, base = importlib.import_module(library.module), _base(library)
     return sorted(
-        n for n, v in vars(module).items()
+        n
+        for n, v in vars(module).items()
         if not n.startswith("_") and inspect.isclass(v) and issubclass(v, base) and v is not base
     )
 
@@ -85,7 +93,7 @@ def resolve(key: str, name: str, library: Library) -> Callable[..., Any]:
     ``library``, or the user's ``module:callable``."""
     if _is_own(name, library):
         return load_callable(key, name)
-    bare = name[len(library.prefix):] if library.prefix and name.startswith(library.prefix) else name
+    bare = name[len(library.prefix) :] if library.prefix and name.startswith(library.prefix) else name
     module = _import(key, name, library)
     names = class_names(library)
     obj = getattr(module, bare, None)
@@ -98,7 +106,9 @@ def resolve(key: str, name: str, library: Library) -> Callable[..., Any]:
     if library.prefix and not name.startswith(library.prefix) and bare in names:
         hint = f"write {wanted!r}"
     listed = ", ".join(f"{library.prefix}{n}" for n in names)
-    raise ConfigError(f"{key} must be one of {library.describe()} ({listed}) or 'module:callable'; got {name!r}", hint=hint)
+    raise ConfigError(
+        f"{key} must be one of {library.describe()} ({listed}) or 'module:callable'; got {name!r}", hint=hint
+    )
 
 
 def _unknown_argument(fn: Callable[..., Any], kwargs: Mapping[str, Any], leading: int) -> tuple[str, list[str]] | None:
@@ -114,7 +124,9 @@ def _unknown_argument(fn: Callable[..., Any], kwargs: Mapping[str, Any], leading
     return (unknown[0], accepted) if unknown else None
 
 
-def build(key: str, name: str, library: Library, args: Mapping[str, Any], *leading: Any, leading_names: str = "") -> Any:
+def build(
+    key: str, name: str, library: Library, args: Mapping[str, Any], *leading: Any, leading_names: str = ""
+) -> Any:
     """``Class(*leading, **args)`` for the class ``name`` resolves to; one line for any failure.
 
     ``key`` is the block's key (``train.optimizer``); ``leading_names`` how the leading positional

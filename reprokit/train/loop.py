@@ -87,14 +87,17 @@ def _publish_checkpoint(state_dir: Path) -> None:
         os.replace(pending, state_dir / "last.ckpt")
 
 
-def resume_dir(
-    seed: int, data: DataConfig, model: ModelConfig, train: TrainConfig, trainer: TrainerConfig
-) -> Path:
+def resume_dir(seed: int, data: DataConfig, model: ModelConfig, train: TrainConfig, trainer: TrainerConfig) -> Path:
     """Where ``train.resume`` keeps its last checkpoint: outside the DVC outputs (DVC deletes
     those before a stage runs), one folder per training configuration (the sections training
     reads, ``train.resume`` aside), so a changed config never resumes from a checkpoint of another."""
-    relevant = {"seed": seed, "data": to_plain(data), "model": to_plain(model), "train": to_plain(train),
-                "trainer": to_plain(trainer)}
+    relevant = {
+        "seed": seed,
+        "data": to_plain(data),
+        "model": to_plain(model),
+        "train": to_plain(train),
+        "trainer": to_plain(trainer),
+    }
     relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "resume"}
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
     return Path(".reprokit") / "resume" / digest
@@ -135,7 +138,9 @@ def _resume_point(state_dir: Path, logger: RunFolderLogger, callbacks: list[pl.C
     # monitor=None + save_top_k=1: one checkpoint, overwritten at every epoch end (published by the logger).
     (state_dir / f"{_PENDING}.ckpt").unlink(missing_ok=True)
     callbacks.append(
-        ModelCheckpoint(dirpath=state_dir, filename=_PENDING, every_n_epochs=1, save_top_k=1, enable_version_counter=False)
+        ModelCheckpoint(
+            dirpath=state_dir, filename=_PENDING, every_n_epochs=1, save_top_k=1, enable_version_counter=False
+        )
     )
     if not (state_dir / "last.ckpt").exists():
         return None
@@ -176,8 +181,9 @@ def train(
     in_channels = IMAGE_CHANNELS[cfg.data.image_mode]
     train_df, train_paths = split_rows(df, paths, "train")
     classes = torch.tensor(train_df["label"].to_numpy())  # the training labels: num_classes: auto
-    module = EmbeddingModule(cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size, classes=classes,
-                             seed=cfg.seed)
+    module = EmbeddingModule(
+        cfg.model, cfg.train, in_channels, image_size=cfg.data.image_size, classes=classes, seed=cfg.seed
+    )
     # Paths, boxes and labels only: each batch is decoded when the loader asks for it, by
     # train.num_workers worker processes (0: in this one), in the sampler's order.
     dataset = ImageDataset.from_frame(train_df, train_paths, cfg.data.image_size, cfg.data.image_mode)
@@ -187,13 +193,16 @@ def train(
     loader = image_loader(dataset, sampler, cfg.train.num_workers, seeder, persistent=True)
     state_dir = resume_dir(cfg.seed, cfg.data, cfg.model, cfg.train, cfg.trainer) if cfg.train.resume else None
     publish = (lambda: _publish_checkpoint(state_dir)) if state_dir is not None else None
-    logger = RunFolderLogger(out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir, live=live,
-                             on_state_saved=publish)
+    logger = RunFolderLogger(
+        out_dir, epoch_keys=module.epoch_level_keys, state_dir=state_dir, live=live, on_state_saved=publish
+    )
     callbacks: list[pl.Callback] = [_SamplerEpoch(sampler, seeder)]
     validation = None
     if validator is not None and cfg.train.validate_every_n_epochs > 0:
         monitor = cfg.train.monitor if cfg.train.checkpoint == "best" else None
-        validation = EpochValidation(validator, cfg.train.validate_every_n_epochs, cfg.train.epochs, monitor, on_validation)
+        validation = EpochValidation(
+            validator, cfg.train.validate_every_n_epochs, cfg.train.epochs, monitor, on_validation
+        )
         callbacks.append(validation)
     ckpt_path = _resume_point(state_dir, logger, callbacks) if state_dir is not None else None
     trainer = make_trainer(cfg.trainer, cfg.train, logger, callbacks)

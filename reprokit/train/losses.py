@@ -132,8 +132,10 @@ def build_loss(
 
     ``classes`` (the training labels) and ``embedding_size`` fill ``auto`` args; a ``pml:`` loss
     takes ``miner`` (``train.miner``)."""
-    known = {"num_classes": None if classes is None else int(torch.unique(torch.as_tensor(classes)).numel()),
-             "embedding_size": embedding_size}
+    known = {
+        "num_classes": None if classes is None else int(torch.unique(torch.as_tensor(classes)).numel()),
+        "embedding_size": embedding_size,
+    }
     args = fill_auto("train.loss", cfg.resolved_args(), known)
     if cfg.name.startswith("pml:"):
         from reprokit.train.pml_loss import build_pml_loss
@@ -182,7 +184,9 @@ def loss_and_stats(where: str, output: Any, loss_fn: Any = None) -> tuple[torch.
         loss, stats = output, getattr(loss_fn, "last_logs", None)
         stats = stats if isinstance(stats, Mapping) else {}
     else:
-        raise ConfigError(f"{where}: the loss returned {describe(output)}; expected a scalar tensor or (loss, {{name: scalar}})")
+        raise ConfigError(
+            f"{where}: the loss returned {describe(output)}; expected a scalar tensor or (loss, {{name: scalar}})"
+        )
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
         raise ConfigError(f"{where}: the loss value is {describe(loss)}; expected a float tensor with one element")
     if not isinstance(stats, Mapping):
@@ -192,7 +196,9 @@ def loss_and_stats(where: str, output: Any, loss_fn: Any = None) -> tuple[torch.
             taken = ", ".join(RESERVED_STATS)
             raise ConfigError(f"{where}: a loss statistic's name must be a string other than {taken}; got {name!r}")
         if not _scalar(value):
-            raise ConfigError(f"{where}: loss statistic {name!r} is {describe(value)}; expected a number or a one-element tensor")
+            raise ConfigError(
+                f"{where}: loss statistic {name!r} is {describe(value)}; expected a number or a one-element tensor"
+            )
     if loss.ndim:
         loss = loss.reshape(())
     return loss, {k: _stat(v) for k, v in stats.items()}

@@ -40,7 +40,9 @@ def param_groups(model: nn.Module, criterion: Any, cfg: TrainConfig) -> list[dic
             hint="remove train.loss.lr, or name a loss with parameters (e.g. pml:ArcFaceLoss)",
         )
     if not model_params and not loss_params:
-        raise ConfigError("the model has no trainable parameters (all frozen): there is nothing for train.optimizer to train")
+        raise ConfigError(
+            "the model has no trainable parameters (all frozen): there is nothing for train.optimizer to train"
+        )
     groups: list[dict[str, Any]] = [{"params": model_params}] if model_params else []
     if loss_params:
         groups.append({"params": loss_params, **({"lr": cfg.loss.lr} if cfg.loss.lr is not None else {})})
@@ -57,8 +59,9 @@ def optimizer_args(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
-    optimizer = build("train.optimizer", cfg.optimizer.name, OPTIMIZERS, optimizer_args(cfg), groups,
-                      leading_names="params")
+    optimizer = build(
+        "train.optimizer", cfg.optimizer.name, OPTIMIZERS, optimizer_args(cfg), groups, leading_names="params"
+    )
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError(
             f"train.optimizer.name {cfg.optimizer.name!r} returned {describe(optimizer)}, not a torch.optim.Optimizer",

@@ -47,12 +47,19 @@ def pair_statistics(embeddings: torch.Tensor, labels: torch.Tensor, tuples: tupl
         if len(tuples) == 3:  # triplets (anchor, positive, negative)
             a, p, n = tuples
             possible = (pos.sum(1) * neg.sum(1)).sum()
-            stats = {"pos_dist": _mean(dist[a, p]), "neg_dist": _mean(dist[a, n]), "mined": len(a) / possible.clamp_min(1)}
+            stats = {
+                "pos_dist": _mean(dist[a, p]),
+                "neg_dist": _mean(dist[a, n]),
+                "mined": len(a) / possible.clamp_min(1),
+            }
         else:  # pairs (anchor, positive, anchor, negative)
             a1, p, a2, n = tuples
             possible = pos.sum() + neg.sum()
-            stats = {"pos_dist": _mean(dist[a1, p]), "neg_dist": _mean(dist[a2, n]),
-                     "mined": (len(a1) + len(a2)) / possible.clamp_min(1)}
+            stats = {
+                "pos_dist": _mean(dist[a1, p]),
+                "neg_dist": _mean(dist[a2, n]),
+                "mined": (len(a1) + len(a2)) / possible.clamp_min(1),
+            }
         return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in stats.items()}
 
 
@@ -74,7 +81,9 @@ class PMLLoss(nn.Module):
         tuples = None
         if self.miner is not None:
             tuples = self.miner(embeddings, targets)
-            if not (isinstance(tuples, tuple) and len(tuples) in (3, 4) and all(isinstance(t, torch.Tensor) for t in tuples)):
+            if not (
+                isinstance(tuples, tuple) and len(tuples) in (3, 4) and all(isinstance(t, torch.Tensor) for t in tuples)
+            ):
                 raise ConfigError(
                     f"train.miner returned {describe(tuples)}; expected PML's indices_tuple: "
                     "(anchor, positive, negative) or (anchor1, positive, anchor2, negative) index tensors"
@@ -89,7 +98,10 @@ class PMLLoss(nn.Module):
 
 
 def build_pml_loss(
-    name: str, args: dict[str, Any], miner: MinerConfig | None, miner_args: dict[str, Any] | None,
+    name: str,
+    args: dict[str, Any],
+    miner: MinerConfig | None,
+    miner_args: dict[str, Any] | None,
     classes: torch.Tensor | None,
 ) -> PMLLoss:
     """``train.loss`` ``pml:<Class>`` built with ``args`` (``auto`` already filled), with its miner."""
@@ -98,5 +110,7 @@ def build_pml_loss(
     loss = build("train.loss", name, PML_LOSSES, args)
     mined = build("train.miner", miner.name, PML_MINERS, miner_args or {}) if miner is not None else None
     if miner is not None and mined is not None and not callable(mined):
-        raise ConfigError(f"train.miner.name {miner.name!r} returned {describe(mined)}, not a callable miner(embeddings, labels)")
+        raise ConfigError(
+            f"train.miner.name {miner.name!r} returned {describe(mined)}, not a callable miner(embeddings, labels)"
+        )
     return PMLLoss(name, loss, mined, torch.unique(torch.as_tensor(classes)))

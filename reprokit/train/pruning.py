@@ -36,7 +36,9 @@ class SweepPruning:
     ``should_stop``, so DDP ranks stop together); the train stage then calls :meth:`raise_if_pruned`
     before it writes any output, so the stage fails and DVC runs no later stage."""
 
-    def __init__(self, storage: BaseStorage, study: Study, trial_id: int, name: str, number: int, metric: str | None) -> None:
+    def __init__(
+        self, storage: BaseStorage, study: Study, trial_id: int, name: str, number: int, metric: str | None
+    ) -> None:
         import optuna
 
         self.storage, self.trial_id, self.name, self.number, self.metric = storage, trial_id, name, number, metric

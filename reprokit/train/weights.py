@@ -44,7 +44,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     where = f"{KEY} {str(path)!r}"
     if not file.is_file():
         what = "is a folder, not a file" if file.is_dir() else "no such file"
-        raise ConfigError(f"{where}: {what}", hint="give a state-dict file (.safetensors, .pt, .pth) relative to the project root")
+        raise ConfigError(
+            f"{where}: {what}", hint="give a state-dict file (.safetensors, .pt, .pth) relative to the project root"
+        )
     try:
         if file.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
@@ -53,11 +55,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"{where}: not a state dict this reader can open: {reason(exc)}",
-                          hint="save it with torch.save(model.state_dict(), path) or safetensors.torch.save_file") from exc
+        raise ConfigError(
+            f"{where}: not a state dict this reader can open: {reason(exc)}",
+            hint="save it with torch.save(model.state_dict(), path) or safetensors.torch.save_file",
+        ) from exc
     if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
         data = data["state_dict"]  # a Lightning or reprokit checkpoint
-    if not isinstance(data, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()):
+    if not isinstance(data, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()
+    ):
         raise ConfigError(f"{where}: holds {describe(data)}, not a state dict (a mapping of names to tensors)")
     return dict(data)
 
@@ -65,16 +71,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def _prefix_hint(found: set[str], expected: set[str]) -> str | None:
     """A prefix that explains the mismatch: on the file's keys (strip it) or on the model's (add it)."""
     for prefix in sorted({k.split(".", 1)[0] + "." for k in found if "." in k}):
-        stripped = {k[len(prefix):] for k in found if k.startswith(prefix)}
+        stripped = {k[len(prefix) :] for k in found if k.startswith(prefix)}
         if expected <= stripped:
-            return (f"the file's keys start with {prefix!r} (a Lightning or DDP checkpoint?): save the entries under it "
-                    f"without the prefix, e.g. {{k.removeprefix({prefix!r}): v for k, v in sd.items() if k.startswith({prefix!r})}}")
+            return (
+                f"the file's keys start with {prefix!r} (a Lightning or DDP checkpoint?): save the entries under it "
+                f"without the prefix, e.g. {{k.removeprefix({prefix!r}): v for k, v in sd.items() if k.startswith({prefix!r})}}"
+            )
     for prefix in sorted({k.split(".", 1)[0] + "." for k in expected if "." in k}):
-        stripped = {k[len(prefix):] for k in expected if k.startswith(prefix)}
+        stripped = {k[len(prefix) :] for k in expected if k.startswith(prefix)}
         if found and found <= stripped:
             if prefix == "backbone.":
-                return ("the model's keys start with 'backbone.' (model.head wraps the backbone) where the file's do not: "
-                        "a file of the backbone alone loads when it holds every one of the backbone's keys")
+                return (
+                    "the model's keys start with 'backbone.' (model.head wraps the backbone) where the file's do not: "
+                    "a file of the backbone alone loads when it holds every one of the backbone's keys"
+                )
             return f"the model's keys start with {prefix!r} where the file's do not: add it to the file's keys"
     return None
 
@@ -90,13 +100,18 @@ def load_weights(model: nn.Module, path: str | Path, backbone: nn.Module | None 
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
         parts = ([f"missing keys: {_listed(missing)}"] if missing else []) + (
-            [f"unexpected keys: {_listed(unexpected)}"] if unexpected else [])
-        raise ConfigError(f"{where} does not fit the model ({len(expected)} keys): {'; '.join(parts)}",
-                          hint=_prefix_hint(set(state), set(expected)))
+            [f"unexpected keys: {_listed(unexpected)}"] if unexpected else []
+        )
+        raise ConfigError(
+            f"{where} does not fit the model ({len(expected)} keys): {'; '.join(parts)}",
+            hint=_prefix_hint(set(state), set(expected)),
+        )
     wrong = sorted(k for k in state if tuple(state[k].shape) != tuple(expected[k].shape))
     if wrong:
         k = wrong[0]
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
-        raise ConfigError(f"{where}: key {k!r} has shape {list(state[k].shape)} in the file and "
-                          f"{list(expected[k].shape)} in the model{more}")
+        raise ConfigError(
+            f"{where}: key {k!r} has shape {list(state[k].shape)} in the file and "
+            f"{list(expected[k].shape)} in the model{more}"
+        )
     target.load_state_dict(state, strict=True)

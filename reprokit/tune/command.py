@@ -14,9 +14,16 @@ from reprokit.tune.sweep_file import load_sweep
 __all__ = ["sweep_command"]
 
 
-def sweep_command(file: Path, jobs: int = 1, storage: str | None = None, trials: int | None = None,
-                  show: bool = False, promote: bool = False, html: Path | None = None,
-                  write_page: Callable[[Path, dict], Path] | None = None) -> int:
+def sweep_command(
+    file: Path,
+    jobs: int = 1,
+    storage: str | None = None,
+    trials: int | None = None,
+    show: bool = False,
+    promote: bool = False,
+    html: Path | None = None,
+    write_page: Callable[[Path, dict], Path] | None = None,
+) -> int:
     """``html``: also write the sweep's page there with ``write_page`` (the CLI passes
     ``reprokit.visualize.sweep_page.write_sweep_page``: this layer does not import the one that draws)."""
     show = show or html is not None

@@ -21,8 +21,11 @@ from reprokit.tune.proposals import OWN_SAMPLER_ARGS, ProposalSampler
 
 __all__ = ["Component", "SAMPLERS", "PRUNERS", "check_component", "build_sampler", "build_pruner"]
 
-SAMPLERS = {"grid": "optuna.samplers:GridSampler", "random": "optuna.samplers:RandomSampler",
-            "tpe": "optuna.samplers:TPESampler"}
+SAMPLERS = {
+    "grid": "optuna.samplers:GridSampler",
+    "random": "optuna.samplers:RandomSampler",
+    "tpe": "optuna.samplers:TPESampler",
+}
 PRUNERS = {name: f"optuna.pruners:{cls}" for name, cls in STUDY_PRUNERS.items()}
 # Set by the sweep itself, never in args.
 _OWN_ARGS = {"seed", "search_space"}
@@ -68,14 +71,18 @@ def check_component(path: Path, what: str, raw: str | dict[str, Any], registry: 
         )
     parallel = args.get("parallel", 1)
     if "parallel" in own and (isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1):
-        raise ConfigError(f"{path}: {what}.args.parallel must be an integer ≥ 1 (how many {name} trials may run at "
-                          f"once across all workers, each learning from the trials that many places before it); "
-                          f"got {parallel!r}")
+        raise ConfigError(
+            f"{path}: {what}.args.parallel must be an integer ≥ 1 (how many {name} trials may run at "
+            f"once across all workers, each learning from the trials that many places before it); "
+            f"got {parallel!r}"
+        )
     try:
         optuna_args = {k: v for k, v in args.items() if k not in own}
         _class(registry[name])(**_build_args(name, optuna_args, seed=0, grid={"x": [0]}))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {what}.args for {name!r} are rejected by Optuna: {' '.join(str(exc).split())}") from None
+        raise ConfigError(
+            f"{path}: {what}.args for {name!r} are rejected by Optuna: {' '.join(str(exc).split())}"
+        ) from None
     return Component(name, dict(args))
 
 
@@ -88,8 +95,13 @@ def _build_args(name: str, args: dict[str, Any], seed: int, grid: dict[str, list
     return out
 
 
-def build_sampler(component: Component, seed: int, distributions: dict[str, Any], grid: dict[str, list[Any]],
-                  direction: str = "maximize") -> Any:
+def build_sampler(
+    component: Component,
+    seed: int,
+    distributions: dict[str, Any],
+    grid: dict[str, list[Any]],
+    direction: str = "maximize",
+) -> Any:
     """The study's sampler: proposals that depend on (seed, trial index), never on the worker."""
     return ProposalSampler(component.name, component.args, seed, distributions, grid, direction)
 

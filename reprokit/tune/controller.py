@@ -83,8 +83,10 @@ class SweepOptions:
 def repo_root(start: Path) -> Path:
     top = git_toplevel(start)
     if top is None:
-        raise SweepError(f"{start} is not inside a git repository: a trial is a DVC experiment, which needs one",
-                         hint="run `git init` and commit the project first")
+        raise SweepError(
+            f"{start} is not inside a git repository: a trial is a DVC experiment, which needs one",
+            hint="run `git init` and commit the project first",
+        )
     return top
 
 
@@ -112,8 +114,16 @@ def _params_text(params: dict[str, Any]) -> str:
 
 
 class Controller:
-    def __init__(self, repo: Path, sweep: Sweep, storage_text: str, target: int, jobs: int, pool: DevicePool,
-                 stop: StopRequest | None = None) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        sweep: Sweep,
+        storage_text: str,
+        target: int,
+        jobs: int,
+        pool: DevicePool,
+        stop: StopRequest | None = None,
+    ) -> None:
         from optuna.trial import TrialState
 
         self.stop = stop or StopRequest()  # set by the SIGINT/SIGTERM handlers; the loops below poll it
@@ -199,11 +209,21 @@ class Controller:
                 stop_process_group(a["trial_pid"])
             name = a.get("exp_name", f"{self.sweep.name}-{t.number}")
             if self._outcome(t.number, name, None) is None:
-                _say(self.sweep, f"trial {t.number} ({name}) had finished before its controller stopped: recorded, not run again")
+                _say(
+                    self.sweep,
+                    f"trial {t.number} ({name}) had finished before its controller stopped: recorded, not run again",
+                )
                 continue
-            self._interrupt(t.number, t.params, f"interrupted: its controller (pid {pid}) stopped while it ran",
-                            a.get(PROPOSAL_ATTR))
-            _say(self.sweep, f"trial {t.number} was left running by a stopped controller: marked failed, its params asked again")
+            self._interrupt(
+                t.number,
+                t.params,
+                f"interrupted: its controller (pid {pid}) stopped while it ran",
+                a.get(PROPOSAL_ATTR),
+            )
+            _say(
+                self.sweep,
+                f"trial {t.number} was left running by a stopped controller: marked failed, its params asked again",
+            )
 
     # ------------------------------------------------------------------ asking and running
 
@@ -222,8 +242,11 @@ class Controller:
         if PROPOSAL_ATTR not in trial.user_attrs:  # a re-ask keeps its original's
             trial.set_user_attr(PROPOSAL_ATTR, proposal_index(trials, trial.number))
         # Whose it is, from the start: a controller killed while this trial waits leaves it to recover().
-        for key, value in {"worker": self.worker, "controller_pid": self.me.pid,
-                           "controller_started": self.me.create_time()}.items():
+        for key, value in {
+            "worker": self.worker,
+            "controller_pid": self.me.pid,
+            "controller_started": self.me.create_time(),
+        }.items():
             trial.set_user_attr(key, value)
         self.pending = trial
         self._start_pending()
@@ -235,8 +258,9 @@ class Controller:
         if sampler.name != "tpe" or attrs.get("params_fixed"):
             return None
         proposer = self.study.sampler.proposer
-        return tpe_waits_for(self.study.get_trials(deepcopy=False), attrs[PROPOSAL_ATTR], proposer.startup,
-                             proposer.parallel)
+        return tpe_waits_for(
+            self.study.get_trials(deepcopy=False), attrs[PROPOSAL_ATTR], proposer.startup, proposer.parallel
+        )
 
     def _start_pending(self) -> None:
         waits = self._waits_for(self.pending)
@@ -246,9 +270,12 @@ class Controller:
         elif waits != self.pending_said:
             self.pending_said = waits
             what = f"trial(s) {', '.join(map(str, waits))}" if waits else "an earlier trial to be asked again"
-            _say(self.sweep, f"trial {self.pending.number} waits for {what} to finish: TPE's proposal "
-                             f"{self.pending.user_attrs[PROPOSAL_ATTR]} learns from them (sampler.args.parallel = "
-                             f"{self.study.sampler.proposer.parallel})")
+            _say(
+                self.sweep,
+                f"trial {self.pending.number} waits for {what} to finish: TPE's proposal "
+                f"{self.pending.user_attrs[PROPOSAL_ATTR]} learns from them (sampler.args.parallel = "
+                f"{self.study.sampler.proposer.parallel})",
+            )
 
     def _start(self, trial: Any) -> None:
         suggest_params(trial, self.sweep.space)
@@ -257,8 +284,13 @@ class Controller:
         overrides = trial_overrides(sweep, trial.params, number)
         log = self.logs / f"{exp_name}.log"
         for key, value in {
-            "exp_name": exp_name, "overrides": overrides, "baseline": self.baseline, "worker": self.worker,
-            "controller_pid": self.me.pid, "controller_started": self.me.create_time(), "log": str(log),
+            "exp_name": exp_name,
+            "overrides": overrides,
+            "baseline": self.baseline,
+            "worker": self.worker,
+            "controller_pid": self.me.pid,
+            "controller_started": self.me.create_time(),
+            "log": str(log),
         }.items():
             trial.set_user_attr(key, value)
         shown = _params_text(trial.params)
@@ -295,7 +327,10 @@ class Controller:
             reason = self._outcome(rt.number, rt.exp_name, elapsed)
             if reason is None:
                 got = self._attrs(rt.number)["metrics"][self.sweep.metric]
-                _say(self.sweep, f"trial {rt.number} ({rt.exp_name}) finished in {elapsed:.0f} s: {self.sweep.metric}={got:.4f}")
+                _say(
+                    self.sweep,
+                    f"trial {rt.number} ({rt.exp_name}) finished in {elapsed:.0f} s: {self.sweep.metric}={got:.4f}",
+                )
                 return
         else:
             attrs = self._attrs(rt.number)
@@ -325,17 +360,28 @@ class Controller:
         stop_process_groups([rt.pid for rt in self.running.values()])
         for rt in list(self.running.values()):
             self.pool.give_back(rt.devices)
-            self._interrupt(rt.number, rt.trial.params, f"interrupted: the sweep was stopped ({self.stop.what}) "
-                            "while it ran", rt.trial.user_attrs.get(PROPOSAL_ATTR))
+            self._interrupt(
+                rt.number,
+                rt.trial.params,
+                f"interrupted: the sweep was stopped ({self.stop.what}) while it ran",
+                rt.trial.user_attrs.get(PROPOSAL_ATTR),
+            )
         n = len(self.running)
         self.running.clear()
         if self.pending is not None:
             trial, self.pending = self.pending, None
-            self._interrupt(trial.number, {}, f"interrupted: the sweep was stopped ({self.stop.what}) while it "
-                            "waited to start", trial.user_attrs.get(PROPOSAL_ATTR))
+            self._interrupt(
+                trial.number,
+                {},
+                f"interrupted: the sweep was stopped ({self.stop.what}) while it waited to start",
+                trial.user_attrs.get(PROPOSAL_ATTR),
+            )
             n += 1
-        _say(self.sweep, f"interrupted: {n} running trial(s) marked failed, their params asked again when "
-                         "the same command runs again")
+        _say(
+            self.sweep,
+            f"interrupted: {n} running trial(s) marked failed, their params asked again when "
+            "the same command runs again",
+        )
 
     def check_names_free(self) -> None:
         """A new study's trial names must not meet an earlier study's experiments on this commit
@@ -343,8 +389,9 @@ class Controller:
         if self.study.get_trials(deepcopy=False):
             return
         pattern = re.compile(rf"{re.escape(self.sweep.name)}-\d+")
-        taken = sorted(e.name for e in list_experiments(self.repo)
-                       if e.baseline == self.baseline and pattern.fullmatch(e.name))
+        taken = sorted(
+            e.name for e in list_experiments(self.repo) if e.baseline == self.baseline and pattern.fullmatch(e.name)
+        )
         if taken:
             raise SweepError(
                 f"experiments {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} already exist on this commit "
@@ -373,9 +420,12 @@ class Controller:
         by_state = {s: sum(t.state == s for t in trials) for s in self.states}
         S = self.states
         elsewhere = by_state[S.RUNNING] + by_state[S.WAITING]
-        _say(self.sweep, f"{by_state[S.COMPLETE]} complete, {by_state[S.PRUNED]} pruned, {by_state[S.FAIL]} failed"
-                         + (f", {elsewhere} running in other workers" if elsewhere else "")
-                         + f" (of {self.target}); `reprokit sweep {self.sweep.path} --show` ranks them")
+        _say(
+            self.sweep,
+            f"{by_state[S.COMPLETE]} complete, {by_state[S.PRUNED]} pruned, {by_state[S.FAIL]} failed"
+            + (f", {elsewhere} running in other workers" if elsewhere else "")
+            + f" (of {self.target}); `reprokit sweep {self.sweep.path} --show` ranks them",
+        )
         return 0 if by_state[S.COMPLETE] else 1
 
 
@@ -392,8 +442,11 @@ def _run_sweep(opts: SweepOptions, stop: StopRequest) -> int:
         raise SweepError(f"--jobs must be an integer ≥ 1; got {opts.jobs}")
     target = opts.trials if opts.trials is not None else sweep.trials
     if target < 1 or (sweep.sampler.name == "grid" and target > math.prod(len(p.choice) for p in sweep.space)):
-        raise SweepError(f"--trials must be in [1, {sweep.trials}] for this grid; got {target}"
-                         if sweep.sampler.name == "grid" else f"--trials must be an integer ≥ 1; got {target}")
+        raise SweepError(
+            f"--trials must be in [1, {sweep.trials}] for this grid; got {target}"
+            if sweep.sampler.name == "grid"
+            else f"--trials must be an integer ≥ 1; got {target}"
+        )
     storage_text = study_location(repo, sweep.name, opts.storage)
     cfg = config_from_dict(read_yaml(repo / PARAMS_FILE) or {})
     accel = cfg.trainer.accelerator
@@ -405,8 +458,11 @@ def _run_sweep(opts: SweepOptions, stop: StopRequest) -> int:
         _say(sweep, note)
     parallel = controller.study.sampler.proposer.parallel
     if sweep.sampler.name == "tpe" and jobs > parallel:
-        _say(sweep, f"note: after its start-up, TPE runs at most {parallel} trial(s) at once across all workers "
-                    f"(sampler.args.parallel = {parallel}: each learns from the trials that many places before it, "
-                    "so the sweep proposes the same params with any --jobs); raise it to run more at once")
+        _say(
+            sweep,
+            f"note: after its start-up, TPE runs at most {parallel} trial(s) at once across all workers "
+            f"(sampler.args.parallel = {parallel}: each learns from the trials that many places before it, "
+            "so the sweep proposes the same params with any --jobs); raise it to run more at once",
+        )
     _say(sweep, f"study {sweep.name!r} in {public_url(storage_text)}: {target} trial(s), {jobs} at a time")
     return controller.run()

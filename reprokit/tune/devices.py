@@ -22,10 +22,12 @@ def visible_gpus(env: Mapping[str, str] | None = None, count: Callable[[], int] 
     if listed is not None:
         return [d.strip() for d in listed.split(",") if d.strip() and d.strip() != "-1"]
     if count is None:
+
         def count() -> int:
             import torch  # only when a GPU accelerator is configured
 
             return torch.cuda.device_count()
+
     return [str(i) for i in range(count())]
 
 

@@ -26,16 +26,22 @@ __all__ = ["promote"]
 def promote(repo: Path, sweep: Sweep, study: Any) -> dict[str, Any]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
-        raise SweepError(f"sweep {sweep.name}: no trial has completed yet: nothing to promote",
-                         hint=f"run `reprokit sweep {sweep.path}` first")
+        raise SweepError(
+            f"sweep {sweep.name}: no trial has completed yet: nothing to promote",
+            hint=f"run `reprokit sweep {sweep.path}` first",
+        )
     best = study.best_trial
     name = f"{sweep.name}-best-{best.number}"
     overrides = trial_overrides(sweep, best.params, trial=None, promote=True)
     baseline = run_git(["rev-parse", "HEAD"], repo).stdout.strip()
     exp = find_experiment(repo, name, baseline)
     if exp is None:
-        print(f"reprokit sweep {sweep.name}: promoting trial {best.number} as {name} (full training split, "
-              "validation split scored)", file=sys.stderr, flush=True)
+        print(
+            f"reprokit sweep {sweep.name}: promoting trial {best.number} as {name} (full training split, "
+            "validation split scored)",
+            file=sys.stderr,
+            flush=True,
+        )
         env = {k: v for k, v in os.environ.items() if k != "DVC_EXP_NAME"}
         proc = subprocess.run(exp_command(name, overrides), cwd=repo, env=env, stdout=sys.stderr, stderr=sys.stderr)
         if proc.returncode != 0:

@@ -29,8 +29,16 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-__all__ = ["derived_seed", "proposal_index", "grid_order", "ProposalSampler", "PROPOSAL_ATTR", "tpe_defaults",
-           "tpe_waits_for", "suggest_params"]
+__all__ = [
+    "derived_seed",
+    "proposal_index",
+    "grid_order",
+    "ProposalSampler",
+    "PROPOSAL_ATTR",
+    "tpe_defaults",
+    "tpe_waits_for",
+    "suggest_params",
+]
 
 PROPOSAL_ATTR = "proposal"
 REASK_ATTR = "reasked_from"
@@ -108,13 +116,22 @@ def tpe_waits_for(trials: list[Any], index: int, startup: int, parallel: int) ->
 class _Proposer:
     """Proposal ``index`` of one sweep; pure given (seed, index) and, for TPE, the shared history."""
 
-    def __init__(self, name: str, args: dict[str, Any], seed: int, distributions: dict[str, Any],
-                 grid: dict[str, list[Any]], direction: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: dict[str, Any],
+        seed: int,
+        distributions: dict[str, Any],
+        grid: dict[str, list[Any]],
+        direction: str,
+    ) -> None:
         self.name, self.seed, self.distributions, self.direction = name, seed, distributions, direction
         own = OWN_SAMPLER_ARGS.get(name, {})
         self.parallel = int(args.get("parallel", own.get("parallel", 1)))
         self.tpe_args = {k: v for k, v in args.items() if k not in own}
-        self.startup = int(self.tpe_args.get("n_startup_trials", tpe_defaults()["n_startup_trials"])) if name == "tpe" else 0
+        self.startup = (
+            int(self.tpe_args.get("n_startup_trials", tpe_defaults()["n_startup_trials"])) if name == "tpe" else 0
+        )
         self.order = grid_order(grid, seed) if name == "grid" else []
 
     def random(self, index: int) -> dict[str, Any]:
@@ -136,8 +153,9 @@ class _Proposer:
 
     def grid(self, trials: list[Any], number: int, index: int) -> dict[str, Any]:
         keys = list(self.distributions)
-        taken = {tuple(repr(t.params.get(k)) for k in keys) for t in trials
-                 if t.number != number and _counts(t) and t.params}
+        taken = {
+            tuple(repr(t.params.get(k)) for k in keys) for t in trials if t.number != number and _counts(t) and t.params
+        }
         n = len(self.order)
         for step in range(n):
             point = self.order[(index + step) % n]
@@ -194,7 +212,13 @@ def _sampler_class() -> type:
     return ProposalSampler
 
 
-def ProposalSampler(name: str, args: dict[str, Any], seed: int, distributions: dict[str, Any],  # noqa: N802
-                    grid: dict[str, list[Any]], direction: str = "maximize") -> Any:
+def ProposalSampler(
+    name: str,
+    args: dict[str, Any],
+    seed: int,
+    distributions: dict[str, Any],  # noqa: N802
+    grid: dict[str, list[Any]],
+    direction: str = "maximize",
+) -> Any:
     """The study's sampler (optuna is imported on first use)."""
     return _sampler_class()(_Proposer(name, args, seed, distributions, grid, direction))

@@ -42,10 +42,14 @@ def ranked(trials: list[Any], direction: str) -> list[Any]:
 
 def objective_note(sweep: Sweep) -> str:
     if sweep.optimistic:
-        return (f"{sweep.metric} on the VALIDATION split (tune_fraction: 0): OPTIMISTIC, the sampler chose by the "
-                "numbers you would report")
-    return (f"{sweep.metric} on the tuning split ({sweep.tune_fraction:g} of the training labels, class-disjoint, "
-            "never trained on); the validation split is never seen by the sampler")
+        return (
+            f"{sweep.metric} on the VALIDATION split (tune_fraction: 0): OPTIMISTIC, the sampler chose by the "
+            "numbers you would report"
+        )
+    return (
+        f"{sweep.metric} on the tuning split ({sweep.tune_fraction:g} of the training labels, class-disjoint, "
+        "never trained on); the validation split is never seen by the sampler"
+    )
 
 
 def _cell(value: Any) -> str:
@@ -80,12 +84,22 @@ def _ranked_rows(sweep: Sweep, study: Any) -> list[tuple[int | None, Any, str]]:
 def page_data(sweep: Sweep, study: Any, storage_text: str) -> dict[str, Any]:
     """What ``--show --html`` draws (``reprokit.visualize.sweep_page``'s plain-data contract)."""
     return {
-        "name": sweep.name, "metric": sweep.metric, "direction": sweep.direction,
-        "objective": objective_note(sweep), "storage": storage_text,
+        "name": sweep.name,
+        "metric": sweep.metric,
+        "direction": sweep.direction,
+        "objective": objective_note(sweep),
+        "storage": storage_text,
         "params": [{"key": p.key, "kind": p.kind, "log": p.log} for p in sweep.space],
         "trials": [
-            {"number": t.number, "state": t.state.name.lower(), "value": _value(t), "params": dict(t.params),
-             "experiment": t.user_attrs.get("exp_name", "-"), "rank": rank, "note": note}
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": _value(t),
+                "params": dict(t.params),
+                "experiment": t.user_attrs.get("exp_name", "-"),
+                "rank": rank,
+                "note": note,
+            }
             for rank, t, note in _ranked_rows(sweep, study)
         ],
     }
@@ -99,20 +113,32 @@ def render(sweep: Sweep, study: Any, storage_text: str) -> str:
     trials = [t for _, t, _ in listed]
     for rank, t, note in listed:
         a = t.user_attrs
-        rows.append([
-            "-" if rank is None else str(rank), str(t.number), t.state.name.lower(), _cell(_value(t)),
-            *(_cell(t.params.get(k)) for k in keys), a.get("exp_name", "-"), (a.get("baseline") or "-")[:7], note,
-        ])
-    out = [f"sweep {sweep.name}: study in {storage_text}; objective: {sweep.direction} {objective_note(sweep)}",
-           _table(rows)]
+        rows.append(
+            [
+                "-" if rank is None else str(rank),
+                str(t.number),
+                t.state.name.lower(),
+                _cell(_value(t)),
+                *(_cell(t.params.get(k)) for k in keys),
+                a.get("exp_name", "-"),
+                (a.get("baseline") or "-")[:7],
+                note,
+            ]
+        )
+    out = [
+        f"sweep {sweep.name}: study in {storage_text}; objective: {sweep.direction} {objective_note(sweep)}",
+        _table(rows),
+    ]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if not complete:
         out.append("best: none yet (no trial has completed)")
         return "\n".join(out)
     best = complete[0]
     where = "validation split (optimistic)" if sweep.optimistic else "tuning split"
-    out.append(f"best: trial {best.number} ({best.user_attrs.get('exp_name')}): {sweep.metric} = {best.value:.4f} "
-               f"on the {where}; params: " + " ".join(f"{k}={_cell(best.params[k])}" for k in keys))
+    out.append(
+        f"best: trial {best.number} ({best.user_attrs.get('exp_name')}): {sweep.metric} = {best.value:.4f} "
+        f"on the {where}; params: " + " ".join(f"{k}={_cell(best.params[k])}" for k in keys)
+    )
     promoted = study.user_attrs.get("promoted") or {}
     if promoted.get("trial") == best.number and promoted.get("metrics"):
         metrics = promoted["metrics"]
@@ -123,6 +149,8 @@ def render(sweep: Sweep, study: Any, storage_text: str) -> str:
         out.append("the best params retrained on the full training split (`--promote`), side by side:")
         out.append(_table(side))
     elif not sweep.optimistic:
-        out.append(f"validation metrics: not measured yet; `reprokit sweep {sweep.path} --promote` retrains the best "
-                   "params on the full training split and scores the validation split")
+        out.append(
+            f"validation metrics: not measured yet; `reprokit sweep {sweep.path} --promote` retrains the best "
+            "params on the full training split and scores the validation split"
+        )
     return "\n".join(out)

@@ -31,11 +31,20 @@ def open_study(sweep: Sweep, storage: Any) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the controller prints its own lines
-    sampler = build_sampler(sweep.sampler, sweep.seed, sweep.distributions(),
-                            sweep.grid() if sweep.sampler.name == "grid" else {}, sweep.direction)
+    sampler = build_sampler(
+        sweep.sampler,
+        sweep.seed,
+        sweep.distributions(),
+        sweep.grid() if sweep.sampler.name == "grid" else {},
+        sweep.direction,
+    )
     study = optuna.create_study(
-        study_name=sweep.name, storage=storage, sampler=sampler, pruner=build_pruner(sweep.pruner),
-        direction=sweep.direction, load_if_exists=True,
+        study_name=sweep.name,
+        storage=storage,
+        sampler=sampler,
+        pruner=build_pruner(sweep.pruner),
+        direction=sweep.direction,
+        load_if_exists=True,
     )
     recorded = study.user_attrs.get("objective")
     wanted = {"metric": sweep.metric, "direction": sweep.direction, "tune_fraction": sweep.tune_fraction}

@@ -163,7 +163,9 @@ def _parse_param(path: Path, key: str, spec: Any, current: Any) -> Param:
         raise _fail(path, f"unknown key {unknown[0]!r} in {where}; valid keys: choice, {', '.join(_RANGE_KEYS)}")
     if "choice" in spec:
         if set(spec) != {"choice"}:
-            raise _fail(path, f"{where} has both choice and a range ({', '.join(sorted(set(spec) - {'choice'}))}); give one")
+            raise _fail(
+                path, f"{where} has both choice and a range ({', '.join(sorted(set(spec) - {'choice'}))}); give one"
+            )
         values = spec["choice"]
         if not isinstance(values, list) or not values:
             raise _fail(path, f"{where}.choice must be a non-empty list; got {values!r}")
@@ -183,24 +185,33 @@ def _parse_param(path: Path, key: str, spec: Any, current: Any) -> Param:
     if not isinstance(log, bool):
         raise _fail(path, f"{where}.log must be true or false; got {log!r}")
     if isinstance(current, bool) or isinstance(current, str):
-        raise _fail(path, f"{where}: params.yaml has {current!r} there, not a number: a range needs a number", hint="use choice")
+        raise _fail(
+            path, f"{where}: params.yaml has {current!r} there, not a number: a range needs a number", hint="use choice"
+        )
     is_int = isinstance(current, int) or (current is None and all(isinstance(v, int) for v in numbers))
     if is_int and not all(isinstance(v, int) for v in numbers):
-        raise _fail(path, f"{where}: {key} is an integer in params.yaml, so low, high and step must be integers; "
-                          f"got low={low!r}, high={high!r}, step={step!r}")
+        raise _fail(
+            path,
+            f"{where}: {key} is an integer in params.yaml, so low, high and step must be integers; "
+            f"got low={low!r}, high={high!r}, step={step!r}",
+        )
     if not low < high:
         raise _fail(path, f"{where}: low must be below high; got low={low!r}, high={high!r}")
     if log and low <= 0:
         raise _fail(path, f"{where}: a log range needs low > 0; got low={low!r}")
     if step is not None and (step <= 0 or log):
-        raise _fail(path, f"{where}.step must be a number > 0 and not used with log: true; got step={step!r}, log={log}")
+        raise _fail(
+            path, f"{where}.step must be a number > 0 and not used with log: true; got step={step!r}, log={log}"
+        )
     return Param(key, "int" if is_int else "float", low=low, high=high, log=log, step=step)
 
 
 def _check_keys(path: Path, where: str, keys: list[str], leaves: list[str]) -> None:
     for key in keys:
         if key in SWEEP_KEYS:
-            raise _fail(path, f"{where}.{key} is set by the sweep itself for every trial", hint="use tune_fraction and seed")
+            raise _fail(
+                path, f"{where}.{key} is set by the sweep itself for every trial", hint="use tune_fraction and seed"
+            )
         if key not in leaves:
             raise _fail(path, f"{where}.{key}: params.yaml has no such key", hint=_suggest_key(key, leaves))
 
@@ -218,25 +229,37 @@ def _check_values(path: Path, sweep: Sweep, base: dict[str, Any]) -> None:
             try:
                 candidate_config(base, {**fixed, p.key: value})
             except ConfigError as exc:
-                raise _fail(path, f"space.{p.key}: {value!r} is rejected by params.yaml's schema: {exc.one_line()}") from None
+                raise _fail(
+                    path, f"space.{p.key}: {value!r} is rejected by params.yaml's schema: {exc.one_line()}"
+                ) from None
     computed = cfg.validate.metric_names()
     if sweep.metric not in computed:
-        raise _fail(path, f"objective.metric must be one of the metrics validate computes ({', '.join(computed)}); "
-                          f"got {sweep.metric!r}")
+        raise _fail(
+            path,
+            f"objective.metric must be one of the metrics validate computes ({', '.join(computed)}); "
+            f"got {sweep.metric!r}",
+        )
     if sweep.pruner.name != "none":
         every = flatten(cfg.to_dict()).get("train.validate_every_n_epochs")
         if not every:
             got = "not in this params.yaml" if every is None else f"{every}"
-            raise _fail(path, f"pruner {sweep.pruner.name!r} needs validation during training: "
-                              f"train.validate_every_n_epochs must be ≥ 1; got {got}",
-                        hint="set it in params.yaml or the sweep's params, or pruner: none")
+            raise _fail(
+                path,
+                f"pruner {sweep.pruner.name!r} needs validation during training: "
+                f"train.validate_every_n_epochs must be ≥ 1; got {got}",
+                hint="set it in params.yaml or the sweep's params, or pruner: none",
+            )
 
 
 def _trials(path: Path, raw: _SweepFile, sampler: str, space: tuple[Param, ...]) -> int:
     if sampler == "grid":
         ranges = [p.key for p in space if p.kind != "choice"]
         if ranges:
-            raise _fail(path, f"space.{ranges[0]}: a grid takes choice lists only; got a range", hint="use choice, or sampler: tpe")
+            raise _fail(
+                path,
+                f"space.{ranges[0]}: a grid takes choice lists only; got a range",
+                hint="use choice, or sampler: tpe",
+            )
         size = 1
         for p in space:
             size *= len(p.choice)
@@ -280,13 +303,24 @@ def load_sweep(path: str | Path, params_path: str | Path = PARAMS_FILE) -> Sweep
     sampler = check_component(path, "sampler", raw.sampler, SAMPLERS)
     pruner = check_component(path, "pruner", raw.pruner, PRUNERS)
     if not 0 <= raw.tune_fraction < 1:
-        raise _fail(path, f"tune_fraction must be a number in [0, 1) (0: the validation split, optimistic); got {raw.tune_fraction}")
+        raise _fail(
+            path,
+            f"tune_fraction must be a number in [0, 1) (0: the validation split, optimistic); got {raw.tune_fraction}",
+        )
     if not 0 <= raw.seed <= 2**32 - 1:
         raise _fail(path, f"seed must be an integer in [0, {2**32 - 1}]; got {raw.seed}")
     sweep = Sweep(
-        name=name, path=path, metric=raw.objective.metric, direction=raw.objective.direction, sampler=sampler,
-        pruner=pruner, trials=_trials(path, raw, sampler.name, space), seed=raw.seed, space=space,
-        tune_fraction=float(raw.tune_fraction), params=dict(raw.params),
+        name=name,
+        path=path,
+        metric=raw.objective.metric,
+        direction=raw.objective.direction,
+        sampler=sampler,
+        pruner=pruner,
+        trials=_trials(path, raw, sampler.name, space),
+        seed=raw.seed,
+        space=space,
+        tune_fraction=float(raw.tune_fraction),
+        params=dict(raw.params),
     )
     _check_values(path, sweep, base)
     return sweep

@@ -32,9 +32,20 @@ from reprokit.core.git import exp_refs, run_git
 from reprokit.core.layout import RunsDir
 
 __all__ = [
-    "exp_command", "format_value", "start_trial", "RunningTrial", "find_experiment", "list_experiments", "experiment_metrics",
-    "failure_reason", "stop_process_group", "stop_process_groups",
-    "process_alive", "Experiment", "git_remote", "push_experiment",
+    "exp_command",
+    "format_value",
+    "start_trial",
+    "RunningTrial",
+    "find_experiment",
+    "list_experiments",
+    "experiment_metrics",
+    "failure_reason",
+    "stop_process_group",
+    "stop_process_groups",
+    "process_alive",
+    "Experiment",
+    "git_remote",
+    "push_experiment",
 ]
 
 METRICS_PATH = RunsDir().validate.metrics.as_posix()
@@ -76,14 +87,21 @@ class RunningTrial:
         return self.proc.pid
 
 
-def start_trial(repo: Path, exp_name: str, overrides: dict[str, Any], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_trial(
+    repo: Path, exp_name: str, overrides: dict[str, Any], log_path: Path, env: dict[str, str]
+) -> subprocess.Popen:
     """Start the trial's ``dvc exp run`` in its own session (process group): Ctrl-C in the terminal
     reaches the controller only, which then stops each trial's whole group itself."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            exp_command(exp_name, overrides), cwd=repo, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            exp_command(exp_name, overrides),
+            cwd=repo,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
 
 
@@ -185,7 +203,6 @@ def failure_reason(log_path: Path, returncode: int | None) -> str:
     if dvc:
         return " ".join(dvc[0].split())[:500]
     return f"dvc exp run exited with {returncode} (log: {log_path})"
-
 
 
 def git_remote(repo: Path, name: str = "origin") -> str | None:

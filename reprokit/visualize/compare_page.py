@@ -59,8 +59,11 @@ class _Images:
             data = self.read(path)
             self.cache[path] = data_uri(data) if data else None
         uri = self.cache[path]
-        img = (f'<img src="{uri}" alt="{html.escape(path)}" title="{html.escape(path)}">' if uri
-               else f'<div class="none" title="{html.escape(path)} (no image)"></div>')
+        img = (
+            f'<img src="{uri}" alt="{html.escape(path)}" title="{html.escape(path)}">'
+            if uri
+            else f'<div class="none" title="{html.escape(path)} (no image)"></div>'
+        )
         return f'<figure class="tile {css}">{img}<figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
@@ -76,8 +79,10 @@ def _retrieved(images: _Images, items: Sequence[Any]) -> str:
 def _flip(images: _Images, n: int, flip: Any, metric: str) -> str:
     cat = f", category {html.escape(flip.category)}" if flip.category else ""
     trend = "down" if flip.change < 0 else "up"
-    head = (f"<h3>{n}. <b>{html.escape(flip.path)}</b> — label {flip.label}{cat} — {html.escape(metric)} "
-            f'{flip.metric_a:.3f} → {flip.metric_b:.3f} <span class="{trend}">({flip.change:+.3f})</span></h3>')
+    head = (
+        f"<h3>{n}. <b>{html.escape(flip.path)}</b> — label {flip.label}{cat} — {html.escape(metric)} "
+        f'{flip.metric_a:.3f} → {flip.metric_b:.3f} <span class="{trend}">({flip.change:+.3f})</span></h3>'
+    )
     return (
         f'<section class="flip">{head}{images.figure(flip.path, "query", "query")}'
         f'<div class="run"><span class="group-label">A</span>{_retrieved(images, flip.top_a)}</div>'
@@ -99,8 +104,10 @@ def _metrics_table(rows: Sequence[tuple[str, float | None, float | None]]) -> st
         f'<td class="num">{cell(b)}</td>{gain(a, b)}</tr>'
         for m, a, b in rows
     )
-    return ('<table><tr><th>metric</th><th class="num">A</th><th class="num">B</th><th class="num">B−A</th></tr>'
-            f"{body}</table>")
+    return (
+        '<table><tr><th>metric</th><th class="num">A</th><th class="num">B</th><th class="num">B−A</th></tr>'
+        f"{body}</table>"
+    )
 
 
 def write_compare_page(
@@ -129,8 +136,10 @@ def write_compare_page(
         f"on the same validation data</small></h2>{_metrics_table(overall)}</div>",
     ]
     for title, flips in sections:
-        parts.append(f'<div class="card"><h2>{html.escape(title)}</h2><p class="note">Each query: A\'s top-k above '
-                     "B's, nearest first (green ✓: same label as the query, red ✗: not).</p>")
+        parts.append(
+            f'<div class="card"><h2>{html.escape(title)}</h2><p class="note">Each query: A\'s top-k above '
+            "B's, nearest first (green ✓: same label as the query, red ✗: not).</p>"
+        )
         parts += [_flip(images, n, f, metric) for n, f in enumerate(flips, start=1)] or ["<p>(none)</p>"]
         parts.append("</div>")
     parts.append("</main></body></html>\n")

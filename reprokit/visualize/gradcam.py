@@ -151,7 +151,7 @@ def _token_grid(model: nn.Module, layer: GradCamLayer, size: tuple[int, int], n_
 def _as_maps(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
     """Tokens [N, L, C] -> the patch tokens on their grid [N, C, rows, cols] (leading tokens dropped)."""
     prefix, rows, cols = grid
-    patches = tokens[:, prefix:prefix + rows * cols]
+    patches = tokens[:, prefix : prefix + rows * cols]
     return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
 
 
@@ -178,8 +178,9 @@ def pair_cams(
     The model is put in evaluation mode (and left so); its parameters receive no gradient.
     """
     if queries.shape != others.shape or queries.ndim != 4:
-        raise ValueError(f"queries and others must be [P, C, H, W] of one shape; got {list(queries.shape)}, "
-                         f"{list(others.shape)}")
+        raise ValueError(
+            f"queries and others must be [P, C, H, W] of one shape; got {list(queries.shape)}, {list(others.shape)}"
+        )
     model.eval()
     size = (int(queries.shape[2]), int(queries.shape[3]))
     q_maps, o_maps, sims = [], [], []

@@ -45,7 +45,7 @@ def jet(x: np.ndarray) -> np.ndarray:
 
 def overlay(image: torch.Tensor, cam: np.ndarray, size: int = TILE) -> Image.Image:
     """The image [C, H, W] in [0, 1] scaled to ``size`` px, coloured by ``cam`` [H, W] in [0, 1]."""
-    pixels = (image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+    pixels = image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     base_img = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).convert("RGB")
     base = np.asarray(base_img.resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
     heat_img = Image.fromarray((np.clip(cam, 0, 1) * 255).round().astype(np.uint8))
@@ -104,8 +104,11 @@ def draw_gradcam(
     decoded = dict(zip(needed, images.decode(needed))) if needed else {}
     if pairs:
         q_maps, o_maps, _ = pair_cams(
-            model, layer,
-            torch.stack([decoded[q] for q, _ in pairs]), torch.stack([decoded[o] for _, o in pairs]), distance,
+            model,
+            layer,
+            torch.stack([decoded[q] for q, _ in pairs]),
+            torch.stack([decoded[o] for _, o in pairs]),
+            distance,
         )
     maps = iter(zip(q_maps, o_maps)) if pairs else iter(())
     grid: list[list[Image.Image | None]] = []

@@ -46,5 +46,6 @@ def write_report(runs: RunsDir, val_df: pd.DataFrame, val_paths: list[Path], out
     curves = curves_chart(data.step_curve, data.epoch_curve, data.validation_curve)
     page = render_page(data, table, cmc, curves)
     write_text(out.page, page)
-    return ReportSummary(out.page, len(page.encode()), len(table.payload["queries"]), table.n_thumbnails,
-                         data.identity.run_name)
+    return ReportSummary(
+        out.page, len(page.encode()), len(table.payload["queries"]), table.n_thumbnails, data.identity.run_name
+    )

@@ -59,11 +59,21 @@ def cmc_chart(cmc: dict[str, list[float]], baseline: dict[str, float]) -> str:
         ax = fig.add_subplot()
         k, value = _finite(cmc.get("k", []), cmc.get("cmc", []))
         ax.plot(k, value, marker="o", markersize=4, color=TRAINED, label="trained embedding")
-        raw = sorted((int(name.split("@")[1]), v) for name, v in baseline.items()
-                     if name.startswith("cmc@") and name.split("@")[1].isdigit())
+        raw = sorted(
+            (int(name.split("@")[1]), v)
+            for name, v in baseline.items()
+            if name.startswith("cmc@") and name.split("@")[1].isdigit()
+        )
         if raw:
-            ax.plot([p[0] for p in raw], [p[1] for p in raw], marker="s", markersize=4, linestyle="--",
-                    color=BASELINE, label="raw pixels")
+            ax.plot(
+                [p[0] for p in raw],
+                [p[1] for p in raw],
+                marker="s",
+                markersize=4,
+                linestyle="--",
+                color=BASELINE,
+                label="raw pixels",
+            )
         ax.set_xlabel("k (retrieved items)")
         ax.set_ylabel("CMC@k")
         ax.set_ylim(0, 1.02)
@@ -73,7 +83,8 @@ def cmc_chart(cmc: dict[str, list[float]], baseline: dict[str, float]) -> str:
 
 
 def curves_chart(
-    step: dict[str, list[float]] | None, epoch: dict[str, list[float]] | None,
+    step: dict[str, list[float]] | None,
+    epoch: dict[str, list[float]] | None,
     validation: dict[str, list[float]] | None = None,
 ) -> str | None:
     """One small panel per training statistic (the loss first): per step, and the per-epoch mean

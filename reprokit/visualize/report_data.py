@@ -164,7 +164,10 @@ def gather_report(runs: RunsDir) -> ReportData:
     # Optional: a run validated nothing while training (validate_every_n_epochs: 0), or predates it.
     validation = read_curve(runs.train.validation_table) if runs.train.validation_table.is_file() else None
     figures = {}
-    for title, path in (("Worst queries", runs.visualize.worst_queries), ("Grad-CAM of the worst queries", runs.visualize.gradcam)):
+    for title, path in (
+        ("Worst queries", runs.visualize.worst_queries),
+        ("Grad-CAM of the worst queries", runs.visualize.gradcam),
+    ):
         found = _optional(path, runs, missing)
         if found:
             figures[title] = found

@@ -55,7 +55,11 @@ def _chips(data: ReportData) -> str:
         chips.append('<li class="chip"><b>commit</b>not a git repository</li>')
     if ident.dirty is not None:
         state = "dirty" if ident.dirty else "clean"
-        title = "tracked files differed from the commit (train/artifacts/diff.patch)" if ident.dirty else "tracked files were the commit's"
+        title = (
+            "tracked files differed from the commit (train/artifacts/diff.patch)"
+            if ident.dirty
+            else "tracked files were the commit's"
+        )
         chips.append(f'<li class="chip {state}" title="{_e(title)}">{state}</li>')
     if ident.branch:
         chips.append(f'<li class="chip"><b>branch</b>{_e(ident.branch)}</li>')
@@ -100,7 +104,7 @@ def _params(data: ReportData) -> str:
             f'<td class="was"><code class="key">{_e(_value(p.default))}</code></td></tr>'
             for p in data.params_changed
         )
-        body = f'<table><thead><tr><th>param</th><th>this run</th><th>default</th></tr></thead><tbody>{rows}</tbody></table>'
+        body = f"<table><thead><tr><th>param</th><th>this run</th><th>default</th></tr></thead><tbody>{rows}</tbody></table>"
     return (
         '<section class="card" id="params"><h2>Params that differ from the defaults '
         f"<small>(reprokit's schema defaults)</small></h2>{body}</section>"
@@ -127,12 +131,14 @@ def _categories(data: ReportData, counts: dict[str, int]) -> str:
 
 def _charts(cmc_uri: str | None, curves_uri: str | None, data: ReportData) -> tuple[str, str]:
     cmc = (
-        f'<img class="chart" alt="CMC curve" src="{cmc_uri}">' if cmc_uri
+        f'<img class="chart" alt="CMC curve" src="{cmc_uri}">'
+        if cmc_uri
         else '<p class="missing">validate/plots/cmc.tsv not found</p>'
     )
     final = ", ".join(f"{k} {v:.3f}" for k, v in data.train_metrics.items())
     curves = (
-        f'<img class="chart" alt="training curves" src="{curves_uri}">' if curves_uri
+        f'<img class="chart" alt="training curves" src="{curves_uri}">'
+        if curves_uri
         else '<p class="missing">train/plots/step.tsv not found</p>'
     )
     return (
@@ -194,9 +200,7 @@ def render_page(data: ReportData, table: QueryTable, cmc_uri: str | None, curves
         if q["category"] is not None:
             counts[q["category"]] = counts.get(q["category"], 0) + 1
     cmc, curves = _charts(cmc_uri, curves_uri, data)
-    missing = (
-        f'<p class="missing">not found, left out: {_e(", ".join(data.missing))}</p>' if data.missing else ""
-    )
+    missing = f'<p class="missing">not found, left out: {_e(", ".join(data.missing))}</p>' if data.missing else ""
     ident = data.identity
     return f"""<!doctype html>
 <html lang="en">

@@ -182,17 +182,19 @@ def build_query_table(
     failed = _failed_at_1(pq, labels)
     rows = []
     for r, q in enumerate(pq.to_dict("records")):
-        rows.append([
-            int(q["item"]),
-            int(q["label"]),
-            None if categories is None else categories[int(q["item"])],
-            int(q["n_gt"]),
-            [_number(q[m]) for m in metrics],
-            failed[r],
-            [int(i) for i in q["retrieved"]],
-            [_number(d, 3) for d in q["distances"]],  # as the page shows them (rounded once)
-            gt[r],
-        ])
+        rows.append(
+            [
+                int(q["item"]),
+                int(q["label"]),
+                None if categories is None else categories[int(q["item"])],
+                int(q["n_gt"]),
+                [_number(q[m]) for m in metrics],
+                failed[r],
+                [int(i) for i in q["retrieved"]],
+                [_number(d, 3) for d in q["distances"]],  # as the page shows them (rounded once)
+                gt[r],
+            ]
+        )
     payload = {
         "metrics": metrics,
         "worst_metric": worst_metric if worst_metric in metrics else (metrics[0] if metrics else None),

@@ -51,8 +51,15 @@ def _by_trial(data: dict) -> str | None:
         for state, (color, marker, label) in _STYLE.items():
             mine = [t for t in points if t["state"] == state]
             if mine:
-                ax.scatter([t["number"] for t in mine], [t["value"] for t in mine], color=color, marker=marker,
-                           s=22, label=label, zorder=3)
+                ax.scatter(
+                    [t["number"] for t in mine],
+                    [t["value"] for t in mine],
+                    color=color,
+                    marker=marker,
+                    s=22,
+                    label=label,
+                    zorder=3,
+                )
         best, xs, ys = None, [], []
         pick = max if data["direction"] == "maximize" else min
         for t in points:
@@ -104,8 +111,14 @@ def _by_param(data: dict) -> str | None:
             for state, (color, marker, _) in _STYLE.items():
                 sel = [t for t in mine if t["state"] == state]
                 if sel:
-                    ax.scatter([position(t) for t in sel], [t["value"] for t in sel], color=color, marker=marker,
-                               s=22, zorder=3)
+                    ax.scatter(
+                        [position(t) for t in sel],
+                        [t["value"] for t in sel],
+                        color=color,
+                        marker=marker,
+                        s=22,
+                        zorder=3,
+                    )
             ax.set_title(key)
             ax.set_xlabel(key)
         axes[0].set_ylabel(data["metric"])
@@ -122,12 +135,20 @@ def _cell(value: Any) -> str:
 
 def _table(data: dict) -> str:
     keys = [p["key"] for p in data["params"]]
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["rank", "trial", "state", data["metric"], *keys,
-                                                          "experiment", "note"])
+    head = "".join(
+        f"<th>{html.escape(k)}</th>" for k in ["rank", "trial", "state", data["metric"], *keys, "experiment", "note"]
+    )
     rows = []
     for t in data["trials"]:
-        cells = [_cell(t["rank"]), str(t["number"]), html.escape(t["state"]), _cell(t["value"]),
-                 *(_cell(t["params"].get(k)) for k in keys), html.escape(t["experiment"]), html.escape(t["note"])]
+        cells = [
+            _cell(t["rank"]),
+            str(t["number"]),
+            html.escape(t["state"]),
+            _cell(t["value"]),
+            *(_cell(t["params"].get(k)) for k in keys),
+            html.escape(t["experiment"]),
+            html.escape(t["note"]),
+        ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
@@ -151,9 +172,9 @@ def write_sweep_page(out: Path, data: dict) -> Path:
         f'<ul class="chips"><li class="chip"><b>study</b><code>{html.escape(data["storage"])}</code></li>{chips}</ul>'
         "</header><main>",
         f'<section class="card"><h2>Objective by trial <small>{html.escape(data["direction"])} '
-        f'{html.escape(data["objective"])}</small></h2>{_chart(_by_trial(data), "objective by trial")}</section>',
+        f"{html.escape(data['objective'])}</small></h2>{_chart(_by_trial(data), 'objective by trial')}</section>",
         '<section class="card"><h2>Objective against each parameter</h2>'
-        f'{_chart(_by_param(data), "objective against each parameter")}</section>',
+        f"{_chart(_by_param(data), 'objective against each parameter')}</section>",
         f'<section class="card"><h2>Trials <small>ranked by {html.escape(data["metric"])}; '
         "each a DVC experiment (<code>dvc exp show</code>)</small></h2>" + _table(data) + "</section>",
         "</main></body></html>\n",

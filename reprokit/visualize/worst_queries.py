@@ -72,7 +72,9 @@ def tile(img: Image.Image, color: tuple[int, int, int], caption: str, font) -> I
     return out
 
 
-def compose(rows: list[list[Image.Image | None]], top_k: int, rows_per_block: int = 1, block_gap: int = 0) -> Image.Image:
+def compose(
+    rows: list[list[Image.Image | None]], top_k: int, rows_per_block: int = 1, block_gap: int = 0
+) -> Image.Image:
     """Rows of tiles on white, with wider gaps between the three groups (query | top-k | truth).
 
     A None leaves its slot empty; every ``rows_per_block`` rows (one query's) ``block_gap`` more pixels.

@@ -51,10 +51,18 @@ class MlflowServer:
             pytest.skip("mlflow server: the mlflow package is not installed here")
         self.root.mkdir(parents=True, exist_ok=True)
         cmd = [
-            exe, "server",
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination", str(self.root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            exe,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
         ]
         # The tracking server itself, without MLflow 3's GenAI job runner (seven `huey` consumer
         # processes, each importing mlflow: ~8 s of CPU per start on 2 cores; reprokit runs no jobs).
@@ -68,7 +76,9 @@ class MlflowServer:
         while True:
             if self.proc.poll() is not None:
                 # mlflow is installed (the command exists): a server that cannot start is a failure, never a skip.
-                pytest.fail(f"mlflow server exited with {self.proc.returncode}: {(self.root / 'server.log').read_text()[-500:]}")
+                pytest.fail(
+                    f"mlflow server exited with {self.proc.returncode}: {(self.root / 'server.log').read_text()[-500:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
                     if resp.status == 200:

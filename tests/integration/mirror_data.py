@@ -73,8 +73,13 @@ class Expected:
 def _png(path: Path, size: tuple[int, int], mode: str = "RGB", shade: int = 0) -> Shot:
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.new(mode, size)
-    img.putdata([((x * 7 + y * 3 + shade) % 256,) * len(mode) if mode != "L" else (x + y + shade) % 256
-                 for y in range(size[1]) for x in range(size[0])])
+    img.putdata(
+        [
+            ((x * 7 + y * 3 + shade) % 256,) * len(mode) if mode != "L" else (x + y + shade) % 256
+            for y in range(size[1])
+            for x in range(size[0])
+        ]
+    )
     img.save(path, format="PNG")
     return (*size, pixels_digest(img))
 
@@ -85,7 +90,9 @@ def _write(path: Path, text: str | bytes) -> None:
 
 
 def build_run_folder(
-    root: Path, epochs: int = 2, steps_per_epoch: int = 3,
+    root: Path,
+    epochs: int = 2,
+    steps_per_epoch: int = 3,
     stages: tuple[str, ...] = ("train", "validate", "visualize", "report"),
 ) -> tuple[Path, Expected]:
     runs = root / "runs"
@@ -99,7 +106,7 @@ def build_run_folder(
         for i in range(steps_per_epoch):
             step += 1
             vals = {k: round(1.0 / (step + j + 1), 6) for j, k in enumerate(keys)}
-            lr = 0.001 * (0.5 ** epoch) if i == 0 else None  # user column, logged once per epoch
+            lr = 0.001 * (0.5**epoch) if i == 0 else None  # user column, logged once per epoch
             rows.append([step, epoch, *vals.values(), "" if lr is None else repr(lr)])
             for k, v in vals.items():
                 exp.add(f"train/{k}", step, v)
@@ -110,10 +117,14 @@ def build_run_folder(
         for k, v in evals.items():
             exp.add(f"train_epoch/{k}", step, v)
     exp.final_step = step
-    _write(train / "plots" / "step.tsv", "\n".join(
-        ["\t".join(["step", "epoch", *keys, "lr"])] + ["\t".join(map(str, r)) for r in rows]) + "\n")
-    _write(train / "plots" / "epoch.tsv", "\n".join(
-        ["\t".join(["epoch", "step", *keys])] + ["\t".join(map(str, r)) for r in epoch_rows]) + "\n")
+    _write(
+        train / "plots" / "step.tsv",
+        "\n".join(["\t".join(["step", "epoch", *keys, "lr"])] + ["\t".join(map(str, r)) for r in rows]) + "\n",
+    )
+    _write(
+        train / "plots" / "epoch.tsv",
+        "\n".join(["\t".join(["epoch", "step", *keys])] + ["\t".join(map(str, r)) for r in epoch_rows]) + "\n",
+    )
     _write(train / "metrics.json", json.dumps(dict(zip(keys, epoch_rows[-1][2:]))))
     images, texts = train / "images", train / "text"
     exp.image("debug/batch", 2, _png(images / "debug" / "batch" / "2.png", (20, 12), "L"))
@@ -135,8 +146,13 @@ def build_run_folder(
     art = train / "artifacts"
     _write(art / "config.yaml", yaml.safe_dump(CONFIG, sort_keys=True))
     exp.params = {
-        "seed": "42", "train.epochs": "2", "train.lr": "0.001", "train.miner": "all",
-        "model.embedding_dim": "64", "logger.name": "tensorboard", "logger.args.api_token": "***REDACTED***",
+        "seed": "42",
+        "train.epochs": "2",
+        "train.lr": "0.001",
+        "train.miner": "all",
+        "model.embedding_dim": "64",
+        "logger.name": "tensorboard",
+        "logger.args.api_token": "***REDACTED***",
     }
     _write(art / "tags.json", json.dumps({"tags": USER_TAGS, "auto": AUTO_TAGS}))
     buf = io.BytesIO()
@@ -146,18 +162,24 @@ def build_run_folder(
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     _write(art / "code.tar.gz", buf.getvalue())
-    _write(art / "dataframe.csv", "label,path,split,is_query,is_gallery\n0,a.png,train,,\n1,b.png,validation,True,True\n")
+    _write(
+        art / "dataframe.csv", "label,path,split,is_query,is_gallery\n0,a.png,train,,\n1,b.png,validation,True,True\n"
+    )
     _write(art / "git.json", json.dumps({"commit": AUTO_TAGS["git_commit"], "dirty": False}))
     _write(art / "env.json", json.dumps({"python": "3.11", "seed": 42}))
-    exp.artifacts |= {f"train/artifacts/{n}" for n in
-                      ("config.yaml", "tags.json", "code.tar.gz", "dataframe.csv", "git.json", "env.json")}
+    exp.artifacts |= {
+        f"train/artifacts/{n}"
+        for n in ("config.yaml", "tags.json", "code.tar.gz", "dataframe.csv", "git.json", "env.json")
+    }
     exp.artifacts |= {"train/run.json", "train/metrics.json"}
 
     if "validate" in stages:
         val = runs / "validate"
         overall = {"cmc@1": 0.75, "cmc@5": 0.9, "precision@5": 0.6, "map@5": 0.55}
-        by_cat = {"0": {"cmc@1": 0.7, "cmc@5": 0.85, "precision@5": 0.5, "map@5": 0.45},
-                  "1": {"cmc@1": 0.8, "cmc@5": 0.95, "precision@5": 0.7, "map@5": 0.65}}
+        by_cat = {
+            "0": {"cmc@1": 0.7, "cmc@5": 0.85, "precision@5": 0.5, "map@5": 0.45},
+            "1": {"cmc@1": 0.8, "cmc@5": 0.95, "precision@5": 0.7, "map@5": 0.65},
+        }
         # The headline metrics and, in a file of its own, the per-category ones (as validate writes them).
         _write(val / "metrics.json", json.dumps({"overall": overall, "n_queries": 40, "n_queries_without_gt": 0}))
         _write(val / "by_category.json", json.dumps({"by_category": by_cat}))
@@ -170,8 +192,12 @@ def build_run_folder(
         exp.add("validate/n_queries_without_gt", step, 0.0)
         _write(val / "per_query.csv", "query\tcmc@1\n0\t1.0\n1\t0.0\n")
         _write(val / "plots" / "cmc.tsv", "k\tcmc\n1\t0.75\n5\t0.9\n")
-        exp.artifacts |= {"validate/metrics.json", "validate/by_category.json", "validate/per_query.csv",
-                          "validate/plots/cmc.tsv"}
+        exp.artifacts |= {
+            "validate/metrics.json",
+            "validate/by_category.json",
+            "validate/per_query.csv",
+            "validate/plots/cmc.tsv",
+        }
     if "visualize" in stages:
         figure = _png(runs / "visualize" / "worst_queries.png", (64, 48), "RGB", shade=3)
         exp.image("visualize/worst_queries", step, figure)

@@ -24,15 +24,20 @@ from tests.projects import PROJECT_ROOT, run
 
 FIX = "run `make baseline` and commit what it stages"
 MAX_COLUMNS = 60
-BASELINE_FILES = ("dvc.lock", "runs/train/metrics.json", "runs/validate/metrics.json",
-                  "runs/validate/plots/by_category.tsv")
+BASELINE_FILES = (
+    "dvc.lock",
+    "runs/train/metrics.json",
+    "runs/validate/metrics.json",
+    "runs/validate/plots/by_category.tsv",
+)
 
 
 @pytest.fixture(scope="module")
 def fresh_clone(tmp_path_factory) -> Path:
     """A clone of this repository's current commit, as `git clone` gives it: nothing run, no DVC cache."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     clone = tmp_path_factory.mktemp("newcomer") / "reprokit"
     run(["git", "clone", "-q", str(PROJECT_ROOT), str(clone)], clone.parent)
     run(["git", "checkout", "-q", head], clone)
@@ -54,7 +59,10 @@ def test_exp_show_has_the_baseline_row_before_anything_runs(fresh_clone: Path):
     overall = data["metrics"]["runs/validate/metrics.json"]["data"]["overall"]
     committed = _committed(fresh_clone, "runs/validate/metrics.json")["overall"]
     assert overall["cmc@1"] == committed["cmc@1"] and 0.0 < overall["cmc@1"] <= 1.0
-    assert data["metrics"]["runs/train/metrics.json"]["data"]["loss"] == _committed(fresh_clone, "runs/train/metrics.json")["loss"]
+    assert (
+        data["metrics"]["runs/train/metrics.json"]["data"]["loss"]
+        == _committed(fresh_clone, "runs/train/metrics.json")["loss"]
+    )
 
 
 def test_exp_show_is_readable_at_most_60_columns_with_cmc_and_the_train_params(fresh_clone: Path):

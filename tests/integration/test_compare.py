@@ -22,8 +22,14 @@ pytestmark = pytest.mark.slow
 
 
 def _compare(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reprokit.cli", "compare", *args], cwd=repo, capture_output=True,
-                          text=True, env=subprocess_env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "reprokit.cli", "compare", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=600,
+    )
 
 
 def _expected_flips(a_tsv: Path, b_tsv: Path, metric: str = "map@5") -> tuple[list[str], list[str]]:
@@ -41,7 +47,7 @@ def _printed(text: str, section: str) -> tuple[int, list[str]]:
     """(the count in the section's heading, the paths its table lists in order)."""
     head = re.search(rf"^{section}: (\d+) queries", text, flags=re.M)
     assert head, text
-    body = text[head.end():].split("\n\n", 1)[0]
+    body = text[head.end() :].split("\n\n", 1)[0]
     return int(head[1]), re.findall(r"^\s+[+-]\d\.\d{4}\s.*\s(\S+)$", body, flags=re.M)
 
 
@@ -51,7 +57,9 @@ def _workspace_digest(repo: Path) -> dict[str, str]:
 
 
 def test_compare_an_experiment_then_head_1_head_lists_the_flips_of_the_per_query_files(
-    experiment_copy: Path, pipeline_repo: Path, tmp_path: Path,
+    experiment_copy: Path,
+    pipeline_repo: Path,
+    tmp_path: Path,
 ):
     repo = experiment_copy
     baseline_tsv = pipeline_repo / "runs/validate/per_query.tsv"  # the committed baseline's table

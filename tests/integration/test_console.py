@@ -18,8 +18,16 @@ pytestmark = pytest.mark.slow
 
 # What a default train printed before: Lightning's device lines, its advertisements, its fit
 # summary, and torch's LeafSpec deprecation raised inside Lightning's _pytree helper.
-NOISE = ("GPU available", "TPU available", "litlogger", "litmodels", "💡", "_pytree", "LeafSpec",
-         "`Trainer.fit` stopped")
+NOISE = (
+    "GPU available",
+    "TPU available",
+    "litlogger",
+    "litmodels",
+    "💡",
+    "_pytree",
+    "LeafSpec",
+    "`Trainer.fit` stopped",
+)
 STAGES = ("prepare", "train", "validate", "visualize", "report", "mirror")
 
 
@@ -42,8 +50,9 @@ def test_a_default_run_prints_one_summary_line_per_stage_and_no_noise(pipeline_c
     assert summary["train"].startswith("train: loss=") and "-> runs/train (model.ckpt, metrics.json" in summary["train"]
     assert "-> runs/validate (metrics.json, by_category.json, per_query.tsv)" in summary["validate"]
     # The mirror: which logger run, where it is, and the command that opens it.
-    match = re.fullmatch(r"mirror: tensorboard run (\S+) -> (\S+) \(open it: tensorboard --logdir logs/tensorboard\)",
-                         summary["mirror"])
+    match = re.fullmatch(
+        r"mirror: tensorboard run (\S+) -> (\S+) \(open it: tensorboard --logdir logs/tensorboard\)", summary["mirror"]
+    )
     assert match, summary["mirror"]
     assert match[2] == f"logs/tensorboard/{match[1]}" and (pipeline_copy / match[2]).is_dir()
     # No warning of reprokit's own either ("<stage>: warning: ...", "reprokit mirror: warning: ...").

@@ -100,7 +100,11 @@ def start_queue(repo: Path, workers: int, log: Path) -> None:
     with open(log, "w") as out:
         proc = subprocess.run(
             ["dvc", "queue", "start", "-j", str(workers)],
-            cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=subprocess_env(), timeout=120,
+            cwd=repo,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env(),
+            timeout=120,
         )
     assert proc.returncode == 0, log.read_text()[-3000:]
 
@@ -187,8 +191,10 @@ def test_queued_experiments_run_in_parallel_each_with_own_metrics_and_tensorboar
             assert [v for _, v in logged[f"validate/{metric}"]] == [pytest.approx(value, rel=1e-6)], (name, metric)
 
     # `-j 2` ran experiments at the same time: some two trainings overlap in time, by their own clocks.
-    overlaps = [max(0.0, min(intervals[a][1], intervals[b][1]) - max(intervals[a][0], intervals[b][0]))
-                for a, b in itertools.combinations(MARGINS, 2)]
+    overlaps = [
+        max(0.0, min(intervals[a][1], intervals[b][1]) - max(intervals[a][0], intervals[b][0]))
+        for a, b in itertools.combinations(MARGINS, 2)
+    ]
     assert max(overlaps) > 0, f"no two experiments trained at the same time: {intervals}"
     # Nothing collided: one folder per experiment, nothing else published beside them.
     assert len(run_dirs) == 3

@@ -28,7 +28,9 @@ def _dataset(root: Path) -> pd.DataFrame:
             Image.new("L", (8, 8), color=label * 30 + view).save(root / path)
             split = "train" if label < 3 else "validation"
             flag = "" if split == "train" else "True"
-            rows.append({"label": label, "path": path, "split": split, "is_query": flag, "is_gallery": flag, "category": "a"})
+            rows.append(
+                {"label": label, "path": path, "split": split, "is_query": flag, "is_gallery": flag, "category": "a"}
+            )
     return pd.DataFrame(rows)
 
 
@@ -107,7 +109,15 @@ PROJECT = Path(__file__).resolve().parents[2]
 def _validate_stage(root: Path) -> tuple[Path, int, str]:
     """The real validate stage on ``root``'s params; (root, exit code, stderr)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.validate", "--params", str(root / "params.yaml"), "--out", str(root / "runs/validate")],
+        [
+            sys.executable,
+            "-m",
+            "stages.validate",
+            "--params",
+            str(root / "params.yaml"),
+            "--out",
+            str(root / "runs/validate"),
+        ],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -171,7 +181,15 @@ def test_killed_training_leaves_nothing_dvc_takes_as_complete(pipeline_copy: Pat
     step_tsv = pipeline_copy / "runs/train/plots/step.tsv"
     step_tsv.unlink()  # so that its reappearance marks this run's first epoch end
     env = subprocess_env()
-    proc = subprocess.Popen(["dvc", "repro", "train"], cwd=pipeline_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro", "train"],
+        cwd=pipeline_copy,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     # Wait until the first epoch has been written (mid-training), then SIGKILL the whole group.
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not step_tsv.exists():
@@ -195,7 +213,15 @@ def test_killed_training_resumes_from_its_last_checkpoint(pipeline_copy: Path, t
     run(["cp", "-a", str(pipeline_copy), str(reference)], tmp_path)
     run(["dvc", "repro", "train"], reference)  # uninterrupted, same params
 
-    proc = subprocess.Popen(["dvc", "repro", "train"], cwd=pipeline_copy, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro", "train"],
+        cwd=pipeline_copy,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list((pipeline_copy / ".reprokit/resume").glob("*/last.ckpt")):
         time.sleep(0.2)

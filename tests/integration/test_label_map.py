@@ -40,12 +40,21 @@ def test_text_labels_are_numbered_once_recorded_and_used_by_every_stage(tmp_path
     sku_of = _sku_dataset(repo / "own")
     from tests.projects import commit_all, write_params
 
-    write_params(repo, {
-        "data": {"dataframe": "own/df.csv", "root": "own", "generate": [], "image_size": 16, "image_mode": "RGB",
-                 "label_map": "auto"},
-        "train": {"epochs": 1, "n_labels": 4, "n_instances": 2},
-        "visualize": {"n_queries": 2},
-    })
+    write_params(
+        repo,
+        {
+            "data": {
+                "dataframe": "own/df.csv",
+                "root": "own",
+                "generate": [],
+                "image_size": 16,
+                "image_mode": "RGB",
+                "label_map": "auto",
+            },
+            "train": {"epochs": 1, "n_labels": 4, "n_instances": 2},
+            "visualize": {"n_queries": 2},
+        },
+    )
     commit_all(repo, "own data with SKU labels")
     check = run(["python", "-m", "reprokit.cli", "check-data"], repo)
     assert "18 text labels numbered 0..17 in sorted order (data.label_map: auto)" in check.stdout

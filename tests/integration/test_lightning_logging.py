@@ -212,8 +212,13 @@ def test_bad_values_raise_a_clear_error_inside_training(tmp_path, value, fragmen
             return super().training_step(batch, batch_idx)
 
     trainer = pl.Trainer(
-        max_steps=1, accelerator="cpu", logger=False, default_root_dir=tmp_path,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
     )
     train, _ = _loaders()
     with pytest.raises(LogValueError) as info:
@@ -233,8 +238,13 @@ def test_custom_reduce_fx_in_training_step_gives_step_and_epoch_values(tmp_path)
             pass
 
     trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, default_root_dir=tmp_path,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
     )
     train, _ = _loaders()
     trainer.fit(Median(), train)
@@ -271,8 +281,15 @@ def test_media_with_one_key_and_step_never_overwrite_each_other(kind, tmp_path):
     }[kind]()
     pl.seed_everything(0, verbose=False)
     trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", logger=logger, default_root_dir=tmp_path, enable_checkpointing=False,
-        enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, limit_train_batches=1,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=logger,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_train_batches=1,
     )
     train, val = _loaders()
     with warnings.catch_warnings():
@@ -283,7 +300,9 @@ def test_media_with_one_key_and_step_never_overwrite_each_other(kind, tmp_path):
         acc = EventAccumulator(str(logger.log_dir), size_guidance={"images": 0, "tensors": 0})
         acc.Reload()
         images = [t for t in acc.Tags()["images"] if t.startswith("val/batch")]
-        shades = {int(np.asarray(Image.open(io.BytesIO(acc.Images(t)[0].encoded_image_string))).flat[0]) for t in images}
+        shades = {
+            int(np.asarray(Image.open(io.BytesIO(acc.Images(t)[0].encoded_image_string))).flat[0]) for t in images
+        }
         assert len(images) == n_batches and len(set(shades)) == n_batches
         assert len(acc.Tensors("val/note/text_summary")) == n_batches
     else:

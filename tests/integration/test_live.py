@@ -34,7 +34,11 @@ def _expected_curves(repo: Path) -> dict[str, dict[int, tuple[float, float]]]:
     wall = pd.read_csv(train / "wall_times.tsv", sep="\t")
     times = {(t, int(k)): w for t, k, w in wall.itertuples(index=False)}
     out: dict[str, dict[int, tuple[float, float]]] = {}
-    for name, table, prefix in (("step", "step", "train/"), ("epoch", "epoch", "train_epoch/"), ("validation", "epoch", "")):
+    for name, table, prefix in (
+        ("step", "step", "train/"),
+        ("epoch", "epoch", "train_epoch/"),
+        ("validation", "epoch", ""),
+    ):
         frame = pd.read_csv(train / f"plots/{name}.tsv", sep="\t")
         for row in frame.to_dict("records"):
             for col, value in row.items():
@@ -81,8 +85,14 @@ class _Pipeline:
     def __init__(self, repo: Path, log: Path) -> None:
         self.repo, self.log = repo, log
         with open(log, "w") as out:
-            self.proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=subprocess_env(), stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                ["dvc", "repro"],
+                cwd=repo,
+                env=subprocess_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def output(self) -> str:
         return self.log.read_text()
@@ -172,8 +182,13 @@ def test_a_logger_down_during_training_costs_one_warning_and_the_mirror_fills_in
     server = MlflowServer(tmp_path / "mlflow")
     uri = server.start()
     try:
-        write_params(repo, {"train": {"epochs": EPOCHS},
-                            "logger": {"name": "mlflow", "args": {"tracking_uri": uri}, "timeout_s": 20.0}})
+        write_params(
+            repo,
+            {
+                "train": {"epochs": EPOCHS},
+                "logger": {"name": "mlflow", "args": {"tracking_uri": uri}, "timeout_s": 20.0},
+            },
+        )
         pipeline = _Pipeline(repo, tmp_path / "dvc.log")
         _, live_run = pipeline.wait_for(lambda: _mlflow_first_epoch(uri, "reprokit"), "first epoch's loss in MLflow")
         with paused(pipeline.proc):

@@ -178,7 +178,9 @@ def test_dead_mlflow_server_costs_seconds_and_warns(mirror_project, capsys):
 def test_mlflow_filled_in_after_the_server_was_down(mirror_project, mirror_mlflow_server, tmp_path):
     project, exp = mirror_project
     down = mirror_run(
-        logger=LoggerConfig(name="mlflow", args={"tracking_uri": f"http://127.0.0.1:{mirror_free_port()}"}, timeout_s=20),
+        logger=LoggerConfig(
+            name="mlflow", args={"tracking_uri": f"http://127.0.0.1:{mirror_free_port()}"}, timeout_s=20
+        ),
         project_dir=project,
     )
     assert not down["ok"]

@@ -142,8 +142,9 @@ def test_a_timeout_in_finish_is_reported_as_unknown_may_be_partially_published(g
 
 def test_a_timeout_while_logging_is_reported_as_not_published(gate, mirror_project):
     project, _ = mirror_project
-    report = mirror_run(logger=LoggerConfig(name="tensorboard", timeout_s=3), project_dir=project,
-                        backends=_backends(ScalarsBlock))
+    report = mirror_run(
+        logger=LoggerConfig(name="tensorboard", timeout_s=3), project_dir=project, backends=_backends(ScalarsBlock)
+    )
     assert BLOCKED.is_set() and not report["ok"], report
     assert report["published"] == "no" and "partially" not in report["error"], report["error"]
     assert report["counts"]["scalars"] == 0 and report["counts"]["params"] > 0
@@ -186,11 +187,17 @@ def test_variables_set_for_a_backend_are_restored_after_success_failure_and_time
     ok = mirror_run(logger=LoggerConfig(name="tensorboard"), project_dir=project, backends=_backends(EnvTensorBoard))
     assert ok["ok"] and ENV not in os.environ
     (project / "not-a-folder").write_text("a file where the log folder should go")
-    failed = mirror_run(logger=LoggerConfig(name="tensorboard", args={"log_dir": "not-a-folder/tb"}),
-                        project_dir=project, backends=_backends(EnvTensorBoard))
+    failed = mirror_run(
+        logger=LoggerConfig(name="tensorboard", args={"log_dir": "not-a-folder/tb"}),
+        project_dir=project,
+        backends=_backends(EnvTensorBoard),
+    )
     assert not failed["ok"] and failed["error"] and ENV not in os.environ
-    late = mirror_run(logger=LoggerConfig(name="tensorboard", timeout_s=1), project_dir=project,
-                      backends=_backends(StartBlocksThenSetsEnv))
+    late = mirror_run(
+        logger=LoggerConfig(name="tensorboard", timeout_s=1),
+        project_dir=project,
+        backends=_backends(StartBlocksThenSetsEnv),
+    )
     assert not late["ok"] and ENV not in os.environ
     gate.set()
     _join_workers()
@@ -300,8 +307,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["deadline", "request-timeout"])
-def test_mlflow_server_hanging_while_the_run_is_finished_is_unknown(how, mirror_project, mirror_mlflow_server,
-                                                                   monkeypatch, tmp_path):
+def test_mlflow_server_hanging_while_the_run_is_finished_is_unknown(
+    how, mirror_project, mirror_mlflow_server, monkeypatch, tmp_path
+):
     """Everything reached the server; only marking the run finished got no answer. ``deadline``: the
     replay's deadline passes first; ``request-timeout``: MLflow's own request timeout ends the call."""
     from mlflow.tracking import MlflowClient
@@ -314,8 +322,11 @@ def test_mlflow_server_hanging_while_the_run_is_finished_is_unknown(how, mirror_
         monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
     experiment = f"hanging-{how}"
     with _HoldingProxy(mirror_mlflow_server, "/api/2.0/mlflow/runs/update") as proxy:
-        logger = LoggerConfig(name="mlflow", args={"tracking_uri": proxy.uri, "experiment_name": experiment},
-                              timeout_s=20 if how == "deadline" else 60)
+        logger = LoggerConfig(
+            name="mlflow",
+            args={"tracking_uri": proxy.uri, "experiment_name": experiment},
+            timeout_s=20 if how == "deadline" else 60,
+        )
         report = mirror_run(logger=logger, project_dir=project)
         assert proxy.held.is_set(), report["error"]  # the replay reached finish()
         assert not report["ok"] and report["published"] == "unknown", report
@@ -328,8 +339,10 @@ def test_mlflow_server_hanging_while_the_run_is_finished_is_unknown(how, mirror_
         _join_workers()
         # What "unknown" stands for here: the run is on the server with everything, not marked finished.
         client = MlflowClient(tracking_uri=mirror_mlflow_server)
-        (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
-                                    filter_string=f"tags.`reprokit.run_id` = '{exp.run_id}'")
+        (run,) = client.search_runs(
+            [client.get_experiment_by_name(experiment).experiment_id],
+            filter_string=f"tags.`reprokit.run_id` = '{exp.run_id}'",
+        )
         assert run.info.status == "RUNNING"
         where = {"tracking_uri": mirror_mlflow_server, "logger_run_id": run.info.run_id}
         readers.assert_contract(readers.read_mlflow(where, tmp_path / "dl"), exp)

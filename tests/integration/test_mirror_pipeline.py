@@ -46,8 +46,12 @@ def _assert_complete(client, mlrun, repo: Path) -> None:
     assert mlrun.data.params["train.epochs"] == "2"
     assert mlrun.data.tags["git_commit"] and mlrun.data.tags["git_dirty"] in ("true", "false")
     files = _artifacts(client, mlrun.info.run_id)
-    needed_files = ("train/artifacts/code.tar.gz", "train/artifacts/config.yaml", "train/artifacts/dataframe.csv",
-                    "report/index.html")
+    needed_files = (
+        "train/artifacts/code.tar.gz",
+        "train/artifacts/config.yaml",
+        "train/artifacts/dataframe.csv",
+        "report/index.html",
+    )
     for needed in needed_files:
         assert needed in files, (needed, sorted(files))
     assert any(f.startswith("images/visualize/worst_queries") and f.endswith(".png") for f in files)
@@ -70,8 +74,13 @@ def test_server_dies_mid_pipeline_then_reprokit_mirror_fills_the_run_in(pipeline
         # The finished copy's training stands; validate, visualize and mirror run again, and the
         # server dies as validate starts: the pipeline is under way, its mirror still to come.
         proc = subprocess.Popen(
-            ["dvc", "repro", "--force", "--downstream", "validate"], cwd=pipeline_copy, env=subprocess_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            ["dvc", "repro", "--force", "--downstream", "validate"],
+            cwd=pipeline_copy,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         watchdog = threading.Timer(900, proc.kill)  # a hung pipeline must not hang the suite
         watchdog.daemon = True

@@ -42,9 +42,12 @@ def test_two_trials_are_grouped_under_their_sweep_and_tagged(backend, request, t
     project = tmp_path / "project"
     reports = []
     for trial, runs in enumerate(two_trials(project)):
-        logger = LoggerConfig(name=backend, args=_args(backend, request) | (
-            {"experiment_name": "sweeps"} if backend == "mlflow" else {}), timeout_s=120,
-            sweep=SweepGroupConfig(name=SWEEP, trial=trial))
+        logger = LoggerConfig(
+            name=backend,
+            args=_args(backend, request) | ({"experiment_name": "sweeps"} if backend == "mlflow" else {}),
+            timeout_s=120,
+            sweep=SweepGroupConfig(name=SWEEP, trial=trial),
+        )
         report = mirror_run(runs_dir=runs, logger=logger, project_dir=project)
         assert report["ok"], report["error"]
         reports.append(report)
@@ -54,7 +57,10 @@ def test_two_trials_are_grouped_under_their_sweep_and_tagged(backend, request, t
         view = _read(backend, report, tmp_path / f"read{trial}")
         tags = view.key_values
         assert (tags.get("sweep"), tags.get("sweep_trial"), tags.get("dvc_exp_name")) == (
-            SWEEP, str(trial), f"{SWEEP}-{trial}"), tags
+            SWEEP,
+            str(trial),
+            f"{SWEEP}-{trial}",
+        ), tags
 
     where = [r["where"] for r in reports]
     if backend in ("tensorboard", "csv"):

@@ -55,8 +55,11 @@ def _fresh_env(tmp: Path) -> Path:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT_ROOT / rel, src / rel)
     dist = tmp / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)], tmp,
-        timeout=600)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)],
+        tmp,
+        timeout=600,
+    )
     wheel = next(dist.glob("reprokit-*.whl"))
     venv = tmp / "venv"
     run([sys.executable, "-m", "venv", str(venv)], tmp)
@@ -84,8 +87,16 @@ def _dataset(root: Path, n_labels: int = 24, views: int = 3) -> None:
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB").save(root / path)
             split = "train" if label < n_labels * 2 // 3 else "validation"
             flag = "" if split == "train" else "True"
-            rows.append({"label": label, "path": path, "split": split, "is_query": flag, "is_gallery": flag,
-                         "category": "warm" if label % 2 else "cold"})
+            rows.append(
+                {
+                    "label": label,
+                    "path": path,
+                    "split": split,
+                    "is_query": flag,
+                    "is_gallery": flag,
+                    "category": "warm" if label % 2 else "cold",
+                }
+            )
     pd.DataFrame(rows).to_csv(root / "df.csv", index=False)
 
 

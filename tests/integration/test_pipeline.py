@@ -51,7 +51,9 @@ def test_train_metrics_hold_the_loss_statistics(pipeline_repo: Path):
     assert metrics["neg_dist"] > metrics["pos_dist"] > 0.0  # it learned something
     step = pd.read_csv(pipeline_repo / "runs/train/plots/step.tsv", sep="\t")
     epoch = pd.read_csv(pipeline_repo / "runs/train/plots/epoch.tsv", sep="\t")
-    assert list(step.columns[:2]) == ["step", "epoch"] and {"loss", "pos_dist", "neg_dist", "active_tri"} <= set(step.columns)
+    assert list(step.columns[:2]) == ["step", "epoch"] and {"loss", "pos_dist", "neg_dist", "active_tri"} <= set(
+        step.columns
+    )
     assert list(epoch["epoch"]) == [0, 1]
     assert step["step"].is_monotonic_increasing and len(step) == epoch["step"].iloc[-1] + 1
     # The epoch value is the batch-size-weighted mean of that epoch's step values.
@@ -80,8 +82,12 @@ def test_validation_metrics_overall_and_by_category(pipeline_repo: Path):
     assert set(metrics["overall"]) == {"cmc@1", "cmc@5", "precision@5", "map@5", "map@r", "r_precision"}
     by_category = json.loads((pipeline_repo / "runs/validate/by_category.json").read_text())["by_category"]
     assert set(by_category) == {str(d) for d in range(10)}
-    table = pd.read_csv(pipeline_repo / "runs/validate/plots/by_category.tsv", sep="\t", dtype={"category": str},
-                        float_precision="round_trip")
+    table = pd.read_csv(
+        pipeline_repo / "runs/validate/plots/by_category.tsv",
+        sep="\t",
+        dtype={"category": str},
+        float_precision="round_trip",
+    )
     assert table["category"].tolist() == sorted(by_category)
     assert table.set_index("category").to_dict("index") == by_category
     assert 0.0 < metrics["overall"]["cmc@1"] <= metrics["overall"]["cmc@5"] <= 1.0
@@ -226,7 +232,9 @@ def test_plots_show_draws_each_plot_once_with_its_axes(pipeline_copy: Path):
     assert by_category["mark"]["type"] == "bar" and by_category["title"]["text"] == "CMC@1 by category"
     assert {row["category"] for row in by_category["data"]["values"]} == {str(d) for d in range(10)}
     # CMC@1 by epoch: validation while training, one point per epoch (REDUCED_PARAMS: 2 epochs).
-    points = [v for v in shown["Retrieval metrics per epoch"][0]["content"]["data"]["values"] if v["field"] == "val/cmc@1"]
+    points = [
+        v for v in shown["Retrieval metrics per epoch"][0]["content"]["data"]["values"] if v["field"] == "val/cmc@1"
+    ]
     assert [p["epoch"] for p in points] == ["0", "1"] and all(0 < float(p["dvc_inferred_y_value"]) <= 1 for p in points)
     # What `dvc plots show` writes is never committed by a `git add -A`.
     assert "dvc_plots" not in run(["git", "status", "--porcelain", "--untracked-files=all"], pipeline_copy).stdout

@@ -21,7 +21,7 @@ SECTION = "## Track and visualize"
 def section_text() -> str:
     text = (ROOT / "docs" / "guides" / "loggers.md").read_text(encoding="utf-8")
     start = text.index(SECTION)
-    following = re.search(r"^## ", text[start + len(SECTION):], flags=re.MULTILINE)
+    following = re.search(r"^## ", text[start + len(SECTION) :], flags=re.MULTILINE)
     return text[start : start + len(SECTION) + following.start()] if following else text[start:]
 
 
@@ -51,7 +51,10 @@ def test_python_snippets_run(tmp_path):
     (tmp_path / "snippets.py").write_text(script, encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-W", "default", "snippets.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -92,7 +95,7 @@ def test_the_train_a_real_model_params_are_accepted_and_every_name_resolves(page
     from reprokit.train.library import AUGMENTATIONS, OPTIMIZERS, PML_LOSSES, PML_MINERS, SCHEDULERS, resolve
 
     text = (ROOT / page).read_text(encoding="utf-8")
-    section = text[text.index("## Train a real model"):]
+    section = text[text.index("## Train a real model") :]
     following = re.search(r"^## ", section[3:], flags=re.MULTILINE)
     section = section[: following.start() + 3] if following else section
     (params,) = [yaml.safe_load(b) for b in blocks(section, "yaml")]

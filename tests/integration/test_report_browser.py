@@ -98,7 +98,8 @@ def _stddev(png: bytes) -> float:
 def _save_for_docs(img: Image.Image, path: Path) -> None:
     """A 256-colour PNG: a page's flat colours lose nothing visible, the file a third of the size."""
     img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        path, optimize=True)
+        path, optimize=True
+    )
 
 
 def test_page_loads_with_no_console_error_and_no_request_but_itself(page, report_page, per_query):

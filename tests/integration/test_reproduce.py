@@ -161,4 +161,3 @@ def test_reproducing_never_publishes_to_the_tracker_and_a_dead_one_costs_nothing
     assert "reproduced:" in proc.stderr and "NOT reproduced" not in proc.stderr
     assert "throwaway csv logger" in proc.stderr
     assert not (repo / "mlruns").exists() and not (repo / "logs" / "mlflow.db").exists()
-

@@ -30,7 +30,9 @@ def test_data_that_differs_from_the_recorded_revision_is_named(tmp_path: Path):
     run(["git", "init", "-q"], repo)
     run(["dvc", "init", "-q"], repo)
     (repo / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {"copy": {"cmd": f"cp {outside} out.csv", "deps": [str(outside)], "outs": ["out.csv"]}}})
+        yaml.safe_dump(
+            {"stages": {"copy": {"cmd": f"cp {outside} out.csv", "deps": [str(outside)], "outs": ["out.csv"]}}}
+        )
     )
     run(["dvc", "repro"], repo)
     assert data_differences(repo) == []

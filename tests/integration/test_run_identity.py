@@ -100,7 +100,11 @@ def test_provenance_is_captured_before_training_not_after(pipeline_copy):
     original = readme.read_text()
     proc = subprocess.Popen(
         ["python", "-m", "stages.train", "--params", "params.yaml", "--out", "runs/train"],
-        cwd=repo, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=repo,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120

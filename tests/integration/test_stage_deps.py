@@ -30,7 +30,7 @@ from my_layers import TinyNet
 def build(in_channels, width=4, embedding_dim=8):
     return TinyNet(in_channels, width, embedding_dim)
 '''
-MY_LAYERS = '''from torch import nn
+MY_LAYERS = """from torch import nn
 
 
 class TinyNet(nn.Module):
@@ -41,8 +41,8 @@ class TinyNet(nn.Module):
 
     def forward(self, x):
         return nn.functional.normalize(self.body(x), dim=1)
-'''
-MY_LOSSES = '''import torch
+"""
+MY_LOSSES = """import torch
 
 
 def build(margin=0.5):
@@ -52,7 +52,7 @@ def build(margin=0.5):
         eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
         return d[same & ~eye].mean() + torch.relu(margin - d[~same]).mean()
     return loss
-'''
+"""
 WEIGHTS = "weights/init.pt"
 
 
@@ -74,15 +74,20 @@ def _dataset(root: Path, n_labels: int = 12, views: int = 3) -> None:
 
 def _save_weights(repo: Path, seed: int) -> None:
     """A state dict of the user's network (as my_models.build makes it), from a seeded init."""
-    code = (f"import sys, torch; sys.path.insert(0, {str(repo)!r}); torch.manual_seed({seed})\n"
-            f"import my_models; torch.save(my_models.build(3).state_dict(), {str(repo / WEIGHTS)!r})\n")
+    code = (
+        f"import sys, torch; sys.path.insert(0, {str(repo)!r}); torch.manual_seed({seed})\n"
+        f"import my_models; torch.save(my_models.build(3).state_dict(), {str(repo / WEIGHTS)!r})\n"
+    )
     (repo / WEIGHTS).parent.mkdir(exist_ok=True)
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
@@ -139,8 +144,15 @@ def test_every_file_a_stage_reads_is_a_dependency_or_it_refuses(tmp_path: Path):
     identity = yaml.safe_load((repo / "runs/train/run.json").read_text())["inputs"]
     assert identity["my_layers.py"] == hashlib.sha256(MY_LAYERS.encode()).hexdigest()
     assert identity[WEIGHTS] == hashlib.sha256((repo / WEIGHTS).read_bytes()).hexdigest()
-    ckpt = run([sys.executable, "-c", "import torch, json; print(json.dumps(torch.load('runs/train/model.ckpt', "
-                "weights_only=True)['inputs']))"], repo, env=env).stdout
+    ckpt = run(
+        [
+            sys.executable,
+            "-c",
+            "import torch, json; print(json.dumps(torch.load('runs/train/model.ckpt', weights_only=True)['inputs']))",
+        ],
+        repo,
+        env=env,
+    ).stdout
     assert yaml.safe_load(ckpt) == identity
 
     # A new project module the model imports is not covered: the stage refuses, run by hand or by

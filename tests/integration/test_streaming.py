@@ -36,12 +36,14 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _train(dataset: Path, out: Path, workers: int, epochs: int = 3, resume: bool = False):
-    cfg = config_from_dict({
-        "data": {"dataframe": str(dataset / "df.csv"), "root": str(dataset), "generate": [], "image_size": 12},
-        "model": {"name": "simple_cnn", "args": {"channels": [4], "embedding_dim": 8}},
-        "train": {"epochs": epochs, "n_labels": 4, "n_instances": 2, "num_workers": workers, "resume": resume},
-        "trainer": {"default_root_dir": str(out / "lightning")},
-    })
+    cfg = config_from_dict(
+        {
+            "data": {"dataframe": str(dataset / "df.csv"), "root": str(dataset), "generate": [], "image_size": 12},
+            "model": {"name": "simple_cnn", "args": {"channels": [4], "embedding_dim": 8}},
+            "train": {"epochs": epochs, "n_labels": 4, "n_instances": 2, "num_workers": workers, "resume": resume},
+            "trainer": {"default_root_dir": str(out / "lightning")},
+        }
+    )
     df, paths, _ = load_dataset(cfg)
     stats, _ = loop.train(cfg, df, paths, out)
     weights = torch.load(out / "model.ckpt", weights_only=False)
@@ -67,7 +69,11 @@ def test_workers_train_exactly_as_the_main_process_also_after_a_resume(dataset, 
     stats0, steps0, model0 = _train(dataset, tmp_path / "w0", workers=0)
 
     make_trainer = loop.make_trainer
-    monkeypatch.setattr(loop, "make_trainer", lambda trainer, train, logger, cbs: make_trainer(trainer, train, logger, [*cbs, _Interrupt()]))
+    monkeypatch.setattr(
+        loop,
+        "make_trainer",
+        lambda trainer, train, logger, cbs: make_trainer(trainer, train, logger, [*cbs, _Interrupt()]),
+    )
     with pytest.raises(RuntimeError, match="interrupted"):
         _train(dataset, tmp_path / "w2", workers=2, resume=True)
     monkeypatch.setattr(loop, "make_trainer", make_trainer)

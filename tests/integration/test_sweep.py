@@ -47,7 +47,9 @@ def write_sweep(repo: Path, name: str, text: str) -> Path:
 def load_study(repo: Path, name: str):
     import optuna
 
-    return optuna.load_study(study_name=name, storage=open_storage(str(repo / ".reprokit" / "sweeps" / f"{name}.journal")))
+    return optuna.load_study(
+        study_name=name, storage=open_storage(str(repo / ".reprokit" / "sweeps" / f"{name}.journal"))
+    )
 
 
 def sweep(repo: Path, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -55,8 +57,11 @@ def sweep(repo: Path, name: str, *args: str, check: bool = True) -> subprocess.C
 
 
 def workspace_state(repo: Path) -> tuple[str, str, str]:
-    return (run(["git", "status", "--porcelain"], repo).stdout, (repo / "params.yaml").read_text(),
-            (repo / "dvc.lock").read_text())
+    return (
+        run(["git", "status", "--porcelain"], repo).stdout,
+        (repo / "params.yaml").read_text(),
+        (repo / "dvc.lock").read_text(),
+    )
 
 
 def test_a_2x2_grid_two_at_a_time_gives_4_experiments_and_4_grouped_logger_runs(sweep_copy):
@@ -190,8 +195,9 @@ def test_killing_the_controller_mid_trial_and_running_it_again_finishes_without_
     repo = sweep_copy
     write_sweep(repo, "kill", KILL)
     log = open(repo.parent / "controller.log", "w")
-    controller = subprocess.Popen(["reprokit", "sweep", "sweeps/kill.yaml"], cwd=repo, env=subprocess_env(),
-                                  stdout=log, stderr=subprocess.STDOUT)
+    controller = subprocess.Popen(
+        ["reprokit", "sweep", "sweeps/kill.yaml"], cwd=repo, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 900
     while True:  # trial 0 finished, trial 1 training
         trials = {t.number: t for t in _trials_now(repo)}
@@ -255,8 +261,14 @@ def _with_sigint_ignored(cmd: list[str]) -> list[str]:
 def test_ctrl_c_stops_the_running_trial_and_the_same_command_asks_its_params_again(sweep_copy):
     repo = sweep_copy
     write_sweep(repo, "kill", KILL.replace("trials: 2", "trials: 1"))
-    controller = subprocess.Popen(_with_sigint_ignored(["reprokit", "sweep", "sweeps/kill.yaml"]), cwd=repo,
-                                  env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    controller = subprocess.Popen(
+        _with_sigint_ignored(["reprokit", "sweep", "sweeps/kill.yaml"]),
+        cwd=repo,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 600
     while not (started := [t for t in _trials_now(repo) if "trial_pid" in t.user_attrs]):
         assert controller.poll() is None and time.monotonic() < deadline, controller.stdout.read()

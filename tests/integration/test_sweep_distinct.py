@@ -93,21 +93,32 @@ def scored_base(tmp_path_factory) -> Path:
 
 def _proposed(trials) -> list[tuple]:
     """Each complete trial's params, comparable across storages (floats by their exact repr)."""
-    return sorted(tuple((k, repr(v)) for k, v in sorted(t.params.items())) for t in trials
-                  if t.state.name == "COMPLETE")
+    return sorted(
+        tuple((k, repr(v)) for k, v in sorted(t.params.items())) for t in trials if t.state.name == "COMPLETE"
+    )
 
 
 @pytest.mark.parametrize("sampler", list(SWEEPS))
 def test_two_workers_on_one_study_train_distinct_params_and_propose_what_one_worker_does(
-        sampler, scored_base, postgres_url, tmp_path):  # noqa: F811 - the fixture imported above
+    sampler,
+    scored_base,
+    postgres_url,  # noqa: F811 - the fixture imported above
+    tmp_path,
+):
     clones = []
     for name in ("a", "b"):
         clone = copy_repo(scored_base, tmp_path / name)
         write_sweep(clone, "dist", SWEEPS[sampler])
         clones.append(clone)
     workers = [
-        subprocess.Popen(["reprokit", "sweep", "sweeps/dist.yaml", "--storage", postgres_url, "--jobs", jobs],
-                         cwd=clone, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            ["reprokit", "sweep", "sweeps/dist.yaml", "--storage", postgres_url, "--jobs", jobs],
+            cwd=clone,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for clone, jobs in zip(clones, ("2", "1"))
     ]
     outputs = [w.communicate(timeout=900)[0] for w in workers]

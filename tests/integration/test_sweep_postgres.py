@@ -57,9 +57,13 @@ class Postgres:
         made = self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
         assert made.returncode == 0, made.stderr
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-        started = self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "server.log"), "-w", "start")
+        started = self._run(
+            "pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "server.log"), "-w", "start"
+        )
         assert started.returncode == 0, started.stderr + (self.root / "server.log").read_text()
-        created = self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", "CREATE DATABASE sweeps")
+        created = self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", "CREATE DATABASE sweeps"
+        )
         assert created.returncode == 0, created.stderr
         return f"postgresql://postgres@127.0.0.1:{self.port}/sweeps"
 
@@ -97,8 +101,14 @@ def test_two_workers_in_two_clones_share_a_study_and_every_trial_runs_once(sweep
         clones.append(clone)
 
     workers = [
-        subprocess.Popen(["reprokit", "sweep", "sweeps/grid.yaml", "--storage", postgres_url], cwd=clone,
-                         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            ["reprokit", "sweep", "sweeps/grid.yaml", "--storage", postgres_url],
+            cwd=clone,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for clone in clones
     ]
     outputs = [w.communicate(timeout=1800)[0] for w in workers]
@@ -141,11 +151,17 @@ def test_two_workers_in_two_clones_share_a_study_and_every_trial_runs_once(sweep
 
 def test_workers_opening_a_new_database_at_the_same_moment_all_get_the_study(postgres_url, tmp_path):
     # Each creates Optuna's tables if they are missing: all but one lose that race and must still open it.
-    code = ("import sys; from reprokit.core.study_storage import open_storage; import optuna; "
-            "s = open_storage(sys.argv[1]); optuna.create_study(study_name='race', storage=s, load_if_exists=True); "
-            "print('ok')")
-    procs = [subprocess.Popen([sys.executable, "-c", code, postgres_url], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    code = (
+        "import sys; from reprokit.core.study_storage import open_storage; import optuna; "
+        "s = open_storage(sys.argv[1]); optuna.create_study(study_name='race', storage=s, load_if_exists=True); "
+        "print('ok')"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, postgres_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outs
     import optuna

@@ -25,19 +25,31 @@ from tests.projects import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
-RESULTS = ["runs/train/metrics.json", "runs/validate/metrics.json", "runs/validate/per_query.tsv",
-           "runs/validate/by_category.json", "runs/train/plots/step.tsv"]
+RESULTS = [
+    "runs/train/metrics.json",
+    "runs/validate/metrics.json",
+    "runs/validate/per_query.tsv",
+    "runs/validate/by_category.json",
+    "runs/train/plots/step.tsv",
+]
 
 TRAIN = {
-    "epochs": 2, "n_labels": 4, "n_instances": 3,
+    "epochs": 2,
+    "n_labels": 4,
+    "n_instances": 3,
     "lr": None,
     "optimizer": {"name": "AdamW", "args": {"lr": 1.0e-3, "weight_decay": 0.05}},
     "scheduler": {"name": "CosineAnnealingLR", "args": {"T_max": 2}, "interval": "epoch", "warmup_steps": 2},
-    "loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": "auto", "margin": 28.6},
-             "lr": 1.0e-2},
+    "loss": {
+        "name": "pml:ArcFaceLoss",
+        "args": {"num_classes": "auto", "embedding_size": "auto", "margin": 28.6},
+        "lr": 1.0e-2,
+    },
     "miner": {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}},
-    "augment": [{"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
-                {"name": "RandomHorizontalFlip"}],
+    "augment": [
+        {"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
+        {"name": "RandomHorizontalFlip"},
+    ],
 }
 
 
@@ -54,8 +66,16 @@ def _dataset(root: Path, n_labels: int = 24, views: int = 3) -> None:
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB").save(root / path)
             split = "train" if label < n_labels * 2 // 3 else "validation"
             flag = "" if split == "train" else "True"
-            rows.append({"label": label, "path": path, "split": split, "is_query": flag, "is_gallery": flag,
-                         "category": "warm" if label % 2 else "cold"})
+            rows.append(
+                {
+                    "label": label,
+                    "path": path,
+                    "split": split,
+                    "is_query": flag,
+                    "is_gallery": flag,
+                    "category": "warm" if label % 2 else "cold",
+                }
+            )
     pd.DataFrame(rows).to_csv(root / "df.csv", index=False)
 
 
@@ -76,8 +96,12 @@ def test_a_fine_tuned_vit_with_arcface_trains_reproduces_and_tracks_its_weights(
     save_tiny_vit(repo / "weights" / "tiny-vit")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"].update(dataframe="data/shop/df.csv", root="data/shop", generate=[], image_mode="RGB", image_size=32)
-    params["model"] = {"name": "hf", "args": {"path": "weights/tiny-vit", "pooling": "cls"},
-                       "head": {"dim": 16, "normalize": True}, "freeze_batchnorm": True}
+    params["model"] = {
+        "name": "hf",
+        "args": {"path": "weights/tiny-vit", "pooling": "cls"},
+        "head": {"dim": 16, "normalize": True},
+        "freeze_batchnorm": True,
+    }
     params["train"].update(TRAIN)
     params["trainer"] = {**(params.get("trainer") or {}), "accumulate_grad_batches": 2}
     params["visualize"]["n_queries"] = 2

@@ -47,13 +47,15 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _config(dataset: Path, out: Path, **train):
-    return config_from_dict({
-        "data": {"dataframe": str(dataset / "df.csv"), "root": str(dataset), "generate": [], "image_size": 12},
-        "model": {"name": "simple_cnn", "args": {"channels": [4], "embedding_dim": 8}},
-        "train": {"epochs": 5, "n_labels": 4, "n_instances": 2, **train},
-        "validate": {"batch_size": 7},  # several batches, the last one short
-        "trainer": {"default_root_dir": str(out / "lightning")},
-    })
+    return config_from_dict(
+        {
+            "data": {"dataframe": str(dataset / "df.csv"), "root": str(dataset), "generate": [], "image_size": 12},
+            "model": {"name": "simple_cnn", "args": {"channels": [4], "embedding_dim": 8}},
+            "train": {"epochs": 5, "n_labels": 4, "n_instances": 2, **train},
+            "validate": {"batch_size": 7},  # several batches, the last one short
+            "trainer": {"default_root_dir": str(out / "lightning")},
+        }
+    )
 
 
 def _train(dataset: Path, out: Path, validate: bool = True, hooks=(), **train):
@@ -73,8 +75,9 @@ def _validate_stage_metrics(cfg, model_path: Path) -> dict[str, float]:
     df, paths, _ = load_dataset(cfg)
     model, _ = load_model(model_path)
     val_df, images = validation_inputs(cfg, df, paths)
-    return score(cfg, val_df, embed(model, images, cfg.validate.batch_size, show_progress=False),
-                 show_progress=False).overall
+    return score(
+        cfg, val_df, embed(model, images, cfg.validate.batch_size, show_progress=False), show_progress=False
+    ).overall
 
 
 def test_validating_changes_nothing_and_gives_validates_numbers(dataset, tmp_path):
@@ -146,7 +149,11 @@ def test_a_resumed_training_keeps_its_best_epoch(dataset, tmp_path, monkeypatch)
     _, reference, ref_epochs = _train(dataset, tmp_path / "reference", checkpoint="best")
 
     make_trainer = loop.make_trainer
-    monkeypatch.setattr(loop, "make_trainer", lambda trainer, train, logger, cbs: make_trainer(trainer, train, logger, [*cbs, _Interrupt()]))
+    monkeypatch.setattr(
+        loop,
+        "make_trainer",
+        lambda trainer, train, logger, cbs: make_trainer(trainer, train, logger, [*cbs, _Interrupt()]),
+    )
     with pytest.raises(RuntimeError, match="interrupted"):
         _train(dataset, tmp_path / "resumed", checkpoint="best", resume=True)
     monkeypatch.setattr(loop, "make_trainer", make_trainer)

@@ -69,8 +69,17 @@ def cub_tree(root: Path, per_class: int = 3) -> Expected:
     _lines(root / "bounding_boxes.txt", boxes)
     _lines(root / "classes.txt", [f"{i} {c}" for i, c in enumerate(CUB_CLASSES, start=1)])
     n_train = per_class * len(CUB_CLASSES) // 2
-    return Expected(rows=2 * n_train, train_rows=n_train, train_labels=2, validation_rows=n_train,
-                    validation_labels=2, queries=n_train, galleries=n_train, categories=0, boxes=2 * n_train)
+    return Expected(
+        rows=2 * n_train,
+        train_rows=n_train,
+        train_labels=2,
+        validation_rows=n_train,
+        validation_labels=2,
+        queries=n_train,
+        galleries=n_train,
+        categories=0,
+        boxes=2 * n_train,
+    )
 
 
 # --- Cars196 -----------------------------------------------------------------------------------
@@ -112,11 +121,21 @@ def cars_tree(root: Path, per_class: int = 3) -> Expected:
         path = f"car_ims/{i + 1:06d}.jpg"
         _image(root / path, i)
         rows.append({"relative_im_path": path, **_car_box(i), "class": i % len(CAR_NAMES) + 1, "test": i % 2})
-    scipy.io.savemat(root / "cars_annos.mat", {"annotations": _annotations(rows, "relative_im_path"),
-                                               "class_names": _class_names()})
+    scipy.io.savemat(
+        root / "cars_annos.mat", {"annotations": _annotations(rows, "relative_im_path"), "class_names": _class_names()}
+    )
     n = len(rows) // 2
-    return Expected(rows=2 * n, train_rows=n, train_labels=2, validation_rows=n, validation_labels=2,
-                    queries=n, galleries=n, categories=0, boxes=2 * n)
+    return Expected(
+        rows=2 * n,
+        train_rows=n,
+        train_labels=2,
+        validation_rows=n,
+        validation_labels=2,
+        queries=n,
+        galleries=n,
+        categories=0,
+        boxes=2 * n,
+    )
 
 
 def cars_devkit_tree(root: Path, per_class: int = 4) -> Expected:
@@ -137,8 +156,17 @@ def cars_devkit_tree(root: Path, per_class: int = 4) -> Expected:
     scipy.io.savemat(root / "devkit/cars_test_annos.mat", {"annotations": unlabelled})
     scipy.io.savemat(root / "cars_test_annos_withlabels.mat", {"annotations": _annotations(test, "fname")})
     n = per_class * len(CAR_NAMES) // 2
-    return Expected(rows=2 * n, train_rows=n, train_labels=2, validation_rows=n, validation_labels=2,
-                    queries=n, galleries=n, categories=0, boxes=2 * n)
+    return Expected(
+        rows=2 * n,
+        train_rows=n,
+        train_labels=2,
+        validation_rows=n,
+        validation_labels=2,
+        queries=n,
+        galleries=n,
+        categories=0,
+        boxes=2 * n,
+    )
 
 
 # --- Stanford Online Products ------------------------------------------------------------------
@@ -166,8 +194,17 @@ def sop_tree(root: Path) -> Expected:
     _lines(root / "Ebay_test.txt", test)
     _lines(root / "Ebay_info.txt", info)
     n_train, n_test = len(train) - 1, len(test) - 1
-    return Expected(rows=n_train + n_test, train_rows=n_train, train_labels=4, validation_rows=n_test,
-                    validation_labels=4, queries=n_test, galleries=n_test, categories=3, boxes=0)
+    return Expected(
+        rows=n_train + n_test,
+        train_rows=n_train,
+        train_labels=4,
+        validation_rows=n_test,
+        validation_labels=4,
+        queries=n_test,
+        galleries=n_test,
+        categories=3,
+        boxes=0,
+    )
 
 
 # --- DeepFashion In-shop -----------------------------------------------------------------------
@@ -201,12 +238,27 @@ def inshop_tree(root: Path, official: bool = False) -> Expected:
             _image(root / ("Img" if official else "") / name, item * 10 + n)
             partition.append(f"{name:<60} id_{item:08d}      {status}")
             boxes.append(f"{name:<60} 1  {n + 1}  {2 + n}  3  {30 + n}  {25}")
-    _counted(root / ("Eval" if official else "") / "list_eval_partition.txt",
-             "image_name item_id evaluation_status", partition)
-    _counted(root / ("Anno" if official else "") / "list_bbox_inshop.txt",
-             "image_name clothes_type pose_type x_1 y_1 x_2 y_2", boxes)
+    _counted(
+        root / ("Eval" if official else "") / "list_eval_partition.txt",
+        "image_name item_id evaluation_status",
+        partition,
+    )
+    _counted(
+        root / ("Anno" if official else "") / "list_bbox_inshop.txt",
+        "image_name clothes_type pose_type x_1 y_1 x_2 y_2",
+        boxes,
+    )
     train = [s for _, _, st in INSHOP_ITEMS for s in st if s == "train" and len(st) > 1]
     val = [s for _, _, st in INSHOP_ITEMS for s in st if s != "train"]
     rows = len(train) + len(val)
-    return Expected(rows=rows, train_rows=len(train), train_labels=3, validation_rows=len(val), validation_labels=3,
-                    queries=val.count("query"), galleries=val.count("gallery"), categories=4, boxes=rows)
+    return Expected(
+        rows=rows,
+        train_rows=len(train),
+        train_labels=3,
+        validation_rows=len(val),
+        validation_labels=3,
+        queries=val.count("query"),
+        galleries=val.count("gallery"),
+        categories=4,
+        boxes=rows,
+    )

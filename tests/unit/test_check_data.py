@@ -75,7 +75,9 @@ def test_every_problem_is_reported_at_once_with_rows_and_lines(tmp_path, monkeyp
     lines = err.splitlines()
     assert lines[0] == "df.csv: 3 problems"
     label, split, image = lines[1:]
-    assert label.startswith("  1. df.csv: column 'label': 2 rows with a non-integer value: row 1 = 'SKU-1', row 2 = 'SKU-1'")
+    assert label.startswith(
+        "  1. df.csv: column 'label': 2 rows with a non-integer value: row 1 = 'SKU-1', row 2 = 'SKU-1'"
+    )
     assert "(lines 2, 3 of the CSV file)" in label  # row N is line N + 1 here: the header is line 1
     assert "set data.label_map: auto" in label  # names (SKUs) get the hint how to number them
     assert split.startswith("  2. df.csv: column 'split':") and "row 4 = 'tarin' (line 5 of the CSV file)" in split
@@ -124,8 +126,9 @@ def test_the_report_is_bounded():
 
 def test_label_map_auto_numbers_text_labels_in_sorted_order_for_every_stage(tmp_path, monkeypatch, capsys):
     skus = ("SKU-b", "SKU-b", "SKU-a", "SKU-a", "x,y", "x,y")
-    project = _project(tmp_path, _rows(labels_train=skus, labels_val=("SKU-z", "SKU-z", "10", "10")),
-                       data={"label_map": "auto"})
+    project = _project(
+        tmp_path, _rows(labels_train=skus, labels_val=("SKU-z", "SKU-z", "10", "10")), data={"label_map": "auto"}
+    )
     code, out, err = _check_data(project, monkeypatch, capsys)
     assert code == 0, err
     assert "5 text labels numbered 0..4 in sorted order (data.label_map: auto)" in out
@@ -143,8 +146,11 @@ def test_label_map_is_recorded_as_a_train_artifact(tmp_path):
     from reprokit.core.layout import TrainDir
     from reprokit.pipeline.train import staged_artifacts
 
-    project = _project(tmp_path, _rows(labels_train=("b", "b", "a", "a", "c", "c"), labels_val=("d", "d", "e", "e")),
-                       data={"label_map": "auto"})
+    project = _project(
+        tmp_path,
+        _rows(labels_train=("b", "b", "a", "a", "c", "c"), labels_val=("d", "d", "e", "e")),
+        data={"label_map": "auto"},
+    )
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     cfg = config_from_dict(yaml.safe_load((project / "params.yaml").read_text()))
     df = pd.read_csv(project / "df.csv")
@@ -158,8 +164,12 @@ def test_label_map_is_recorded_as_a_train_artifact(tmp_path):
 
 def test_a_numbered_label_is_named_by_its_text_in_the_batch_rule(tmp_path, monkeypatch, capsys):
     # Numbered with the validation labels "7" and "8": 7, 8, a, b, c -> c is 4.
-    project = _project(tmp_path, _rows(labels_train=("b", "b", "a", "a", "a", "c")), data={"label_map": "auto"},
-                       train={"n_labels": 2, "n_instances": 2})
+    project = _project(
+        tmp_path,
+        _rows(labels_train=("b", "b", "a", "a", "a", "c")),
+        data={"label_map": "auto"},
+        train={"n_labels": 2, "n_instances": 2},
+    )
     code, _, err = _check_data(project, monkeypatch, capsys)
     assert code == 1 and "(e.g. label 4 ('c') has 1)" in err, err
 

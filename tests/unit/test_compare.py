@@ -19,8 +19,18 @@ N_LABELS, VIEWS = 6, 3
 
 
 def _validation() -> pd.DataFrame:
-    rows = [{"path": f"img/{lab}_{v}.png", "label": str(lab), "split": "validation", "is_query": "True",
-             "is_gallery": "True", "category": str(lab % 2)} for lab in range(N_LABELS) for v in range(VIEWS)]
+    rows = [
+        {
+            "path": f"img/{lab}_{v}.png",
+            "label": str(lab),
+            "split": "validation",
+            "is_query": "True",
+            "is_gallery": "True",
+            "category": str(lab % 2),
+        }
+        for lab in range(N_LABELS)
+        for v in range(VIEWS)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -34,18 +44,36 @@ def _run(name: str, seed: int, validation: pd.DataFrame | None = None, with_path
         others = [j for j in range(len(val)) if j != i]
         top = list(rng.permutation(others)[:3])
         hits = [labels[j] == labels[i] for j in top]
-        rows.append({"item": i, "path": val["path"][i], "label": labels[i], "category": val["category"][i],
-                     "cmc@1": float(hits[0]), "map@5": float(np.mean(hits)), "n_gt": VIEWS - 1,
-                     "retrieved": top, "distances": sorted(rng.random(3).round(3).tolist()),
-                     "retrieved_paths": [val["path"][j] for j in top]})
+        rows.append(
+            {
+                "item": i,
+                "path": val["path"][i],
+                "label": labels[i],
+                "category": val["category"][i],
+                "cmc@1": float(hits[0]),
+                "map@5": float(np.mean(hits)),
+                "n_gt": VIEWS - 1,
+                "retrieved": top,
+                "distances": sorted(rng.random(3).round(3).tolist()),
+                "retrieved_paths": [val["path"][j] for j in top],
+            }
+        )
     pq = pd.DataFrame(rows)
     if not with_paths:
         pq = pq.drop(columns="retrieved_paths")
     overall = {"cmc@1": float(pq["cmc@1"].mean()), "map@5": float(pq["map@5"].mean())}
     by_cat = {c: {"cmc@1": float(g["cmc@1"].mean())} for c, g in pq.groupby("category")}
     md5 = {p: f"md5-{p}" for p in val["path"]}
-    return CommittedRun(rev=name, commit=f"{seed:040x}", params={"visualize": {"metric": "map@5", "top_k": 3}},
-                        overall=overall, by_category=by_cat, per_query=pq, validation=val, image_md5=md5)
+    return CommittedRun(
+        rev=name,
+        commit=f"{seed:040x}",
+        params={"visualize": {"metric": "map@5", "top_k": 3}},
+        overall=overall,
+        by_category=by_cat,
+        per_query=pq,
+        validation=val,
+        image_md5=md5,
+    )
 
 
 def _expected(a: CommittedRun, b: CommittedRun, metric: str = "map@5"):
@@ -90,7 +118,9 @@ def test_an_older_run_without_retrieved_paths_is_mapped_through_its_dataframe():
     a, b = _run("A", 1, with_paths=False), _run("B", 2)
     with_paths = compare(_run("A", 1), b)
     without = compare(a, b)
-    assert [[r.path for r in f.top_a] for f in without.regressed] == [[r.path for r in f.top_a] for f in with_paths.regressed]
+    assert [[r.path for r in f.top_a] for f in without.regressed] == [
+        [r.path for r in f.top_a] for f in with_paths.regressed
+    ]
 
 
 def test_an_older_run_on_the_tuning_split_cannot_be_mapped_and_says_so():
@@ -113,7 +143,10 @@ def test_other_query_paths_are_refused_naming_how_many_and_one():
     val.loc[0, "path"] = "img/other.png"
     line = _refusal(_run("A", 1), _run("B", 2, validation=val))
     assert "different validation data: the validation query paths differ" in line
-    assert "1 of A's 18 are not in B's (e.g. 'img/0_0.png')" in line and "1 of B's 18 are not in A's (e.g. 'img/other.png')" in line
+    assert (
+        "1 of A's 18 are not in B's (e.g. 'img/0_0.png')" in line
+        and "1 of B's 18 are not in A's (e.g. 'img/other.png')" in line
+    )
 
 
 def test_another_label_or_flag_or_category_is_refused():
@@ -132,24 +165,41 @@ def test_another_label_or_flag_or_category_is_refused():
 
 def test_a_gallery_only_item_missing_from_b_is_refused():
     val = _validation()
-    extra = pd.DataFrame([{"path": "img/gallery.png", "label": "0", "split": "validation", "is_query": "False",
-                           "is_gallery": "True", "category": "0"}])
+    extra = pd.DataFrame(
+        [
+            {
+                "path": "img/gallery.png",
+                "label": "0",
+                "split": "validation",
+                "is_query": "False",
+                "is_gallery": "True",
+                "category": "0",
+            }
+        ]
+    )
     a, b = _run("A", 1), _run("B", 2)
     a.validation = pd.concat([val, extra], ignore_index=True)
     line = _refusal(a, b)
-    assert "validation items (the dataframe's validation rows) differ — 1 of A's 19 are not in B's (e.g. 'img/gallery.png')" in line
+    assert (
+        "validation items (the dataframe's validation rows) differ — 1 of A's 19 are not in B's (e.g. 'img/gallery.png')"
+        in line
+    )
 
 
 def test_an_image_with_other_content_is_refused():
     a, b = _run("A", 1), _run("B", 2)
     b.image_md5["img/3_2.png"] = "0123456789abcdef"
     line = _refusal(a, b)
-    assert "1 validation images differ in content (e.g. 'img/3_2.png': md5 md5-img/3_2. in A, 0123456789ab in B)" in line
+    assert (
+        "1 validation images differ in content (e.g. 'img/3_2.png': md5 md5-img/3_2. in A, 0123456789ab in B)" in line
+    )
 
 
 def test_an_unknown_metric_names_the_ones_both_have():
     a, b = _run("A", 1), _run("B", 2)
-    with pytest.raises(CompareError, match=r"metric 'map@9' is not in the per-query table of A .*; both have: cmc@1, map@5"):
+    with pytest.raises(
+        CompareError, match=r"metric 'map@9' is not in the per-query table of A .*; both have: cmc@1, map@5"
+    ):
         compare(a, b, metric="map@9")
 
 
@@ -164,10 +214,15 @@ def test_retrieved_paths_survive_the_round_trip(paths):
 def test_the_page_is_self_contained_and_shows_both_top_k(tmp_path):
     a, b = _run("A", 1), _run("B", 2)
     c = compare(a, b)
-    png = (b"\x89PNG\r\n\x1a\n" + bytes(range(40)))
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
     out = write_compare_page(
-        tmp_path / "cmp.html", label_a="A (1)", label_b="B (2)", metric=c.metric, n_queries=c.n_queries,
-        overall=c.overall, sections=[("regressed", c.regressed), ("improved", c.improved)],
+        tmp_path / "cmp.html",
+        label_a="A (1)",
+        label_b="B (2)",
+        metric=c.metric,
+        n_queries=c.n_queries,
+        overall=c.overall,
+        sections=[("regressed", c.regressed), ("improved", c.improved)],
         read_image=lambda p: None if p == "img/5_2.png" else png,
     )
     page = out.read_text()

@@ -36,23 +36,40 @@ def test_defaults_equal_the_project_params():
         ({"train": {"lr": "1e-3"}}, "train.lr must be a number; got the string '1e-3' (hint: YAML 1.1 reads"),
         ({"train": {"lr": 0}}, "train.lr must be null or a number > 0; got 0.0"),
         ({"train": {"lr": float("nan")}}, "train.lr must be a finite number; got nan"),
-        ({"train": {"loss": {"args": {"margin": float("-inf")}}}}, "train.loss.args.margin must be a finite number; got -inf"),
+        (
+            {"train": {"loss": {"args": {"margin": float("-inf")}}}},
+            "train.loss.args.margin must be a finite number; got -inf",
+        ),
         ({"train": {"loss": {"args": {"margin": -1}}}}, "train.loss.args.margin must be a number ≥ 0; got -1.0"),
-        ({"train": {"weight_decay": 1e300}}, "train.weight_decay must be a number of magnitude ≤ 3.4e+38 (float32); got 1e+300"),
+        (
+            {"train": {"weight_decay": 1e300}},
+            "train.weight_decay must be a number of magnitude ≤ 3.4e+38 (float32); got 1e+300",
+        ),
         ({"train": {"weight_decay": -0.1}}, "train.weight_decay must be null or a number ≥ 0; got -0.1"),
         ({"train": {"n_instances": 1}}, "train.n_instances must be an integer ≥ 2 (a triplet needs a positive); got 1"),
         ({"train": {"n_labels": 1}}, "train.n_labels must be an integer ≥ 2 (a triplet needs a negative); got 1"),
         ({"train": {"n_labels": 600, "n_instances": 4}}, "train.n_labels × train.n_instances must be ≤ 2048"),
-        ({"train": {"loss": {"args": {"miner": "semi"}}}}, "train.loss.args.miner must be one of 'all', 'hard'; got 'semi'"),
+        (
+            {"train": {"loss": {"args": {"miner": "semi"}}}},
+            "train.loss.args.miner must be one of 'all', 'hard'; got 'semi'",
+        ),
         ({"train": {"n_labels": 600, "n_instances": 4, "loss": {"args": {"miner": "hard"}}}}, None),
         ({"train": {"num_workers": -1}}, "train.num_workers must be an integer ≥ 0; got -1"),
         ({"train": {"validate_every_n_epochs": -1}}, "train.validate_every_n_epochs must be an integer ≥ 0; got -1"),
         ({"train": {"checkpoint": "first"}}, "train.checkpoint must be one of 'last', 'best'; got 'first'"),
-        ({"train": {"checkpoint": "best", "validate_every_n_epochs": 0}},
-         "train.checkpoint 'best' needs validation while training; got train.validate_every_n_epochs 0 "
-         "(hint: set train.validate_every_n_epochs to 1 or more, or train.checkpoint: last)"),
-        ({"validate": {"cmc_top_k": []}}, "validate.cmc_top_k must be a non-empty list of distinct integers ≥ 1; got []"),
-        ({"validate": {"cmc_top_k": [1, 0]}}, "validate.cmc_top_k must be a non-empty list of distinct integers ≥ 1; got [1, 0]"),
+        (
+            {"train": {"checkpoint": "best", "validate_every_n_epochs": 0}},
+            "train.checkpoint 'best' needs validation while training; got train.validate_every_n_epochs 0 "
+            "(hint: set train.validate_every_n_epochs to 1 or more, or train.checkpoint: last)",
+        ),
+        (
+            {"validate": {"cmc_top_k": []}},
+            "validate.cmc_top_k must be a non-empty list of distinct integers ≥ 1; got []",
+        ),
+        (
+            {"validate": {"cmc_top_k": [1, 0]}},
+            "validate.cmc_top_k must be a non-empty list of distinct integers ≥ 1; got [1, 0]",
+        ),
         ({"validate": {"map_top_k": [5, 5]}}, "validate.map_top_k must be a list of distinct integers ≥ 1; got [5, 5]"),
         ({"validate": {"cmc_top_k": 5}}, "validate.cmc_top_k must be a list of integers; got 5"),
         ({"validate": {"cmc_top_k": [1, None]}}, "validate.cmc_top_k[1] must be an integer; got None"),
@@ -61,7 +78,10 @@ def test_defaults_equal_the_project_params():
         ({"validate": {"memory_budget_mb": 0}}, "validate.memory_budget_mb must be an integer ≥ 1; got 0"),
         ({"visualize": {"top_k": 0}}, "visualize.top_k must be an integer ≥ 1; got 0"),
         ({"visualize": {"n_ground_truth": -1}}, "visualize.n_ground_truth must be an integer ≥ 0; got -1"),
-        ({"logger": {"name": "tensorbord"}}, "logger.name must be one of tensorboard, csv, mlflow, clearml, wandb; got 'tensorbord'"),
+        (
+            {"logger": {"name": "tensorbord"}},
+            "logger.name must be one of tensorboard, csv, mlflow, clearml, wandb; got 'tensorbord'",
+        ),
         ({"logger": {"name": "neptune"}}, "Neptune's hosted service has shut down"),
         ({"logger": {"timeout_s": 0}}, "logger.timeout_s must be a number of seconds in (0, 86400]; got 0.0"),
         ({"logger": {"timeout_s": 1e20}}, "logger.timeout_s must be a number of seconds in (0, 86400]; got 1e+20"),
@@ -77,11 +97,19 @@ def test_defaults_equal_the_project_params():
         ({"data": {"digits": {"n_source": 5}}}, "data.digits.n_source must be null or an integer in [10, 1797]; got 5"),
         ({"data": {"digits": {"scale": 1.0}}}, "data.digits.scale must be a number in [0, 1); got 1.0"),
         ({"data": {"digits": {"noise": -0.1}}}, "data.digits.noise must be a number ≥ 0; got -0.1"),
-        ({"data": {"digits": {"validation_fraction": 1}}}, "data.digits.validation_fraction must be a number in (0, 1); got 1.0"),
-        ({"data": {"digits": {"n_source": 10, "validation_fraction": 0.01}}},
-         "data.digits.validation_fraction must be a fraction that leaves labels in both splits (round(10 × fraction) in [1, 9]; here 0); got 0.01"),
+        (
+            {"data": {"digits": {"validation_fraction": 1}}},
+            "data.digits.validation_fraction must be a number in (0, 1); got 1.0",
+        ),
+        (
+            {"data": {"digits": {"n_source": 10, "validation_fraction": 0.01}}},
+            "data.digits.validation_fraction must be a fraction that leaves labels in both splits (round(10 × fraction) in [1, 9]; here 0); got 0.01",
+        ),
         ({"data": "x"}, "data must be a mapping; got 'x'"),
-        ({"trainer": {"accelerator": "tpu"}}, "trainer.accelerator must be one of 'cpu', 'gpu', 'cuda', 'mps', 'auto'; got 'tpu'"),
+        (
+            {"trainer": {"accelerator": "tpu"}},
+            "trainer.accelerator must be one of 'cpu', 'gpu', 'cuda', 'mps', 'auto'; got 'tpu'",
+        ),
         ({"trainer": {"strategy": "ddp_spawn"}}, "trainer.strategy must be one of 'auto', 'ddp'; got 'ddp_spawn'"),
         ({"trainer": {"precision": "16-true"}}, "trainer.precision must be one of '32-true', '64-true', '16-mixed'"),
         ({"trainer": {"precision": 32}}, "trainer.precision must be one of '32-true'"),
@@ -89,31 +117,50 @@ def test_defaults_equal_the_project_params():
         ({"trainer": {"num_nodes": 2**32}}, "trainer.num_nodes must be an integer in [1, 1024]; got 4294967296"),
         ({"seed": -1}, "seed must be an integer in [0, 4294967295]; got -1"),
         ({"seed": 2**32}, "seed must be an integer in [0, 4294967295]; got 4294967296"),
-        ({"tags": ["ok", "a,b"]}, "tags[1] must be a non-empty string of at most 64 characters without commas; got 'a,b'"),
+        (
+            {"tags": ["ok", "a,b"]},
+            "tags[1] must be a non-empty string of at most 64 characters without commas; got 'a,b'",
+        ),
         ({"tags": [""]}, "tags[0] must be a non-empty string"),
         ({"tags": ["x" * 65]}, "tags[0] must be a non-empty string of at most 64 characters"),
         # Cross-key rules.
-        ({"visualize": {"metric": "map@50"}},
-         "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5, map@r, "
-         "r_precision); got 'map@50' (hint: add 50 to validate.map_top_k, or rank by a computed metric)"),
+        (
+            {"visualize": {"metric": "map@50"}},
+            "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5, map@r, "
+            "r_precision); got 'map@50' (hint: add 50 to validate.map_top_k, or rank by a computed metric)",
+        ),
         ({"visualize": {"metric": "mrr"}}, "visualize.metric must be one of the metrics validate computes"),
         ({"visualize": {"metric": "mrr"}, "validate": {"extra_metrics": ["mrr"]}}, None),
         # The default metric is not special: it must be computed too.
-        ({"validate": {"map_top_k": [10]}},
-         "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@10, map@r, "
-         "r_precision); got 'map@5' (hint: add 5 to validate.map_top_k, or rank by a computed metric)"),
+        (
+            {"validate": {"map_top_k": [10]}},
+            "visualize.metric must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@10, map@r, "
+            "r_precision); got 'map@5' (hint: add 5 to validate.map_top_k, or rank by a computed metric)",
+        ),
         ({"visualize": {"metric": "n_gt"}}, "visualize.metric must be one of the metrics validate computes"),
-        ({"train": {"checkpoint": "best", "monitor": "map@50"}},
-         "train.monitor must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5, map@r, "
-         "r_precision); got 'map@50'"),
-        ({"train": {"checkpoint": "best", "monitor": "loss"}}, "train.monitor must be one of the metrics validate computes"),
+        (
+            {"train": {"checkpoint": "best", "monitor": "map@50"}},
+            "train.monitor must be one of the metrics validate computes (cmc@1, cmc@5, precision@5, map@5, map@r, "
+            "r_precision); got 'map@50'",
+        ),
+        (
+            {"train": {"checkpoint": "best", "monitor": "loss"}},
+            "train.monitor must be one of the metrics validate computes",
+        ),
         ({"train": {"checkpoint": "best", "monitor": "mrr"}, "validate": {"extra_metrics": ["mrr"]}}, None),
         ({"train": {"monitor": "loss"}}, None),  # checkpoint: last does not use it
-        ({"model": {"args": {"channels": [8, 8, 8, 8]}}, "data": {"image_size": 8}},
-         "data.image_size must be ≥ 16 with 4 entries in model.args.channels (each conv block halves the image); got 8"),
-        ({"data": {"digits": {"n_source": 30}}},
-         "train.n_labels must be ≤ 20, the training labels data.digits generates (n_source 30, validation_fraction 0.33); got 32"),
-        ({"train": {"n_instances": 5}}, "train.n_instances must be ≤ data.digits.views = 4 (the instances each label has); got 5"),
+        (
+            {"model": {"args": {"channels": [8, 8, 8, 8]}}, "data": {"image_size": 8}},
+            "data.image_size must be ≥ 16 with 4 entries in model.args.channels (each conv block halves the image); got 8",
+        ),
+        (
+            {"data": {"digits": {"n_source": 30}}},
+            "train.n_labels must be ≤ 20, the training labels data.digits generates (n_source 30, validation_fraction 0.33); got 32",
+        ),
+        (
+            {"train": {"n_instances": 5}},
+            "train.n_instances must be ≤ data.digits.views = 4 (the instances each label has); got 5",
+        ),
     ],
 )
 def test_bad_config_gives_one_line_naming_key_value_and_allowed(data, expected):

@@ -109,8 +109,19 @@ def either(near: st.SearchStrategy, bad: st.SearchStrategy) -> Pair:
     return near, bad
 
 
-METRICS = ["cmc@1", "cmc@5", "cmc@2", "precision@5", "precision@1", "map@5", "map@10", "map@r", "r_precision",
-           "mrr", "ap"]
+METRICS = [
+    "cmc@1",
+    "cmc@5",
+    "cmc@2",
+    "precision@5",
+    "precision@1",
+    "map@5",
+    "map@10",
+    "map@r",
+    "r_precision",
+    "mrr",
+    "ap",
+]
 ODD_METRICS = ["map@0", "n_gt", "item", "label", "MAP@5", "", "map@", "cmc@01"]
 TAGS = st.lists(st.sampled_from(["baseline", "digits", "é", "x" * 64]), max_size=3)
 ODD_TAGS = st.lists(st.sampled_from(["", " ", "a,b", "x" * 65, 3, None]), min_size=1, max_size=3)
@@ -119,10 +130,15 @@ ODD_TAGS = st.lists(st.sampled_from(["", " ", "a,b", "x" * 65, 3, None]), min_si
 # millions of channels, thousands of CPU devices) are left out: accepting them is not a schema bug.
 KEYS: dict[str, Pair] = {
     "seed": ints(0, 2**32 - 1, 42),
-    "data.dataframe": either(st.sampled_from([None, "data/digits/df.csv", "other/df.csv"]),
-                             st.sampled_from(["", "  ", 3, [], True])),
-    "data.root": either(st.sampled_from([None, "data/digits", "images", "/abs/images"]), st.sampled_from(["", " ", 1, {}])),
-    "data.generate": either(st.sampled_from([["digits"], []]), st.sampled_from([["digits", "digits"], ["mnist"], "digits"])),
+    "data.dataframe": either(
+        st.sampled_from([None, "data/digits/df.csv", "other/df.csv"]), st.sampled_from(["", "  ", 3, [], True])
+    ),
+    "data.root": either(
+        st.sampled_from([None, "data/digits", "images", "/abs/images"]), st.sampled_from(["", " ", 1, {}])
+    ),
+    "data.generate": either(
+        st.sampled_from([["digits"], []]), st.sampled_from([["digits", "digits"], ["mnist"], "digits"])
+    ),
     "data.allow_outside_root": texts(True, False),
     "data.label_map": either(st.sampled_from([None, "auto"]), st.sampled_from(["Auto", "sorted", "", 1, True])),
     "data.image_size": ints(8, 1024, 9, 15, 16, 17, 32, 33, 64),
@@ -139,50 +155,93 @@ KEYS: dict[str, Pair] = {
     "data.tune_fraction": floats(0, 1, 1e-6, 0.999999, 0.2, 0.5),
     "data.tune_seed": ints(0, 2**32 - 1, 7),
     # The project's own models:build (its args are checked when it is built) or the built-in.
-    "model.name": either(st.sampled_from(["models:build", "simple_cnn"]), st.sampled_from(["resnet", "Simple_CNN", "", 1, None])),
+    "model.name": either(
+        st.sampled_from(["models:build", "simple_cnn"]), st.sampled_from(["resnet", "Simple_CNN", "", 1, None])
+    ),
     "model.args.channels": either(
-        st.one_of(st.lists(st.sampled_from([1, 2, 16, 32]), min_size=1, max_size=3),
-                  st.lists(st.sampled_from([1, 4, 8]), min_size=4, max_size=7)),
+        st.one_of(
+            st.lists(st.sampled_from([1, 2, 16, 32]), min_size=1, max_size=3),
+            st.lists(st.sampled_from([1, 4, 8]), min_size=4, max_size=7),
+        ),
         st.one_of(st.lists(st.sampled_from([1, 16, 0, -1, None, "5", 1.5, True]), min_size=1, max_size=4), WRONG_TYPE),
     ),
     "model.args.embedding_dim": small(ints(1, 64)),
-    "model.args": either(st.sampled_from([{}, {"channels": [8]}, {"embedding_dim": 3}]),
-                         st.one_of(st.sampled_from([{"depth": 3}, {"channels": "wide"}]), WRONG_TYPE)),
+    "model.args": either(
+        st.sampled_from([{}, {"channels": [8]}, {"embedding_dim": 3}]),
+        st.one_of(st.sampled_from([{"depth": 3}, {"channels": "wide"}]), WRONG_TYPE),
+    ),
     # A weights file that exists or not is test_model_weights' (the model is built below): only null here.
     "model.weights": either(st.none(), st.sampled_from(["", " ", "w.txt", "model", 3, [], {}])),
-    "model.head": either(st.sampled_from([None, {}, {"dim": 8}, {"dim": None, "normalize": False}, {"dim": 1, "normalize": True}]),
-                         st.sampled_from([3, "x", [], {"dim": 0}, {"dim": -1}, {"dim": 2**17}, {"dim": 1.5}, {"dims": 4},
-                                          {"normalize": "yes"}])),
+    "model.head": either(
+        st.sampled_from([None, {}, {"dim": 8}, {"dim": None, "normalize": False}, {"dim": 1, "normalize": True}]),
+        st.sampled_from(
+            [3, "x", [], {"dim": 0}, {"dim": -1}, {"dim": 2**17}, {"dim": 1.5}, {"dims": 4}, {"normalize": "yes"}]
+        ),
+    ),
     "model.freeze_batchnorm": texts(True, False),
-    "train.loss.args": either(st.sampled_from([{}, {"margin": 0.1}, {"miner": "hard"}]),
-                              st.one_of(st.sampled_from([{"p": 2}, {"margin": "big"}]), WRONG_TYPE)),
+    "train.loss.args": either(
+        st.sampled_from([{}, {"margin": 0.1}, {"miner": "hard"}]),
+        st.one_of(st.sampled_from([{"p": 2}, {"margin": "big"}]), WRONG_TYPE),
+    ),
     "train.epochs": ints(1, 10),
     "train.n_labels": ints(2, 40, 161, 500, 512, 513, 1000, 1205),
     "train.n_instances": ints(2, 6, 4),
     "train.lr": either(st.one_of(floats(0, 1, 1e-12, 1e-3)[0], st.none()), floats(0, 1)[1]),
     "train.weight_decay": either(st.one_of(floats(0, 1, 1e-12)[0], st.none()), floats(0, 1)[1]),
-    "train.loss.name": either(st.sampled_from(["triplet", "pml:TripletMarginLoss", "pml:ArcFaceLoss"]),
-                              st.sampled_from(["contrastive", "Triplet", "", 1, None, "pml:", "a b"])),
+    "train.loss.name": either(
+        st.sampled_from(["triplet", "pml:TripletMarginLoss", "pml:ArcFaceLoss"]),
+        st.sampled_from(["contrastive", "Triplet", "", 1, None, "pml:", "a b"]),
+    ),
     "train.loss.lr": either(st.one_of(floats(0, 1, 1e-12)[0], st.none()), floats(0, 1)[1]),
     # Library names are resolved when the block is built (a well-formed unknown name is a unit test's).
-    "train.optimizer.name": either(st.sampled_from(["Adam", "AdamW", "SGD", "RMSprop"]),
-                                   st.sampled_from(["", "a b", "1x", 1, None, [], "torch.optim.Adam"])),
-    "train.optimizer.args": either(st.sampled_from([{}, {"eps": 1e-8}, {"lr": 0.01}, {"weight_decay": 0.01}]),
-                                   st.one_of(st.sampled_from([{1: 2}, {"eps": {1: 2}}]), WRONG_TYPE)),
-    "train.scheduler": either(
-        st.sampled_from([None, {"name": "CosineAnnealingLR", "args": {"T_max": 4}}, {"name": "ConstantLR"},
-                         {"name": "StepLR", "args": {"step_size": 2}, "interval": "step", "warmup_steps": 3},
-                         {"name": "ReduceLROnPlateau"}, {"name": "LinearLR", "warmup_steps": 0}]),
-        st.sampled_from(["x", 3, [], {"name": ""}, {"name": "StepLR", "interval": "batch"}, {"warmup_steps": -1},
-                         {"name": "StepLR", "warmup": 3}]),
+    "train.optimizer.name": either(
+        st.sampled_from(["Adam", "AdamW", "SGD", "RMSprop"]),
+        st.sampled_from(["", "a b", "1x", 1, None, [], "torch.optim.Adam"]),
     ),
-    "train.miner": either(st.sampled_from([None, {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}},
-                                           {"name": "pml:TripletMarginMiner"}]),
-                          st.sampled_from(["x", 3, {"name": ""}, {"name": "pml:BatchHardMiner", "args": {"x": "auto"}}])),
+    "train.optimizer.args": either(
+        st.sampled_from([{}, {"eps": 1e-8}, {"lr": 0.01}, {"weight_decay": 0.01}]),
+        st.one_of(st.sampled_from([{1: 2}, {"eps": {1: 2}}]), WRONG_TYPE),
+    ),
+    "train.scheduler": either(
+        st.sampled_from(
+            [
+                None,
+                {"name": "CosineAnnealingLR", "args": {"T_max": 4}},
+                {"name": "ConstantLR"},
+                {"name": "StepLR", "args": {"step_size": 2}, "interval": "step", "warmup_steps": 3},
+                {"name": "ReduceLROnPlateau"},
+                {"name": "LinearLR", "warmup_steps": 0},
+            ]
+        ),
+        st.sampled_from(
+            [
+                "x",
+                3,
+                [],
+                {"name": ""},
+                {"name": "StepLR", "interval": "batch"},
+                {"warmup_steps": -1},
+                {"name": "StepLR", "warmup": 3},
+            ]
+        ),
+    ),
+    "train.miner": either(
+        st.sampled_from(
+            [None, {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}}, {"name": "pml:TripletMarginMiner"}]
+        ),
+        st.sampled_from(["x", 3, {"name": ""}, {"name": "pml:BatchHardMiner", "args": {"x": "auto"}}]),
+    ),
     "train.augment": either(
-        st.sampled_from([[], [{"name": "RandomHorizontalFlip"}],
-                         [{"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
-                          {"name": "RandomHorizontalFlip", "args": {"p": 0.5}}]]),
+        st.sampled_from(
+            [
+                [],
+                [{"name": "RandomHorizontalFlip"}],
+                [
+                    {"name": "RandomResizedCrop", "args": {"size": [32, 32], "scale": [0.8, 1.0]}},
+                    {"name": "RandomHorizontalFlip", "args": {"p": 0.5}},
+                ],
+            ]
+        ),
         st.sampled_from(["x", 3, [3], [{"name": 1}], [{"name": ""}], {"name": "RandomHorizontalFlip"}]),
     ),
     "train.loss.args.margin": floats(0, 2, 1e-12),
@@ -200,32 +259,47 @@ KEYS: dict[str, Pair] = {
     "validate.map_top_k": int_lists(1, 5, 10, 100),
     "validate.memory_budget_mb": ints(1, 2048),
     "validate.num_workers": small(ints(0, 4)),
-    "validate.split": either(st.sampled_from(["validation", "tune"]), st.sampled_from(["val", "train", "Tune", 1, None])),
+    "validate.split": either(
+        st.sampled_from(["validation", "tune"]), st.sampled_from(["val", "train", "Tune", 1, None])
+    ),
     "visualize.metric": either(st.sampled_from(METRICS), st.one_of(st.sampled_from(ODD_METRICS), WRONG_TYPE)),
     "visualize.n_queries": ints(1, 20),
     "visualize.top_k": ints(1, 30, 2**40),
     "visualize.n_ground_truth": ints(0, 20),
-    "visualize.gradcam_layer": either(st.sampled_from([None, "features.8", "body.0", "layer4"]),
-                                      st.sampled_from(["", "features.", ".8", "a b", "features..8", 8, []])),
-    "logger.name": either(st.sampled_from(["tensorboard", "csv", "mlflow", "clearml", "wandb"]),
-                          st.sampled_from(["neptune", "tensorbord", "TensorBoard", 1])),
-    "logger.args": either(st.sampled_from([{}, {"log_dir": "logs/x"}, {"a": {"b": [1]}}]),
-                          st.one_of(st.sampled_from([{1: "x"}, {None: 1}]), WRONG_TYPE)),
+    "visualize.gradcam_layer": either(
+        st.sampled_from([None, "features.8", "body.0", "layer4"]),
+        st.sampled_from(["", "features.", ".8", "a b", "features..8", 8, []]),
+    ),
+    "logger.name": either(
+        st.sampled_from(["tensorboard", "csv", "mlflow", "clearml", "wandb"]),
+        st.sampled_from(["neptune", "tensorbord", "TensorBoard", 1]),
+    ),
+    "logger.args": either(
+        st.sampled_from([{}, {"log_dir": "logs/x"}, {"a": {"b": [1]}}]),
+        st.one_of(st.sampled_from([{1: "x"}, {None: 1}]), WRONG_TYPE),
+    ),
     "logger.strict": texts(True, False),
     "logger.timeout_s": floats(0, 120, 1e-12),
-    "logger.sweep.name": either(st.sampled_from([None, "lr_margin", "a-1.b"]), st.sampled_from(["", "a/b", "-x", 3, "x" * 65])),
+    "logger.sweep.name": either(
+        st.sampled_from([None, "lr_margin", "a-1.b"]), st.sampled_from(["", "a/b", "-x", 3, "x" * 65])
+    ),
     "logger.sweep.trial": either(st.one_of(st.none(), st.integers(0, 100)), st.sampled_from([-1, "3", 1.5, True])),
     # gpu/cuda/mps are accepted but need the hardware: not generated on a CPU-only machine.
     "trainer.accelerator": either(st.sampled_from(["cpu", "auto"]), st.sampled_from(["tpu", "CPU", "hpu", ""])),
     "trainer.devices": ints(1, 3),
     "trainer.num_nodes": ints(1, 3),
-    "trainer.strategy": either(st.sampled_from(["auto", "ddp"]),
-                               st.sampled_from(["ddp_spawn", "ddp_fork", "fsdp", "dp", "single_device"])),
-    "trainer.precision": either(st.sampled_from(["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]),
-                                st.sampled_from(["16-true", "32", 32, "transformer-engine", "16"])),
+    "trainer.strategy": either(
+        st.sampled_from(["auto", "ddp"]), st.sampled_from(["ddp_spawn", "ddp_fork", "fsdp", "dp", "single_device"])
+    ),
+    "trainer.precision": either(
+        st.sampled_from(["32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]),
+        st.sampled_from(["16-true", "32", 32, "transformer-engine", "16"]),
+    ),
     "trainer.accumulate_grad_batches": ints(1, 8),
     "trainer.gradient_clip_val": either(st.one_of(floats(0, 10, 1e-12)[0], st.none()), floats(0, 10)[1]),
-    "trainer.gradient_clip_algorithm": either(st.sampled_from(["norm", "value"]), st.sampled_from(["l2", "Norm", 1, None])),
+    "trainer.gradient_clip_algorithm": either(
+        st.sampled_from(["norm", "value"]), st.sampled_from(["l2", "Norm", 1, None])
+    ),
     "trainer.default_root_dir": either(st.sampled_from(["runs/train", "elsewhere"]), st.sampled_from(["", " ", None])),
     "tags": either(TAGS, st.one_of(ODD_TAGS, WRONG_TYPE)),
 }
@@ -266,8 +340,21 @@ RELATED: dict[str, set[str]] = {
     "train.loss.name": {"train.miner"},
     "train.miner": {"train.loss.name"},
 }
-SECTIONS = ["data", "data.digits", "model", "model.args", "train", "train.loss", "train.loss.args", "train.optimizer", "validate",
-            "visualize", "logger", "logger.sweep", "trainer"]
+SECTIONS = [
+    "data",
+    "data.digits",
+    "model",
+    "model.args",
+    "train",
+    "train.loss",
+    "train.loss.args",
+    "train.optimizer",
+    "validate",
+    "visualize",
+    "logger",
+    "logger.sweep",
+    "trainer",
+]
 
 
 def set_key(data: dict, dotted: str, value: Any) -> None:
@@ -364,7 +451,9 @@ def _trainer_builds(trainer_cfg, epochs: int, log_every_n_steps: int) -> None:
 
     cfg = config_from_dict({})
     cfg = dataclasses.replace(
-        cfg, trainer=trainer_cfg, train=dataclasses.replace(cfg.train, epochs=epochs, log_every_n_steps=log_every_n_steps)
+        cfg,
+        trainer=trainer_cfg,
+        train=dataclasses.replace(cfg.train, epochs=epochs, log_every_n_steps=log_every_n_steps),
     )
     with tempfile.TemporaryDirectory() as tmp:
         make_trainer(cfg.trainer, cfg.train, RunFolderLogger(tmp), callbacks=[])
@@ -432,14 +521,21 @@ def exercise_stage_readers(cfg: Config, root: Path) -> None:
     assert len(batch) == t.n_labels * t.n_instances and len(set(labels[batch].tolist())) == t.n_labels
     torch.utils.data.DataLoader(
         ImageTensorDataset(torch.zeros(len(labels), 1, 1, 1), torch.as_tensor(labels)),
-        batch_sampler=sampler, collate_fn=collate_batch, num_workers=t.num_workers, persistent_workers=t.num_workers > 0,
+        batch_sampler=sampler,
+        collate_fn=collate_batch,
+        num_workers=t.num_workers,
+        persistent_workers=t.num_workers > 0,
     )
     loss_fn = None
     if len(batch) <= 256:
         emb = torch.nn.functional.normalize(torch.randn(len(batch), 8), dim=1).requires_grad_()
         # A pml: loss's args are pytorch-metric-learning's: checked when it is built (one line naming the key).
-        loss_fn = built_or_refused(lambda: build_loss(t.loss, t.miner, classes=torch.as_tensor(labels), embedding_size=8),
-                                   t.loss.name.startswith("pml:"), "train.loss", "train.miner")
+        loss_fn = built_or_refused(
+            lambda: build_loss(t.loss, t.miner, classes=torch.as_tensor(labels), embedding_size=8),
+            t.loss.name.startswith("pml:"),
+            "train.loss",
+            "train.miner",
+        )
         if loss_fn is not None:
             loss, _ = loss_and_stats("train.loss", loss_fn(emb, torch.as_tensor(labels[batch])), loss_fn)
             assert math.isfinite(loss.item())
@@ -462,7 +558,9 @@ def exercise_stage_readers(cfg: Config, root: Path) -> None:
         layer(torch.ones(1, 3)).sum().backward()
         optim.step()
     if t.augment:
-        built_or_refused(lambda: BatchAugmentation(t.augment, cfg.seed, in_channels, cfg.data.image_size), True, "train.augment")
+        built_or_refused(
+            lambda: BatchAugmentation(t.augment, cfg.seed, in_channels, cfg.data.image_size), True, "train.augment"
+        )
     _trainer_builds(cfg.trainer, t.epochs, t.log_every_n_steps)
 
     wants_distributed(cfg.trainer)
@@ -506,7 +604,9 @@ def test_a_config_is_accepted_or_rejected_in_one_line_naming_a_changed_key(case)
     assert isinstance(cfg, Config)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(changed_configs())
 def test_an_accepted_config_works_in_every_stage_reader(workdir, case):
     raw, _ = case

@@ -34,7 +34,11 @@ def _recorded(repo: Path) -> dict[str, str]:
         ({"visualize": {"metric": "map@10"}}, "visualize", "visualize.metric"),  # was a bare KeyError
         # A library name is resolved when train builds the block, before any batch is read.
         ({"train": {"optimizer": {"name": "Adamw"}}}, "train", "train.optimizer.name"),
-        ({"train": {"miner": {"name": "pml:MultiSimilarityMiner"}}}, "train", "train.miner"),  # with the built-in triplet
+        (
+            {"train": {"miner": {"name": "pml:MultiSimilarityMiner"}}},
+            "train",
+            "train.miner",
+        ),  # with the built-in triplet
     ],
 )
 def test_a_rejected_value_stops_the_first_stage_in_one_line_and_changes_nothing(pipeline_copy, override, stage, key):

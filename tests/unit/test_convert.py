@@ -130,8 +130,9 @@ def test_an_empty_box_is_left_out_and_counted_not_written(tmp_path):
     result = convert("cub", tmp_path / "cub", tmp_path / "out")
     df = pd.read_csv(result.csv, keep_default_na=False)
     assert df.loc[1, ["x_1", "y_1", "x_2", "y_2"]].tolist() == ["", "", "", ""] and result.boxes == 11
-    assert result.notes == ("1 bounding boxes that are empty or negative were left out "
-                            "(those rows use the whole image)",)
+    assert result.notes == (
+        "1 bounding boxes that are empty or negative were left out (those rows use the whole image)",
+    )
 
 
 def test_cars_boxes_become_zero_based_crop_corners(tmp_path):
@@ -175,6 +176,7 @@ def test_conversion_is_deterministic(tmp_path):
 
 # --- the wrong layout: one line naming the file expected, nothing written ---------------------
 
+
 def _break_nothing(src: Path) -> None:
     pass
 
@@ -183,28 +185,60 @@ BAD_LAYOUTS = [
     # (dataset, tree, how it is broken, what the one line must say)
     ("cub", "cub", lambda s: (s / "images.txt").unlink(), "images.txt' not found"),
     ("cub", "cub", lambda s: (s / "image_class_labels.txt").unlink(), "image_class_labels.txt' not found"),
-    ("cub", "cub", lambda s: (s / "images/002.Laysan_Albatross/Laysan_Albatross_0002_796105.jpg").unlink(),
-     "1 of the 12 images the lists name are not in"),
+    (
+        "cub",
+        "cub",
+        lambda s: (s / "images/002.Laysan_Albatross/Laysan_Albatross_0002_796105.jpg").unlink(),
+        "1 of the 12 images the lists name are not in",
+    ),
     ("cub", "cub", lambda s: (s / "images.txt").write_text("1 a.jpg\nthree\n"), "images.txt line 2: expected 2 fields"),
     ("cub", "sop", _break_nothing, "images.txt' not found"),  # another dataset's folder
-    ("cars", "cars", lambda s: (s / "cars_annos.mat").unlink(),
-     "cars_annos.mat' not found (nor devkit/cars_train_annos.mat)"),
-    ("cars", "cars-devkit", lambda s: (s / "cars_test_annos_withlabels.mat").unlink(),
-     "cars_test_annos_withlabels.mat' not found (nor devkit/cars_test_annos_withlabels.mat)"),
-    ("cars", "cars", lambda s: (s / "cars_annos.mat").write_bytes(b"not a mat file"),
-     "cars_annos.mat cannot be read as a MATLAB file"),
+    (
+        "cars",
+        "cars",
+        lambda s: (s / "cars_annos.mat").unlink(),
+        "cars_annos.mat' not found (nor devkit/cars_train_annos.mat)",
+    ),
+    (
+        "cars",
+        "cars-devkit",
+        lambda s: (s / "cars_test_annos_withlabels.mat").unlink(),
+        "cars_test_annos_withlabels.mat' not found (nor devkit/cars_test_annos_withlabels.mat)",
+    ),
+    (
+        "cars",
+        "cars",
+        lambda s: (s / "cars_annos.mat").write_bytes(b"not a mat file"),
+        "cars_annos.mat cannot be read as a MATLAB file",
+    ),
     # The devkit's unlabelled test annotations where the labelled ones belong.
-    ("cars", "cars-devkit",
-     lambda s: shutil.copyfile(s / "devkit/cars_test_annos.mat", s / "cars_test_annos_withlabels.mat"),
-     "cars_test_annos_withlabels.mat's annotations lack the field(s) class"),
+    (
+        "cars",
+        "cars-devkit",
+        lambda s: shutil.copyfile(s / "devkit/cars_test_annos.mat", s / "cars_test_annos_withlabels.mat"),
+        "cars_test_annos_withlabels.mat's annotations lack the field(s) class",
+    ),
     ("sop", "sop", lambda s: (s / "Ebay_test.txt").unlink(), "Ebay_test.txt' not found"),
-    ("sop", "sop", lambda s: (s / "Ebay_train.txt").write_text("1 1 1 bicycle_final/x.JPG\n"),
-     "Ebay_train.txt line 1: expected the header 'image_id class_id super_class_id path'"),
-    ("inshop", "inshop", lambda s: (s / "list_eval_partition.txt").unlink(),
-     "list_eval_partition.txt' not found (nor Eval/list_eval_partition.txt)"),
-    ("inshop", "inshop", lambda s: (s / "list_eval_partition.txt").write_text(
-        "\n".join((s / "list_eval_partition.txt").read_text().splitlines()[:-2]) + "\n"),
-     "list_eval_partition.txt: line 1 says 17 images but 15 rows follow"),
+    (
+        "sop",
+        "sop",
+        lambda s: (s / "Ebay_train.txt").write_text("1 1 1 bicycle_final/x.JPG\n"),
+        "Ebay_train.txt line 1: expected the header 'image_id class_id super_class_id path'",
+    ),
+    (
+        "inshop",
+        "inshop",
+        lambda s: (s / "list_eval_partition.txt").unlink(),
+        "list_eval_partition.txt' not found (nor Eval/list_eval_partition.txt)",
+    ),
+    (
+        "inshop",
+        "inshop",
+        lambda s: (s / "list_eval_partition.txt").write_text(
+            "\n".join((s / "list_eval_partition.txt").read_text().splitlines()[:-2]) + "\n"
+        ),
+        "list_eval_partition.txt: line 1 says 17 images but 15 rows follow",
+    ),
     ("inshop", "inshop", lambda s: (s / "img").rename(s / "pictures"), "is neither in"),
 ]
 
@@ -250,6 +284,7 @@ def test_a_missing_source_folder_says_so(tmp_path):
 
 # --- what the user is told to do ---------------------------------------------------------------
 
+
 def test_a_dataset_inside_the_project_is_added_to_dvc_with_relative_params(tmp_path):
     project = tmp_path / "project"
     cub_tree(project / "data/CUB_200_2011")
@@ -265,5 +300,5 @@ def test_a_dataset_outside_the_project_keeps_an_absolute_root(tmp_path):
     src = tmp_path / "my datasets/sop"
     sop_tree(src)
     text = describe(convert("sop", src, tmp_path / "project/data/sop"), cwd=tmp_path / "project")
-    assert f"  root: \"{src}\"" in text  # quoted: the path has a space
+    assert f'  root: "{src}"' in text  # quoted: the path has a space
     assert "  dvc add data/sop" in text and "outside the project" in text

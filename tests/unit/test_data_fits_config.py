@@ -11,16 +11,20 @@ from reprokit.data.source import check_fits_config
 
 
 def _frame(train_labels: int = 4, views: int = 3, val: list[tuple[int, bool, bool]] | None = None) -> pd.DataFrame:
-    rows = [{"label": lab, "split": "train", "is_query": None, "is_gallery": None}
-            for lab in range(train_labels) for _ in range(views)]
+    rows = [
+        {"label": lab, "split": "train", "is_query": None, "is_gallery": None}
+        for lab in range(train_labels)
+        for _ in range(views)
+    ]
     for lab, q, g in val if val is not None else [(100, True, True), (100, True, True)]:
         rows.append({"label": lab, "split": "validation", "is_query": q, "is_gallery": g})
     return pd.DataFrame(rows)
 
 
 def _cfg(n_labels: int, n_instances: int):
-    return config_from_dict({"data": {"dataframe": "own.csv", "generate": []},
-                             "train": {"n_labels": n_labels, "n_instances": n_instances}})
+    return config_from_dict(
+        {"data": {"dataframe": "own.csv", "generate": []}, "train": {"n_labels": n_labels, "n_instances": n_instances}}
+    )
 
 
 def test_a_batch_needing_more_labels_than_the_data_has_is_one_line():

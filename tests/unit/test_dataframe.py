@@ -97,54 +97,103 @@ def _missing_images(rows, header):
 
 # (id, mutation of the valid CSV, fragments the one-line message must contain)
 CASES = [
-    ("missing_columns", _chain(_drop_column("is_gallery"), _drop_column("split")),
-     ["missing required column(s) split, is_gallery", "found columns: 'label', 'path'"]),
-    ("label_not_integer", _chain(_set(2, "label", "1.5"), _set(4, "label", "a"), _set(5, "label", "")),
-     ["column 'label'", "3 rows", "row 2 = '1.5'", "row 4 = 'a'", "row 5 = (empty)"]),
-    ("label_out_of_range", _chain(_set(3, "label", "99999999999999999999"), _set(4, "label", "1e99999999999999999999")),
-     ["column 'label'", "row 3 = '99999999999999999999'", "row 4 = '1e99999999999999999999'"]),
-    ("split_value", _chain(_set(3, "split", "test"), _set(4, "split", "Validation")),
-     ["column 'split'", "row 3 = 'test'", "row 4 = 'Validation'", "'train' or 'validation'"]),
+    (
+        "missing_columns",
+        _chain(_drop_column("is_gallery"), _drop_column("split")),
+        ["missing required column(s) split, is_gallery", "found columns: 'label', 'path'"],
+    ),
+    (
+        "label_not_integer",
+        _chain(_set(2, "label", "1.5"), _set(4, "label", "a"), _set(5, "label", "")),
+        ["column 'label'", "3 rows", "row 2 = '1.5'", "row 4 = 'a'", "row 5 = (empty)"],
+    ),
+    (
+        "label_out_of_range",
+        _chain(_set(3, "label", "99999999999999999999"), _set(4, "label", "1e99999999999999999999")),
+        ["column 'label'", "row 3 = '99999999999999999999'", "row 4 = '1e99999999999999999999'"],
+    ),
+    (
+        "split_value",
+        _chain(_set(3, "split", "test"), _set(4, "split", "Validation")),
+        ["column 'split'", "row 3 = 'test'", "row 4 = 'Validation'", "'train' or 'validation'"],
+    ),
     ("is_query_missing", _set(3, "is_query", ""), ["column 'is_query'", "validation", "row 3 = (empty)"]),
     ("is_gallery_not_boolean", _set(4, "is_gallery", "yes"), ["column 'is_gallery'", "row 4 = 'yes'"]),
     ("train_flag_not_boolean", _set(1, "is_query", "maybe"), ["column 'is_query'", "train", "row 1 = 'maybe'"]),
-    ("neither_query_nor_gallery", _chain(_set(4, "is_query", "False"), _set(4, "is_gallery", "0")),
-     ["'is_query'/'is_gallery'", "neither", "row 4 = ('False', '0')"]),
-    ("no_query_at_all", _chain(_set(3, "is_query", "false"), _set(5, "is_query", "0")),
-     ["column 'is_query'", "none of the 3 validation rows"]),
-    ("query_label_not_in_gallery",
-     _append(["7", "images/c1.png", "validation", "True", "False", "dog", "", "", "", ""]),
-     ["column 'label'", "no gallery row", "row 6 = 7"]),
-    ("images_missing_or_unreadable", _missing_images,
-     ["column 'path'", "7 rows (of 10)", "row 1 = 'images/text.png' (unreadable",
-      "row 3 = 'images/truncated.png' (unreadable", "image file is truncated", "row 6 = 'images/gone0.png' (missing)",
-      "and 2 more"]),
-    ("path_leaves_root", _chain(_set(1, "path", "../outside.png"), _set(2, "path", "images/../../outside.png")),
-     ["column 'path'", "leaving the dataset root", "row 1 = '../outside.png'", "row 2 = 'images/../../outside.png'"]),
-    ("path_absolute", _set(3, "path", "/etc/hostname"),
-     ["column 'path'", "row 3 = '/etc/hostname'", "allow_outside_root"]),
+    (
+        "neither_query_nor_gallery",
+        _chain(_set(4, "is_query", "False"), _set(4, "is_gallery", "0")),
+        ["'is_query'/'is_gallery'", "neither", "row 4 = ('False', '0')"],
+    ),
+    (
+        "no_query_at_all",
+        _chain(_set(3, "is_query", "false"), _set(5, "is_query", "0")),
+        ["column 'is_query'", "none of the 3 validation rows"],
+    ),
+    (
+        "query_label_not_in_gallery",
+        _append(["7", "images/c1.png", "validation", "True", "False", "dog", "", "", "", ""]),
+        ["column 'label'", "no gallery row", "row 6 = 7"],
+    ),
+    (
+        "images_missing_or_unreadable",
+        _missing_images,
+        [
+            "column 'path'",
+            "7 rows (of 10)",
+            "row 1 = 'images/text.png' (unreadable",
+            "row 3 = 'images/truncated.png' (unreadable",
+            "image file is truncated",
+            "row 6 = 'images/gone0.png' (missing)",
+            "and 2 more",
+        ],
+    ),
+    (
+        "path_leaves_root",
+        _chain(_set(1, "path", "../outside.png"), _set(2, "path", "images/../../outside.png")),
+        ["column 'path'", "leaving the dataset root", "row 1 = '../outside.png'", "row 2 = 'images/../../outside.png'"],
+    ),
+    (
+        "path_absolute",
+        _set(3, "path", "/etc/hostname"),
+        ["column 'path'", "row 3 = '/etc/hostname'", "allow_outside_root"],
+    ),
     ("path_empty", _set(2, "path", ""), ["column 'path'", "without an image path", "row 2 = (empty)"]),
     ("bbox_partial_columns", _drop_column("y_2"), ["bounding-box columns incomplete", "x_1, x_2, y_1", "not y_2"]),
-    ("bbox_partial_row", _set(2, "x_2", ""),
-     ["'x_1'/'x_2'/'y_1'/'y_2'", "partial", "row 2 = ('1', (empty), '2', '12')"]),
+    (
+        "bbox_partial_row",
+        _set(2, "x_2", ""),
+        ["'x_1'/'x_2'/'y_1'/'y_2'", "partial", "row 2 = ('1', (empty), '2', '12')"],
+    ),
     ("bbox_not_integer", _set(2, "x_2", "4.5"), ["column 'x_2'", "row 2 = '4.5'"]),
     ("bbox_negative", _set(4, "y_1", "-3"), ["column 'y_1'", "negative", "row 4 = -3"]),
     ("bbox_x1_not_below_x2", _set(2, "x_1", "10"), ["columns 'x_1'/'x_2'", "x_1 >= x_2", "row 2 = (10, 10)"]),
     ("bbox_y1_not_below_y2", _set(4, "y_2", "0"), ["columns 'y_1'/'y_2'", "y_1 >= y_2", "row 4 = (0, 0)"]),
     ("category_empty", _set(3, "category", ""), ["column 'category'", "row 3 = (empty)"]),
-    ("empty_train_split", lambda rows, header: (rows[2:], header),
-     ["column 'split'", "the train split is empty", "0 train and 3 validation rows"]),
-    ("empty_validation_split", lambda rows, header: (rows[:2], header),
-     ["column 'split'", "the validation split is empty", "2 train and 0 validation rows"]),
-    ("duplicated_rows", _chain(_append(VALID_ROWS[1]), _append(VALID_ROWS[3])),
-     ["duplicated rows", "every column identical", "row 6 = row 2 (path 'images/a1.png', label 0",
-      "row 7 = row 4"]),
+    (
+        "empty_train_split",
+        lambda rows, header: (rows[2:], header),
+        ["column 'split'", "the train split is empty", "0 train and 3 validation rows"],
+    ),
+    (
+        "empty_validation_split",
+        lambda rows, header: (rows[:2], header),
+        ["column 'split'", "the validation split is empty", "2 train and 0 validation rows"],
+    ),
+    (
+        "duplicated_rows",
+        _chain(_append(VALID_ROWS[1]), _append(VALID_ROWS[3])),
+        ["duplicated rows", "every column identical", "row 6 = row 2 (path 'images/a1.png', label 0", "row 7 = row 4"],
+    ),
     ("no_rows", lambda rows, header: ([], header), ["no data rows"]),
     # Files that are not a CSV table at all: the mutation is the file's whole content.
     ("empty_file", b"", ["the file is empty"]),
     ("blank_lines_only", b"\n\n  \n", ["the file is empty"]),  # blank and whitespace-only lines are skipped
-    ("wrong_field_count", b"label,path,split\n1,a.png,train\n2,b.png,train,extra\n3,c,d,e,f\n",
-     ["cannot be parsed as CSV", "2 rows without", "row 2 = 4 fields", "row 3 = 5 fields", "header's 3 fields"]),
+    (
+        "wrong_field_count",
+        b"label,path,split\n1,a.png,train\n2,b.png,train,extra\n3,c,d,e,f\n",
+        ["cannot be parsed as CSV", "2 rows without", "row 2 = 4 fields", "row 3 = 5 fields", "header's 3 fields"],
+    ),
     ("bad_quoting", b'label,path\n1,"unclosed\n', ["cannot be parsed as CSV"]),
     ("not_utf8", b"label,path\n\xff\xfe\x00,1\n", ["not a UTF-8 text file"]),
 ]
@@ -334,7 +383,12 @@ def test_collecting_goes_on_past_a_broken_column(root):
     df, problems = find_dataframe_problems(_write(root, rows))
     subjects = [str(p).split(": ")[1] for p in problems]
     assert df is None
-    assert subjects == ["column 'label'", "column 'is_gallery'", "columns 'x_1'/'x_2'/'y_1'/'y_2'", "column 'x_1'",
-                        "column 'category'"], subjects
+    assert subjects == [
+        "column 'label'",
+        "column 'is_gallery'",
+        "columns 'x_1'/'x_2'/'y_1'/'y_2'",
+        "column 'x_1'",
+        "column 'category'",
+    ], subjects
     # No check judged a broken column: no "query label not in the gallery" from the unparsed label.
     assert not any("no gallery row" in str(p) for p in problems)

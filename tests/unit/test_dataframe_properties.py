@@ -31,13 +31,47 @@ SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 
-GOOD_PATHS = ["images/g0.png", "images/g1.png", "images/g2.png", "images/rgb.png", "images/pal.png",
-              "images/i16.png", "images/./g0.png", "images/sub/../g1.png"]
-BAD_PATHS = ["images/corrupt.png", "images/truncated.png", "images/missing.png", "images", "",
-             "../outside.png", "images/../../outside.png", "ABSOLUTE", "a\nb.png", "NA"]
+GOOD_PATHS = [
+    "images/g0.png",
+    "images/g1.png",
+    "images/g2.png",
+    "images/rgb.png",
+    "images/pal.png",
+    "images/i16.png",
+    "images/./g0.png",
+    "images/sub/../g1.png",
+]
+BAD_PATHS = [
+    "images/corrupt.png",
+    "images/truncated.png",
+    "images/missing.png",
+    "images",
+    "",
+    "../outside.png",
+    "images/../../outside.png",
+    "ABSOLUTE",
+    "a\nb.png",
+    "NA",
+]
 # Invalid (or oddly written) values per column; some of them are in fact accepted ("1.0", " 2 ").
-LABEL_ODD = ["1.5", "a", "", "1.0", " 2 ", "-1", "99999999999999999999", "1e3", "nan", "1e999999",
-             "1e99999999999999999999", "0x10", "1_000", "inf", "True", "\uff11"]
+LABEL_ODD = [
+    "1.5",
+    "a",
+    "",
+    "1.0",
+    " 2 ",
+    "-1",
+    "99999999999999999999",
+    "1e3",
+    "nan",
+    "1e999999",
+    "1e99999999999999999999",
+    "0x10",
+    "1_000",
+    "inf",
+    "True",
+    "\uff11",
+]
 SPLIT_ODD = ["test", "", "Train", " train", "valid"]
 FLAG_ODD = ["True", "False", "true", "false", "1", "0", "", "yes", "2", "1.0", "NaN", "TRUE"]
 CATEGORY_ODD = ["", " ", "a,b", 'q"uote', "line\nbreak", "\u00e9", "NA"]
@@ -196,9 +230,18 @@ def test_valid_csv_without_duplicates_is_always_accepted(dataset, table, mode):
 
 
 JUNK = st.one_of(
-    st.none(), st.just(math.nan), st.booleans(), st.integers(-3, 5), st.integers(2**62, 2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5), st.just(np.int64(1)), st.just(np.float32(2.0)),
-    st.lists(st.integers(), max_size=2), st.just(Path("images/g0.png")), st.just(b"images/g0.png"),
+    st.none(),
+    st.just(math.nan),
+    st.booleans(),
+    st.integers(-3, 5),
+    st.integers(2**62, 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.just(np.int64(1)),
+    st.just(np.float32(2.0)),
+    st.lists(st.integers(), max_size=2),
+    st.just(Path("images/g0.png")),
+    st.just(b"images/g0.png"),
     st.sampled_from(["../outside.png", "images/missing.png", "images/corrupt.png", "images/truncated.png", "test"]),
 )
 # Per column: plausible Python values (often accepted), or anything at all (JUNK).

@@ -1,6 +1,5 @@
 """dvc.yaml tells the truth: each stage's deps are exactly the layers its code imports, its params exist."""
 
-
 import pytest
 import yaml
 
@@ -27,8 +26,14 @@ ALLOWED_LAYERS = {
     "reprokit/tune": {"reprokit/core"},
     # The stages' work sits on top, beside cli.py: it may call every layer.
     "reprokit/pipeline": {
-        "reprokit/core", "reprokit/data", "reprokit/log", "reprokit/train", "reprokit/evaluate",
-        "reprokit/visualize", "reprokit/provenance", "reprokit/mirror",
+        "reprokit/core",
+        "reprokit/data",
+        "reprokit/log",
+        "reprokit/train",
+        "reprokit/evaluate",
+        "reprokit/visualize",
+        "reprokit/provenance",
+        "reprokit/mirror",
     },
 }
 
@@ -88,7 +93,7 @@ def test_stage_params_name_existing_keys(stage):
 def test_every_metrics_file_is_uncached_and_in_runs():
     for name, spec in STAGES.items():
         for entry in spec.get("metrics", []):
-            (path, opts), = entry.items()
+            ((path, opts),) = entry.items()
             assert path.startswith("runs/") and opts == {"cache": False}, (name, path)
 
 

@@ -16,8 +16,14 @@ BASE = "ab" + "c" * 38
 
 
 def _git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-           "HOME": str(repo), "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "HOME": str(repo),
+        "PATH": "/usr/bin:/bin",
+    }
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
@@ -35,7 +41,9 @@ def repo(tmp_path: Path) -> tuple[Path, str]:
 
 def test_exp_refs(repo: tuple[Path, str]) -> None:
     path, head = repo
-    assert sorted(exp_refs(path)) == sorted([(f"refs/exps/{BASE[:2]}/{BASE[2:]}/sweep-1", head), ("refs/exps/exec/other", head)])
+    assert sorted(exp_refs(path)) == sorted(
+        [(f"refs/exps/{BASE[:2]}/{BASE[2:]}/sweep-1", head), ("refs/exps/exec/other", head)]
+    )
 
 
 def test_exp_refs_outside_a_repository(tmp_path: Path) -> None:

@@ -43,8 +43,10 @@ class QuadrantNet(nn.Module):
         self.register_buffer("mask", mask)
         # 2x2 convolutions of stride 2: non-overlapping windows, none straddling the quadrant's edge.
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 2, stride=2, bias=False), nn.ReLU(),
-            nn.Conv2d(width, width, 2, stride=2, bias=False), nn.ReLU(inplace=True),
+            nn.Conv2d(1, width, 2, stride=2, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 2, stride=2, bias=False),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(width * 4 * 4, dim)
 
@@ -144,7 +146,9 @@ def test_a_frozen_backbone_still_gets_maps():
 def test_gradcam_layer_param_is_checked():
     assert config_from_dict({"visualize": {"gradcam_layer": "features.6"}}).visualize.gradcam_layer == "features.6"
     assert config_from_dict({}).visualize.gradcam_layer is None
-    with pytest.raises(ConfigError, match=r"visualize.gradcam_layer must be null or a module path .*got 'features\.\.6'"):
+    with pytest.raises(
+        ConfigError, match=r"visualize.gradcam_layer must be null or a module path .*got 'features\.\.6'"
+    ):
         config_from_dict({"visualize": {"gradcam_layer": "features..6"}})
 
 
@@ -160,8 +164,9 @@ def _split(tmp_path, n_labels: int = 4, views: int = 3):
         for v in range(views):
             path = tmp_path / f"{label}_{v}.png"
             Image.fromarray(rng.integers(0, 255, (SIZE, SIZE), dtype=np.uint8)).save(path)
-            rows.append({"label": label, "path": path.name, "split": "validation", "is_query": True,
-                         "is_gallery": True})
+            rows.append(
+                {"label": label, "path": path.name, "split": "validation", "is_query": True, "is_gallery": True}
+            )
             paths.append(path)
     return pd.DataFrame(rows), paths
 
@@ -171,8 +176,16 @@ def _per_query(val_df: pd.DataFrame, top_k: int) -> pd.DataFrame:
     out = []
     for i in range(n):
         retrieved = [(i + j) % n for j in range(1, top_k + 1)]
-        out.append({"item": i, "path": val_df["path"][i], "label": int(val_df["label"][i]),
-                    "map@5": (i * 7 % n) / n, "retrieved": retrieved, "distances": [0.1 * j for j in range(top_k)]})
+        out.append(
+            {
+                "item": i,
+                "path": val_df["path"][i],
+                "label": int(val_df["label"][i]),
+                "map@5": (i * 7 % n) / n,
+                "retrieved": retrieved,
+                "distances": [0.1 * j for j in range(top_k)],
+            }
+        )
     return pd.DataFrame(out)
 
 

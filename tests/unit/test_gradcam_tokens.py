@@ -107,6 +107,8 @@ def test_a_layer_with_neither_a_map_nor_tokens_is_one_line(vit):
     with pytest.raises(GradCamError) as info:
         pair_cams(vit, layer, *_pairs(), "euclidean")
     line = info.value.one_line()
-    assert line.startswith("visualize.gradcam_layer 'head.proj' (Linear) outputs [6, 8]; Grad-CAM needs a layer with "
-                           "spatial output [N, C, H, W] or tokens [N, L, C]")
+    assert line.startswith(
+        "visualize.gradcam_layer 'head.proj' (Linear) outputs [6, 8]; Grad-CAM needs a layer with "
+        "spatial output [N, C, H, W] or tokens [N, L, C]"
+    )
     assert "\n" not in line

@@ -39,7 +39,9 @@ def frame(tmp_path_factory):
         rows.append([str(i // PER_LABEL), f"images/{i}.png", "train", "", "", *map(str, box)])
     csv_path = root / "df.csv"
     with open(csv_path, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows + [["99", f"images/{i}.png", "validation", "True", "True"] + [""] * 4 for i in (0, 1)])
+        csv.writer(fh).writerows(
+            rows + [["99", f"images/{i}.png", "validation", "True", "True"] + [""] * 4 for i in (0, 1)]
+        )
     df = load_dataframe(csv_path, root=root)
     df = df[df["split"] == "train"].reset_index(drop=True)
     return df, resolve_image_paths(df, root)
@@ -127,7 +129,9 @@ def test_workers_are_seeded_from_the_seed_alone():
     assert draws(5, global_seed=123) == first  # the global RNG's state does not matter
     assert len(set(first)) == 4  # the two workers (and their successive draws) differ
     assert draws(6, global_seed=0) != first
-    assert draws(5, global_seed=0) != [tuple(b[:3]) for b in image_loader(_Draws(), [[0, 1]] * 4, 2, WorkerSeeder(5, rank=1))]
+    assert draws(5, global_seed=0) != [
+        tuple(b[:3]) for b in image_loader(_Draws(), [[0, 1]] * 4, 2, WorkerSeeder(5, rank=1))
+    ]
 
 
 def test_raw_pixels_are_exact_within_the_budget_and_bounded_beyond_it(frame):
@@ -139,8 +143,9 @@ def test_raw_pixels_are_exact_within_the_budget_and_bounded_beyond_it(frame):
     small = RawPixels(n, 3, 12, max_bytes=n * 3 * 5 * 5 * 4 + 100)  # room for 5x5 images only
     assert exact.side == 12 and small.side == 5
     assert small.matrix.numel() * 4 <= n * 3 * 5 * 5 * 4 + 100
-    embeddings = embed(torch.nn.Flatten(), dataset, batch_size=5, show_progress=False, num_workers=2, seed=0,
-                       pixels=exact)
+    embeddings = embed(
+        torch.nn.Flatten(), dataset, batch_size=5, show_progress=False, num_workers=2, seed=0, pixels=exact
+    )
     assert torch.equal(embeddings, reference.flatten(1))  # the same batches, in order, through the model
     for start in range(0, n, 5):
         index = torch.arange(start, min(start + 5, n))

@@ -12,7 +12,14 @@ from reprokit.core.layout import RUNS_ROOT, RunsDir, TrainDir, ValidateDir
 from reprokit.core.stage_runner import stage_parser
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STAGE_DIRS = (layout.TrainDir, layout.ArtifactsDir, layout.ValidateDir, layout.VisualizeDir, layout.ReportDir, layout.MirrorDir)
+STAGE_DIRS = (
+    layout.TrainDir,
+    layout.ArtifactsDir,
+    layout.ValidateDir,
+    layout.VisualizeDir,
+    layout.ReportDir,
+    layout.MirrorDir,
+)
 
 
 def _entries(cls: type) -> list[str]:

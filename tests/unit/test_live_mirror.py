@@ -131,15 +131,22 @@ def test_the_first_pipeline_run_adopts_the_live_folder_a_later_one_gets_its_own(
     runs, exp = build_run_folder(project)
     writer = TensorBoardLive({})
     writer.start(RunInfo(RUN_ID, RUN_NAME, project, 5.0))
-    writer.write([Scalar(tag, step, value, 1000.0 + step) for tag, points in exp.scalars.items()
-                  if tag.startswith("train") for step, value in points.items()])
+    writer.write(
+        [
+            Scalar(tag, step, value, 1000.0 + step)
+            for tag, points in exp.scalars.items()
+            if tag.startswith("train")
+            for step, value in points.items()
+        ]
+    )
     writer.close(True)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     live = EventAccumulator(str(project / "logs/tensorboard" / RUN_NAME), size_guidance={"scalars": 0})
     live.Reload()
     assert [(e.step, e.wall_time) for e in live.Scalars("train/loss")] == [
-        (step, 1000.0 + step) for step in sorted(exp.scalars["train/loss"])]
+        (step, 1000.0 + step) for step in sorted(exp.scalars["train/loss"])
+    ]
 
     first = mirror_run(logger=LoggerConfig(), project_dir=project)
     assert first["ok"], first["error"]

@@ -16,7 +16,12 @@ def _reference_batch_all(emb, labels, margin):
             dan.append(d[a, q])
             losses.append(max(0.0, float(d[a, p] - d[a, q] + margin)))
     losses = torch.tensor(losses)
-    return losses.sum() / max(1, int((losses > 0).sum())), torch.stack(dap).mean(), torch.stack(dan).mean(), (losses > 0).double().mean()
+    return (
+        losses.sum() / max(1, int((losses > 0).sum())),
+        torch.stack(dap).mean(),
+        torch.stack(dan).mean(),
+        (losses > 0).double().mean(),
+    )
 
 
 def test_batch_all_matches_a_loop_reference():

@@ -82,13 +82,13 @@ def fails():
     return loss
 '''
 
-USER_MODELS = '''
+USER_MODELS = """
 from torch import nn
 
 
 def tiny(in_channels, dim=4):
     return nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, dim))
-'''
+"""
 
 
 @pytest.fixture
@@ -123,7 +123,9 @@ def test_every_registered_loss_builds_from_its_default_config(name):
 
 
 def test_the_triplet_loss_is_the_triplet_function_with_the_configured_margin_and_miner():
-    cfg = config_from_dict({"train": {"loss": {"name": "triplet", "args": {"margin": 0.3, "miner": "hard"}}}}).train.loss
+    cfg = config_from_dict(
+        {"train": {"loss": {"name": "triplet", "args": {"margin": 0.3, "miner": "hard"}}}}
+    ).train.loss
     loss_fn = build_loss(cfg)
     assert isinstance(loss_fn, TripletLoss) and (loss_fn.margin, loss_fn.miner) == (0.3, "hard")
     loss, stats = loss_fn(*batch())
@@ -151,11 +153,18 @@ def test_an_nn_module_loss_with_last_logs(project):
     ("name", "expected"),
     [
         ("nowhere:build", "train.loss.name 'nowhere:build': no module named 'nowhere' in the project root "),
-        ("my_losses:sprad", "train.loss.name 'my_losses:sprad': module 'my_losses' has no attribute 'sprad' (hint: callables it defines: "),
+        (
+            "my_losses:sprad",
+            "train.loss.name 'my_losses:sprad': module 'my_losses' has no attribute 'sprad' (hint: callables it defines: ",
+        ),
         ("my_losses:bare", "train.loss.name 'my_losses:bare': my_losses.bare(**train.loss.args) raised TypeError: "),
-        ("my_losses:returns_number",
-         ("train.loss.name 'my_losses:returns_number': my_losses.returns_number(**train.loss.args) returned an int, "
-         "not a callable loss(embeddings, labels) (hint: name a factory or an nn.Module class")),
+        (
+            "my_losses:returns_number",
+            (
+                "train.loss.name 'my_losses:returns_number': my_losses.returns_number(**train.loss.args) returned an int, "
+                "not a callable loss(embeddings, labels) (hint: name a factory or an nn.Module class"
+            ),
+        ),
     ],
 )
 def test_a_user_loss_that_fails_to_build_is_one_line(project, name, expected):
@@ -183,11 +192,17 @@ def test_a_user_loss_with_a_wrong_output_is_one_line(project, name, expected):
 @pytest.mark.parametrize(
     ("loss", "expected"),
     [
-        ({"name": "tripplet"}, "train.loss.name must be one of triplet, 'pml:<Class>' (pytorch-metric-learning's losses, e.g. pml:ArcFaceLoss) "
-         "or 'module:callable' (your own, e.g. 'my_losses:build'); got 'tripplet'"),
+        (
+            {"name": "tripplet"},
+            "train.loss.name must be one of triplet, 'pml:<Class>' (pytorch-metric-learning's losses, e.g. pml:ArcFaceLoss) "
+            "or 'module:callable' (your own, e.g. 'my_losses:build'); got 'tripplet'",
+        ),
         ({"args": {"miner": "semi"}}, "train.loss.args.miner must be one of 'all', 'hard'; got 'semi'"),
         ({"args": {"margin": -0.1}}, "train.loss.args.margin must be a number ≥ 0; got -0.1"),
-        ({"args": {"margin": 0.5, "mnier": "all"}}, "unknown key 'train.loss.args.mnier' in train.loss.args; valid keys: margin, miner"),
+        (
+            {"args": {"margin": 0.5, "mnier": "all"}},
+            "unknown key 'train.loss.args.mnier' in train.loss.args; valid keys: margin, miner",
+        ),
     ],
 )
 def test_loss_config_errors_are_one_line(loss, expected):
@@ -199,7 +214,9 @@ def test_loss_config_errors_are_one_line(loss, expected):
 def test_batch_all_size_rule_follows_the_loss():
     big = {"n_labels": 600, "n_instances": 4}
     with pytest.raises(ConfigError, match=r"with train.loss.args.miner 'all'"):
-        config_from_dict({"train": {**big, "loss": {"name": "triplet"}}, "data": {"dataframe": "x.csv", "generate": []}})
+        config_from_dict(
+            {"train": {**big, "loss": {"name": "triplet"}}, "data": {"dataframe": "x.csv", "generate": []}}
+        )
     for loss in ({"name": "triplet", "args": {"miner": "hard"}}, {"name": "my_losses:spread"}):
         config_from_dict({"train": {**big, "loss": loss}, "data": {"dataframe": "x.csv", "generate": []}})
 
@@ -228,11 +245,13 @@ def test_training_with_a_user_model_and_loss_logs_its_statistics_per_step_and_ep
     from reprokit.train.loop import train  # Lightning: imported by the tests that train
 
     df, paths = _tiny_dataset(project)
-    cfg = config_from_dict({
-        "data": {"dataframe": "df.csv", "image_size": 12, "generate": []},
-        "model": {"name": "my_models:tiny", "args": {"dim": 4}},
-        "train": {"epochs": 2, "n_labels": 4, "n_instances": 2, "loss": loss},
-    })
+    cfg = config_from_dict(
+        {
+            "data": {"dataframe": "df.csv", "image_size": 12, "generate": []},
+            "model": {"name": "my_models:tiny", "args": {"dim": 4}},
+            "train": {"epochs": 2, "n_labels": 4, "n_instances": 2, "loss": loss},
+        }
+    )
     final, is_zero = train(cfg, df, paths, project / "runs" / "train")
     assert is_zero and list(final) == ["loss", *stats]
     steps = read_table(project / "runs/train/plots/step.tsv")
@@ -253,14 +272,22 @@ def test_a_loss_that_fails_or_is_detached_during_training_is_one_line(project):
 
     df, paths = _tiny_dataset(project)
     for name, expected in [
-        ("fails", "train.loss.name 'my_losses:fails': loss(embeddings [8, 4], labels [8]) raised ValueError: labels must be sorted"),
-        ("detached", "train.loss.name 'my_losses:detached': the loss value does not require grad; it must be computed from the embeddings"),
+        (
+            "fails",
+            "train.loss.name 'my_losses:fails': loss(embeddings [8, 4], labels [8]) raised ValueError: labels must be sorted",
+        ),
+        (
+            "detached",
+            "train.loss.name 'my_losses:detached': the loss value does not require grad; it must be computed from the embeddings",
+        ),
     ]:
-        cfg = config_from_dict({
-            "data": {"dataframe": "df.csv", "image_size": 12, "generate": []},
-            "model": {"name": "my_models:tiny"},
-            "train": {"epochs": 1, "n_labels": 4, "n_instances": 2, "loss": {"name": f"my_losses:{name}"}},
-        })
+        cfg = config_from_dict(
+            {
+                "data": {"dataframe": "df.csv", "image_size": 12, "generate": []},
+                "model": {"name": "my_models:tiny"},
+                "train": {"epochs": 1, "n_labels": 4, "n_instances": 2, "loss": {"name": f"my_losses:{name}"}},
+            }
+        )
         with pytest.raises(ConfigError) as info:
             train(cfg, df, paths, project / "runs" / "train")
         assert info.value.one_line() == expected

@@ -56,7 +56,9 @@ def test_unknown_and_retired_backend_names_list_the_allowed_ones():
 
 def test_unknown_args_list_the_allowed_ones_and_secrets_pass_the_check():
     cls = backend_class("mlflow")
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'trackng_uri'; allowed: artifact_location, experiment_name, tracking_uri"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key\(s\) 'trackng_uri'; allowed: artifact_location, experiment_name, tracking_uri"
+    ):
         check_args("mlflow", {"trackng_uri": "x"}, cls.allowed_args)
     check_args("mlflow", {"api_token": "x"}, cls.allowed_args)  # dropped later with a warning
 
@@ -110,7 +112,9 @@ def test_reading_the_step_table_and_reporting_what_is_missing(tmp_path):
     _minimal_run(tmp_path, "step\tepoch\tloss\tuser\n1\t0\t0.5\t\n2\t0\t0.25\t7\n")
     data = read_run_folder(tmp_path)
     assert [(s.tag, s.step, s.value) for s in data.scalars] == [
-        ("train/loss", 1, 0.5), ("train/loss", 2, 0.25), ("train/user", 2, 7.0)
+        ("train/loss", 1, 0.5),
+        ("train/loss", 2, 0.25),
+        ("train/user", 2, 7.0),
     ]
     assert data.missing == ["validate/", "visualize/", "train/plots/epoch.tsv", "train/artifacts/config.yaml"]
 

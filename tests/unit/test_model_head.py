@@ -15,8 +15,13 @@ from reprokit.train.models import build_model, probe_model
 
 
 def cnn(head=None, freeze=False, **extra):
-    model = {"name": "simple_cnn", "args": {"channels": [4, 8], "embedding_dim": 6}, "head": head,
-             "freeze_batchnorm": freeze, **extra}
+    model = {
+        "name": "simple_cnn",
+        "args": {"channels": [4, 8], "embedding_dim": 6},
+        "head": head,
+        "freeze_batchnorm": freeze,
+        **extra,
+    }
     return config_from_dict({"model": model}).model
 
 
@@ -31,12 +36,15 @@ def test_no_head_by_default_keeps_the_network_and_its_keys():
     assert type(plain).__name__ == "SimpleCNN" and "features.0.weight" in plain.state_dict()
 
 
-@pytest.mark.parametrize(("head", "dim", "unit"), [
-    ({"dim": 5}, 5, True),
-    ({"dim": 5, "normalize": False}, 5, False),
-    ({"dim": None, "normalize": True}, 6, True),
-    ({}, 6, True),
-])
+@pytest.mark.parametrize(
+    ("head", "dim", "unit"),
+    [
+        ({"dim": 5}, 5, True),
+        ({"dim": 5, "normalize": False}, 5, False),
+        ({"dim": None, "normalize": True}, 6, True),
+        ({}, 6, True),
+    ],
+)
 def test_the_head_projects_and_normalises_and_the_probe_reports_its_size(head, dim, unit):
     class Raw(nn.Module):  # a backbone whose output is far from unit length
         def forward(self, x):
@@ -56,13 +64,16 @@ def test_the_head_projects_and_normalises_and_the_probe_reports_its_size(head, d
     assert all(k.startswith(("backbone.", "head.")) for k in built.state_dict())
 
 
-@pytest.mark.parametrize(("head", "expected"), [
-    ({"dim": 0}, "model.head.dim must be null or an integer in [1, 65536]; got 0"),
-    ({"dim": 1.5}, "model.head.dim must be an integer or null; got 1.5"),
-    ({"dims": 4}, "unknown key 'model.head.dims' in model.head; valid keys: dim, normalize"),
-    ({"normalize": "yes"}, "model.head.normalize must be true or false; got 'yes'"),
-    (128, "model.head must be a mapping or null; got 128"),
-])
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        ({"dim": 0}, "model.head.dim must be null or an integer in [1, 65536]; got 0"),
+        ({"dim": 1.5}, "model.head.dim must be an integer or null; got 1.5"),
+        ({"dims": 4}, "unknown key 'model.head.dims' in model.head; valid keys: dim, normalize"),
+        ({"normalize": "yes"}, "model.head.normalize must be true or false; got 'yes'"),
+        (128, "model.head must be a mapping or null; got 128"),
+    ],
+)
 def test_head_errors_are_one_line_naming_the_key(head, expected):
     with pytest.raises(ConfigError) as info:
         config_from_dict({"model": {"head": head}})

@@ -14,7 +14,7 @@ from reprokit.core.errors import ConfigError
 from reprokit.train.checkpoint import save_model
 from reprokit.train.models import build_model
 
-USER_MODELS = '''
+USER_MODELS = """
 from torch import nn
 
 
@@ -31,7 +31,7 @@ class Net(nn.Module):
 
 def build(in_channels, width=4, dim=3):
     return Net(in_channels, width, dim)
-'''
+"""
 
 
 @pytest.fixture
@@ -107,9 +107,11 @@ def test_a_lightning_prefix_is_listed_a_few_keys_at_a_time_with_a_hint(project):
     state["criterion.proxies"] = torch.zeros(3, 3)
     torch.save({"state_dict": state}, project / "lightning.ckpt")
     line = error(cfg("lightning.ckpt"))
-    assert line.startswith("model.weights 'lightning.ckpt' does not fit the model (9 keys): missing keys: "
-                           "'conv.bias', 'conv.weight', 'head.bias' and 6 more; unexpected keys: 'criterion.proxies', "
-                           "'model.conv.bias', 'model.conv.weight' and 7 more (hint: the file's keys start with 'model.'")
+    assert line.startswith(
+        "model.weights 'lightning.ckpt' does not fit the model (9 keys): missing keys: "
+        "'conv.bias', 'conv.weight', 'head.bias' and 6 more; unexpected keys: 'criterion.proxies', "
+        "'model.conv.bias', 'model.conv.weight' and 7 more (hint: the file's keys start with 'model.'"
+    )
     assert "k.removeprefix('model.')" in line
 
 
@@ -120,14 +122,20 @@ def test_a_shape_that_does_not_fit_names_the_key_and_both_shapes(project):
     )
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    (None, "model.weights 'missing.pt': no such file (hint: give a state-dict file (.safetensors, .pt, .pth) "
-           "relative to the project root)"),
-    ("folder", "model.weights 'missing.pt': is a folder, not a file"),
-    ("list", "model.weights 'missing.pt': holds a list, not a state dict (a mapping of names to tensors)"),
-    ("object", "model.weights 'missing.pt': not a state dict this reader can open: UnpicklingError: "),
-    ("garbage", "model.weights 'missing.pt': not a state dict this reader can open: "),
-])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (
+            None,
+            "model.weights 'missing.pt': no such file (hint: give a state-dict file (.safetensors, .pt, .pth) "
+            "relative to the project root)",
+        ),
+        ("folder", "model.weights 'missing.pt': is a folder, not a file"),
+        ("list", "model.weights 'missing.pt': holds a list, not a state dict (a mapping of names to tensors)"),
+        ("object", "model.weights 'missing.pt': not a state dict this reader can open: UnpicklingError: "),
+        ("garbage", "model.weights 'missing.pt': not a state dict this reader can open: "),
+    ],
+)
 def test_a_file_that_is_missing_or_not_a_state_dict_is_one_line(project, make, expected):
     path = project / "missing.pt"
     if make == "folder":
@@ -141,11 +149,14 @@ def test_a_file_that_is_missing_or_not_a_state_dict_is_one_line(project, make, e
     assert error(cfg("missing.pt")).startswith(expected)
 
 
-@pytest.mark.parametrize(("weights", "expected"), [
-    ("w.txt", "model.weights must be null or a state-dict file (.safetensors, .pt, .pth, .ckpt); got 'w.txt'"),
-    ("", "model.weights must be null or a state-dict file"),
-    (3, "model.weights must be a string or null; got 3"),
-])
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ("w.txt", "model.weights must be null or a state-dict file (.safetensors, .pt, .pth, .ckpt); got 'w.txt'"),
+        ("", "model.weights must be null or a state-dict file"),
+        (3, "model.weights must be a string or null; got 3"),
+    ],
+)
 def test_a_weights_value_that_is_not_a_state_dict_file_name_is_one_line(weights, expected):
     with pytest.raises(ConfigError) as info:
         config_from_dict({"model": {"weights": weights}})
@@ -178,5 +189,9 @@ def test_a_backbone_file_missing_a_key_with_a_head_lists_the_whole_networks_keys
     del state["conv.bias"]
     save_file(state, project / "w.safetensors")
     line = error(cfg("w.safetensors", head={"dim": 2}))
-    assert line.startswith("model.weights 'w.safetensors' does not fit the model (11 keys): missing keys: 'backbone.conv.bias', ")
-    assert "(hint: the model's keys start with 'backbone.' (model.head wraps the backbone) where the file's do not" in line
+    assert line.startswith(
+        "model.weights 'w.safetensors' does not fit the model (11 keys): missing keys: 'backbone.conv.bias', "
+    )
+    assert (
+        "(hint: the model's keys start with 'backbone.' (model.head wraps the backbone) where the file's do not" in line
+    )

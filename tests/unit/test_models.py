@@ -18,7 +18,7 @@ from reprokit.core.schema import load_dataclass
 from reprokit.train.checkpoint import FORMAT, load_model, save_model
 from reprokit.train.models import IMAGE_CHANNELS, MODELS, build_model
 
-USER_MODELS = '''
+USER_MODELS = """
 import torch
 from torch import nn
 
@@ -51,7 +51,7 @@ def grey_only(in_channels):
 
 
 NUMBER = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -79,7 +79,9 @@ def build_error(cfg: ModelConfig, in_channels: int = 1, image_size: int = 16) ->
     with pytest.raises(ConfigError) as info:
         build_model(cfg, in_channels, image_size)
     line = info.value.one_line()
-    assert "\n" not in str(info.value) and line == str(info.value) + (f" (hint: {info.value.hint})" if info.value.hint else "")
+    assert "\n" not in str(info.value) and line == str(info.value) + (
+        f" (hint: {info.value.hint})" if info.value.hint else ""
+    )
     return line
 
 
@@ -101,7 +103,10 @@ def test_simple_cnn_takes_its_args_from_model_args():
     assert [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)] == [4, 8]
     # Omitted args are the built-in's defaults, spelled out in the config.
     assert config_from_dict({}).model.args == {"channels": [16, 32, 64], "embedding_dim": 64}
-    assert config_from_dict({"model": {"args": {"embedding_dim": 8}}}).model.args == {"channels": [16, 32, 64], "embedding_dim": 8}
+    assert config_from_dict({"model": {"args": {"embedding_dim": 8}}}).model.args == {
+        "channels": [16, 32, 64],
+        "embedding_dim": 8,
+    }
 
 
 def test_a_user_model_builds_from_the_project_root_with_in_channels_and_args(project):
@@ -115,7 +120,12 @@ def test_a_user_model_builds_from_the_project_root_with_in_channels_and_args(pro
 
 def test_a_user_model_in_a_package_and_an_attribute_path(project):
     write(project, "pkg/__init__.py", "")
-    write(project, "pkg/nets.py", USER_MODELS + "\nclass Factory:\n    @staticmethod\n    def make(in_channels):\n        return build(in_channels)\n")
+    write(
+        project,
+        "pkg/nets.py",
+        USER_MODELS
+        + "\nclass Factory:\n    @staticmethod\n    def make(in_channels):\n        return build(in_channels)\n",
+    )
     assert build_model(model_cfg("pkg.nets:build", dim=3), 1, 16)(torch.rand(2, 1, 16, 16)).shape == (2, 3)
     assert build_model(model_cfg("pkg.nets:Factory.make"), 1, 16)(torch.rand(2, 1, 16, 16)).shape == (2, 5)
 
@@ -138,25 +148,63 @@ def test_the_probe_changes_nothing(project):
     ("files", "name", "expected"),
     [
         ({}, "nowhere:build", "model.name 'nowhere:build': no module named 'nowhere' in the project root "),
-        ({"my_models.py": USER_MODELS}, "my_models:biuld",
-         ("model.name 'my_models:biuld': module 'my_models' has no attribute 'biuld' "
-         "(hint: callables it defines: Net, build, feature_map, grey_only, not_a_module)")),
-        ({"my_models.py": USER_MODELS}, "my_models:Net.create", "model.name 'my_models:Net.create': my_models.Net has no attribute 'create'"),
-        ({"my_models.py": USER_MODELS}, "my_models:NUMBER", "model.name 'my_models:NUMBER': my_models.NUMBER is an int, not a callable"),
-        ({"broken.py": "x = 1 / 0\n"}, "broken:build",
-         "model.name 'broken:build': importing module 'broken' failed: ZeroDivisionError: division by zero"),
-        ({"typo.py": "def build(:\n"}, "typo:build", "model.name 'typo:build': importing module 'typo' failed: SyntaxError: "),
-        ({"needs.py": "import not_installed_anywhere\n"}, "needs:build",
-         ("model.name 'needs:build': importing module 'needs' failed: ModuleNotFoundError: No module named "
-         "'not_installed_anywhere' (hint: install 'not_installed_anywhere' in this environment)")),
-        ({"my_models.py": USER_MODELS}, "my_models:Net",
-         "model.name 'my_models:Net': my_models.Net(in_channels=1, **model.args) raised TypeError: "),
-        ({"my_models.py": USER_MODELS}, "my_models:not_a_module",
-         ("model.name 'my_models:not_a_module': my_models.not_a_module(in_channels=1, **model.args) returned a str, "
-         "not a torch.nn.Module")),
-        ({"my_models.py": USER_MODELS}, "my_models:feature_map",
-         ("model.name 'my_models:feature_map': the model maps an image batch of shape [2, 1, 16, 16] to a Tensor of "
-         "shape [2, 4, 16, 16]; expected a float tensor of embeddings [2, D]")),
+        (
+            {"my_models.py": USER_MODELS},
+            "my_models:biuld",
+            (
+                "model.name 'my_models:biuld': module 'my_models' has no attribute 'biuld' "
+                "(hint: callables it defines: Net, build, feature_map, grey_only, not_a_module)"
+            ),
+        ),
+        (
+            {"my_models.py": USER_MODELS},
+            "my_models:Net.create",
+            "model.name 'my_models:Net.create': my_models.Net has no attribute 'create'",
+        ),
+        (
+            {"my_models.py": USER_MODELS},
+            "my_models:NUMBER",
+            "model.name 'my_models:NUMBER': my_models.NUMBER is an int, not a callable",
+        ),
+        (
+            {"broken.py": "x = 1 / 0\n"},
+            "broken:build",
+            "model.name 'broken:build': importing module 'broken' failed: ZeroDivisionError: division by zero",
+        ),
+        (
+            {"typo.py": "def build(:\n"},
+            "typo:build",
+            "model.name 'typo:build': importing module 'typo' failed: SyntaxError: ",
+        ),
+        (
+            {"needs.py": "import not_installed_anywhere\n"},
+            "needs:build",
+            (
+                "model.name 'needs:build': importing module 'needs' failed: ModuleNotFoundError: No module named "
+                "'not_installed_anywhere' (hint: install 'not_installed_anywhere' in this environment)"
+            ),
+        ),
+        (
+            {"my_models.py": USER_MODELS},
+            "my_models:Net",
+            "model.name 'my_models:Net': my_models.Net(in_channels=1, **model.args) raised TypeError: ",
+        ),
+        (
+            {"my_models.py": USER_MODELS},
+            "my_models:not_a_module",
+            (
+                "model.name 'my_models:not_a_module': my_models.not_a_module(in_channels=1, **model.args) returned a str, "
+                "not a torch.nn.Module"
+            ),
+        ),
+        (
+            {"my_models.py": USER_MODELS},
+            "my_models:feature_map",
+            (
+                "model.name 'my_models:feature_map': the model maps an image batch of shape [2, 1, 16, 16] to a Tensor of "
+                "shape [2, 4, 16, 16]; expected a float tensor of embeddings [2, D]"
+            ),
+        ),
     ],
 )
 def test_a_user_model_that_fails_is_one_line_naming_module_attribute_and_reason(project, files, name, expected):
@@ -168,15 +216,23 @@ def test_a_user_model_that_fails_is_one_line_naming_module_attribute_and_reason(
 def test_a_model_that_fails_on_the_probe_batch_and_args_that_set_in_channels(project):
     write(project, "my_models.py", USER_MODELS)
     line = build_error(model_cfg("my_models:grey_only"), in_channels=3)
-    assert line.startswith("model.name 'my_models:grey_only': the model fails on a probe batch of shape [2, 3, 16, 16]: RuntimeError: ")
+    assert line.startswith(
+        "model.name 'my_models:grey_only': the model fails on a probe batch of shape [2, 3, 16, 16]: RuntimeError: "
+    )
     line = build_error(model_cfg("my_models:build", in_channels=3))
-    assert line == "model.name 'my_models:build': model.args must not set in_channels; it follows data.image_mode (L: 1, RGB: 3)"
+    assert (
+        line
+        == "model.name 'my_models:build': model.args must not set in_channels; it follows data.image_mode (L: 1, RGB: 3)"
+    )
 
 
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ({"name": "resnet"}, "model.name must be one of simple_cnn, hf or 'module:callable' (your own, e.g. 'my_models:build'); got 'resnet'"),
+        (
+            {"name": "resnet"},
+            "model.name must be one of simple_cnn, hf or 'module:callable' (your own, e.g. 'my_models:build'); got 'resnet'",
+        ),
         ({"name": "my_models.build"}, "model.name must be one of simple_cnn, hf or 'module:callable'"),
         ({"args": {"width": 3}}, "unknown key 'model.args.width' in model.args; valid keys: channels, embedding_dim"),
         ({"args": {"embedding_dim": 0}}, "model.args.embedding_dim must be an integer ≥ 1; got 0"),
@@ -224,11 +280,17 @@ def test_a_checkpoint_whose_model_code_changed_is_one_line(project):
     cfg = config_from_dict({"model": {"name": "my_models:build", "args": {"dim": 7}}, "data": {"image_size": 16}})
     save_model(project / "model.ckpt", build_model(cfg.model, 1, 16), cfg.model, cfg.data, in_channels=1)
     del sys.modules["my_models"]
-    write(project, "my_models.py", USER_MODELS.replace("self.head = nn.Linear(width, dim)", "self.head = nn.Linear(width, dim + 1)"))
+    write(
+        project,
+        "my_models.py",
+        USER_MODELS.replace("self.head = nn.Linear(width, dim)", "self.head = nn.Linear(width, dim + 1)"),
+    )
     with pytest.raises(ConfigError) as info:
         load_model(project / "model.ckpt")
     line = info.value.one_line()
-    assert line.startswith(f"{project / 'model.ckpt'}: its weights do not fit model.name 'my_models:build' as it builds now (")
+    assert line.startswith(
+        f"{project / 'model.ckpt'}: its weights do not fit model.name 'my_models:build' as it builds now ("
+    )
     assert "re-run train" in line and "\n" not in line
 
 
@@ -238,7 +300,9 @@ def test_a_checkpoint_of_the_first_format_still_loads(tmp_path):
     payload = {
         "format": "reprokit-model/1",
         "model": {"name": "simple_cnn", "channels": [4], "embedding_dim": 3},
-        "in_channels": 1, "image_size": 16, "image_mode": "L",
+        "in_channels": 1,
+        "image_size": 16,
+        "image_mode": "L",
         "state_dict": model.state_dict(),
     }
     torch.save(payload, tmp_path / "old.ckpt")

@@ -64,11 +64,19 @@ def test_the_tiny_models_are_small_and_rebuilt_byte_for_byte(tmp_path):
         assert sum((a / f).stat().st_size for f in files) < 400_000
 
 
-@pytest.mark.parametrize(("kind", "pooling", "dim"), [
-    ("vit", "cls", 32), ("vit", "mean", 32), ("vit", "pooler", 32),
-    ("dinov2", "cls", 32), ("dinov2", "mean", 32), ("dinov2", "pooler", 32),
-    ("resnet", "mean", 16), ("resnet", "pooler", 16),
-])
+@pytest.mark.parametrize(
+    ("kind", "pooling", "dim"),
+    [
+        ("vit", "cls", 32),
+        ("vit", "mean", 32),
+        ("vit", "pooler", 32),
+        ("dinov2", "cls", 32),
+        ("dinov2", "mean", 32),
+        ("dinov2", "pooler", 32),
+        ("resnet", "mean", 16),
+        ("resnet", "pooler", 16),
+    ],
+)
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_each_model_and_pooling_builds_and_embeds(folders, kind, pooling, dim, in_channels):
     model = build_model(hf_cfg(folders[kind], pooling=pooling), in_channels, image_size=32)
@@ -106,10 +114,15 @@ def test_grey_images_are_repeated_to_the_models_three_channels(folders):
 
 
 def test_input_norm_reads_the_folders_preprocessor_config(tmp_path):
-    folder = save_tiny_vit(tmp_path / "vit", preprocessor={"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25]})
+    folder = save_tiny_vit(
+        tmp_path / "vit", preprocessor={"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25]}
+    )
     images = torch.rand(2, 3, 32, 32)
-    for input_norm, mean, std in [("auto", [0.5] * 3, [0.25] * 3), ("imagenet", IMAGENET_MEAN, IMAGENET_STD),
-                                  ("none", [0.0] * 3, [1.0] * 3)]:
+    for input_norm, mean, std in [
+        ("auto", [0.5] * 3, [0.25] * 3),
+        ("imagenet", IMAGENET_MEAN, IMAGENET_STD),
+        ("none", [0.0] * 3, [1.0] * 3),
+    ]:
         model = build_model(hf_cfg(folder, input_norm=input_norm), 3, image_size=32).eval()
         want = reference(folder, images, mean, std).last_hidden_state[:, 0]
         with torch.no_grad():
@@ -143,10 +156,12 @@ def test_building_twice_with_one_seed_gives_one_network(folders):
 
 
 def test_the_checkpoint_rebuilds_an_hf_model_with_its_head(folders, tmp_path):
-    cfg = config_from_dict({
-        "model": {"name": "hf", "args": {"path": str(folders["vit"])}, "head": {"dim": 6, "normalize": False}},
-        "data": {"image_mode": "RGB", "image_size": 32},
-    })
+    cfg = config_from_dict(
+        {
+            "model": {"name": "hf", "args": {"path": str(folders["vit"])}, "head": {"dim": 6, "normalize": False}},
+            "data": {"image_mode": "RGB", "image_size": 32},
+        }
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model, 3, 32)
     with torch.no_grad():
@@ -194,23 +209,46 @@ def test_rgb_data_for_a_one_channel_model_is_one_line(tmp_path):
     from transformers import ViTConfig, ViTModel
 
     folder = tmp_path / "grey-vit"
-    ViTModel(ViTConfig(image_size=32, patch_size=8, num_channels=1, hidden_size=32, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=32)).save_pretrained(str(folder))
+    ViTModel(
+        ViTConfig(
+            image_size=32,
+            patch_size=8,
+            num_channels=1,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    ).save_pretrained(str(folder))
     with pytest.raises(ConfigError) as info:
         build_model(hf_cfg(folder), 3, image_size=32)
-    assert one_line(info) == (f"model.args.path {str(folder)!r}: the model takes 1-channel images and data.image_mode "
-                              "gives 3 (hint: set data.image_mode: L)")
+    assert one_line(info) == (
+        f"model.args.path {str(folder)!r}: the model takes 1-channel images and data.image_mode "
+        "gives 3 (hint: set data.image_mode: L)"
+    )
     assert build_model(hf_cfg(folder), 1, image_size=32).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 32)
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    ({}, "model.args.path must be the folder of a transformers model (config.json and its weights), e.g. "
-         "weights/dinov2-small; got None"),
-    ({"path": " "}, "model.args.path must be the folder of a transformers model"),
-    ({"path": "w", "pooling": "max"}, "model.args.pooling must be one of 'cls', 'mean', 'pooler'; got 'max'"),
-    ({"path": "w", "input_norm": "clip"}, "model.args.input_norm must be one of 'auto', 'imagenet', 'none'; got 'clip'"),
-    ({"path": "w", "revision": "main"}, "unknown key 'model.args.revision' in model.args; valid keys: path, pooling, input_norm"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            {},
+            "model.args.path must be the folder of a transformers model (config.json and its weights), e.g. "
+            "weights/dinov2-small; got None",
+        ),
+        ({"path": " "}, "model.args.path must be the folder of a transformers model"),
+        ({"path": "w", "pooling": "max"}, "model.args.pooling must be one of 'cls', 'mean', 'pooler'; got 'max'"),
+        (
+            {"path": "w", "input_norm": "clip"},
+            "model.args.input_norm must be one of 'auto', 'imagenet', 'none'; got 'clip'",
+        ),
+        (
+            {"path": "w", "revision": "main"},
+            "unknown key 'model.args.revision' in model.args; valid keys: path, pooling, input_norm",
+        ),
+    ],
+)
 def test_hf_args_errors_are_one_line(args, expected):
     with pytest.raises(ConfigError) as info:
         config_from_dict({"model": {"name": "hf", "args": args}})

@@ -15,8 +15,12 @@ def test_outside_a_sweep_there_is_no_hook():
 
 def test_a_trial_below_the_median_is_pruned_and_marked(tmp_path):
     journal = str(tmp_path / "s.journal")
-    study = optuna.create_study(study_name="s", storage=open_storage(journal), direction="maximize",
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    study = optuna.create_study(
+        study_name="s",
+        storage=open_storage(journal),
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+    )
     study.set_user_attr("objective", {"metric": "map@r", "direction": "maximize", "tune_fraction": 0.2})
     study.set_user_attr("pruner", {"name": "median", "args": {"n_startup_trials": 1, "n_warmup_steps": 0}})
     first = study.ask()

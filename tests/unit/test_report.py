@@ -46,8 +46,16 @@ def _split(root: Path) -> tuple[pd.DataFrame, list[Path]]:
             path = root / "images" / f"{label:02d}_{view}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 255, (12, 16), dtype=np.uint8), "L").save(path)
-            rows.append({"label": label, "path": path.relative_to(root).as_posix(), "split": "validation",
-                         "is_query": True, "is_gallery": True, "category": "even" if label % 2 == 0 else "odd"})
+            rows.append(
+                {
+                    "label": label,
+                    "path": path.relative_to(root).as_posix(),
+                    "split": "validation",
+                    "is_query": True,
+                    "is_gallery": True,
+                    "category": "even" if label % 2 == 0 else "odd",
+                }
+            )
             paths.append(path)
     return pd.DataFrame(rows), paths
 
@@ -70,7 +78,8 @@ def _write_train(runs: RunsDir, config: dict, tags: dict, git: dict) -> None:
     write_json(art / "git.json", git)
     runs.train.plots.mkdir(parents=True)
     runs.train.step_table.write_text(
-        "step\tepoch\tloss\tactive_tri\n" + "".join(f"{s}\t{s // 5}\t{1 / (s + 1):.4f}\t{0.9 ** s:.4f}\n" for s in range(10))
+        "step\tepoch\tloss\tactive_tri\n"
+        + "".join(f"{s}\t{s // 5}\t{1 / (s + 1):.4f}\t{0.9**s:.4f}\n" for s in range(10))
     )
     runs.train.epoch_table.write_text("epoch\tstep\tloss\tactive_tri\n0\t4\t0.4\t0.8\n1\t9\t0.15\t0.4\n")
 
@@ -80,14 +89,28 @@ def run_folder(tmp_path):
     val_df, paths = _split(tmp_path)
     runs = RunsDir(tmp_path / "runs")
     config = config_from_dict({"train": {"epochs": 3}, "tags": ["nightly"]}).to_dict()
-    _write_train(runs, config, {"tags": ["nightly"], "auto": {"git_commit": "f" * 40, "dvc_exp_name": "brisk-lamb"}},
-                 {"commit": "f" * 40, "branch": "main", "dirty": True, "is_repo": True})
-    res = retrieval_metrics(_embeddings(val_df), torch.tensor(val_df["label"].to_numpy()),
-                            torch.ones(len(val_df), dtype=torch.bool), torch.ones(len(val_df), dtype=torch.bool),
-                            categories=val_df["category"].tolist(), retrieve_k=5, extra_metrics=("map@r",))
+    _write_train(
+        runs,
+        config,
+        {"tags": ["nightly"], "auto": {"git_commit": "f" * 40, "dvc_exp_name": "brisk-lamb"}},
+        {"commit": "f" * 40, "branch": "main", "dirty": True, "is_repo": True},
+    )
+    res = retrieval_metrics(
+        _embeddings(val_df),
+        torch.tensor(val_df["label"].to_numpy()),
+        torch.ones(len(val_df), dtype=torch.bool),
+        torch.ones(len(val_df), dtype=torch.bool),
+        categories=val_df["category"].tolist(),
+        retrieve_k=5,
+        extra_metrics=("map@r",),
+    )
     pixels = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32).ravel()) for p in paths])
-    baseline = retrieval_metrics(pixels, torch.tensor(val_df["label"].to_numpy()),
-                                 torch.ones(len(val_df), dtype=torch.bool), torch.ones(len(val_df), dtype=torch.bool))
+    baseline = retrieval_metrics(
+        pixels,
+        torch.tensor(val_df["label"].to_numpy()),
+        torch.ones(len(val_df), dtype=torch.bool),
+        torch.ones(len(val_df), dtype=torch.bool),
+    )
     runs.validate.root.mkdir(parents=True)
     write_validation(runs.validate.root, res, val_df, baseline)
     runs.validate.params.write_text(yaml.safe_dump({"validate": {"distance": "euclidean"}}))

@@ -32,8 +32,17 @@ def _result():
     emb = torch.randn(8, 4, generator=gen) + labels[:, None].float()
     cats = ["a", "a", "a", "a", "b\tc", "b\tc", "b\tc", "b\tc"]
     flags = torch.ones(8, dtype=torch.bool)
-    res = retrieval_metrics(emb, labels, flags, flags, categories=cats, cmc_top_k=(1, 3), precision_top_k=(2,),
-                            map_top_k=(2,), progress=False)
+    res = retrieval_metrics(
+        emb,
+        labels,
+        flags,
+        flags,
+        categories=cats,
+        cmc_top_k=(1, 3),
+        precision_top_k=(2,),
+        map_top_k=(2,),
+        progress=False,
+    )
     val_df = pd.DataFrame({"path": [f"{i}.png" for i in range(8)], "label": labels.numpy()})
     return res, val_df
 
@@ -83,9 +92,19 @@ def test_a_run_written_before_the_split_is_still_read(tmp_path):
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t.invalid", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t.invalid",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t.invalid",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
 
 
 def test_reproduce_proves_the_committed_per_category_numbers(tmp_path):
@@ -122,4 +141,7 @@ def test_a_revision_without_results_says_what_to_commit(tmp_path):
     with pytest.raises(ReproduceError) as err:
         recorded_metrics("HEAD", repo)
     line = err.value.one_line()
-    assert "git add dvc.lock runs/train/metrics.json runs/validate/metrics.json runs/validate/plots/by_category.tsv" in line
+    assert (
+        "git add dvc.lock runs/train/metrics.json runs/validate/metrics.json runs/validate/plots/by_category.tsv"
+        in line
+    )

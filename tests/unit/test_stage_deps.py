@@ -73,20 +73,23 @@ def project(tmp_path, monkeypatch) -> Path:
     env = subprocess_env()
     subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env)
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=env)
-    _write(root, {
-        "data/df.csv": "label,path\n",
-        "stages/__init__.py": "",
-        "my_models.py": "import torch\nfrom my_layers import block\n\ndef build(in_channels):\n    return block()\n",
-        "my_layers.py": "def block():\n    from nets.heads import head  # a lazy import is seen too\n    return head\n",
-        "nets/__init__.py": "",
-        "nets/heads.py": "from . import util\nhead = 1\n",
-        "nets/util.py": "import os\n",
-        "my_losses.py": "import importlib\nimportlib.import_module('loss_parts')\n",
-        "loss_parts.py": "",
-        "unrelated.py": "",
-        "dvc.yaml": DVC_YAML,
-        "params.yaml": yaml.safe_dump(PARAMS),
-    })
+    _write(
+        root,
+        {
+            "data/df.csv": "label,path\n",
+            "stages/__init__.py": "",
+            "my_models.py": "import torch\nfrom my_layers import block\n\ndef build(in_channels):\n    return block()\n",
+            "my_layers.py": "def block():\n    from nets.heads import head  # a lazy import is seen too\n    return head\n",
+            "nets/__init__.py": "",
+            "nets/heads.py": "from . import util\nhead = 1\n",
+            "nets/util.py": "import os\n",
+            "my_losses.py": "import importlib\nimportlib.import_module('loss_parts')\n",
+            "loss_parts.py": "",
+            "unrelated.py": "",
+            "dvc.yaml": DVC_YAML,
+            "params.yaml": yaml.safe_dump(PARAMS),
+        },
+    )
     monkeypatch.chdir(root)
     monkeypatch.delenv("DVC_STAGE", raising=False)
     return root

@@ -41,10 +41,17 @@ def sweep_file(project: Path, text: str, name: str = "lr_margin") -> Path:
 def test_a_good_sweep_file_becomes_optuna_distributions_typed_as_params_yaml(project):
     sweep = load_sweep(sweep_file(project, GOOD), project / "params.yaml")
     assert (sweep.name, sweep.metric, sweep.direction, sweep.trials, sweep.sampler.name) == (
-        "lr_margin", "map@r", "maximize", 20, "tpe")
+        "lr_margin",
+        "map@r",
+        "maximize",
+        20,
+        "tpe",
+    )
     d = sweep.distributions()
     assert type(d["train.lr"]).__name__ == "FloatDistribution" and d["train.lr"].log
-    assert type(d["train.epochs"]).__name__ == "IntDistribution" and d["train.epochs"].step == 2  # an int in params.yaml
+    assert (
+        type(d["train.epochs"]).__name__ == "IntDistribution" and d["train.epochs"].step == 2
+    )  # an int in params.yaml
     assert d["train.loss.args.miner"].choices == ("all", "hard")
     over = trial_overrides(sweep, {"train.lr": 0.001}, trial=3)
     assert over["train.lr"] == 0.001 and over["validate.split"] == "tune" and over["data.tune_fraction"] == 0.2
@@ -54,32 +61,51 @@ def test_a_good_sweep_file_becomes_optuna_distributions_typed_as_params_yaml(pro
 
 
 def test_a_grid_takes_every_combination_and_needs_no_trials(project):
-    text = "sampler: grid\nspace:\n  train.lr: {choice: [0.001, 0.01]}\n  train.loss.args.miner: {choice: [all, hard]}\n"
+    text = (
+        "sampler: grid\nspace:\n  train.lr: {choice: [0.001, 0.01]}\n  train.loss.args.miner: {choice: [all, hard]}\n"
+    )
     sweep = load_sweep(sweep_file(project, text), project / "params.yaml")
     assert sweep.trials == 4
-    assert len(grid_points(sweep)) == 4 and sweep.grid() == {"train.lr": [0.001, 0.01], "train.loss.args.miner": ["all", "hard"]}
+    assert len(grid_points(sweep)) == 4 and sweep.grid() == {
+        "train.lr": [0.001, 0.01],
+        "train.loss.args.miner": ["all", "hard"],
+    }
 
 
 BAD = [
     ("sampel: tpe", "unknown key 'sampel' in the sweep file; valid keys: objective, sampler, trials"),
-    ("space: {train.margin: {low: 0.1, high: 0.6}}",
-     "space.train.margin: params.yaml has no such key (hint: did you mean train.loss.args.margin?)"),
+    (
+        "space: {train.margin: {low: 0.1, high: 0.6}}",
+        "space.train.margin: params.yaml has no such key (hint: did you mean train.loss.args.margin?)",
+    ),
     ("space: {train.lr: {low: 0.01, high: 0.001}}", "space.train.lr: low must be below high; got low=0.01, high=0.001"),
     ("space: {train.lr: {low: 0, high: 0.01, log: true}}", "space.train.lr: a log range needs low > 0; got low=0"),
-    ("space: {train.lr: {low: 0.001, hgih: 0.01}}", "unknown key 'hgih' in space.train.lr; valid keys: choice, low, high"),
-    ("space: {train.lr: {choice: [0.01, -1]}}",
-     "space.train.lr: -1 is rejected by params.yaml's schema: train.lr must be null or a number > 0; got -1.0"),
-    ("space: {train.loss.args.miner: {choice: [all, semi]}}",
-     "space.train.loss.args.miner: 'semi' is rejected by params.yaml's schema: train.loss.args.miner must be one of"),
+    (
+        "space: {train.lr: {low: 0.001, hgih: 0.01}}",
+        "unknown key 'hgih' in space.train.lr; valid keys: choice, low, high",
+    ),
+    (
+        "space: {train.lr: {choice: [0.01, -1]}}",
+        "space.train.lr: -1 is rejected by params.yaml's schema: train.lr must be null or a number > 0; got -1.0",
+    ),
+    (
+        "space: {train.loss.args.miner: {choice: [all, semi]}}",
+        "space.train.loss.args.miner: 'semi' is rejected by params.yaml's schema: train.loss.args.miner must be one of",
+    ),
     ("space: {train.epochs: {low: 1.5, high: 3}}", "space.train.epochs: train.epochs is an integer in params.yaml"),
     ("space: {train.loss.args.miner: {low: 1, high: 2}}", "space.train.loss.args.miner: params.yaml has 'all' there"),
     ("objective: {metric: map@R}", "objective.metric must be one of the metrics validate computes (cmc@1, cmc@5"),
-    ("objective: {metric: map@r, direction: up}", "objective.direction must be one of 'maximize', 'minimize'; got 'up'"),
+    (
+        "objective: {metric: map@r, direction: up}",
+        "objective.direction must be one of 'maximize', 'minimize'; got 'up'",
+    ),
     ("sampler: bayes", "sampler must be one of grid, random, tpe; got 'bayes'"),
     ("sampler: {name: tpe, args: {n_startup: 3}}", "sampler.args for 'tpe' has unknown key 'n_startup'; allowed:"),
     # train.validate_every_n_epochs defaults to 1 (issue 15): a pruner fails only where it is turned off.
-    ("pruner: median\nparams: {train.validate_every_n_epochs: 0}",
-     "pruner 'median' needs validation during training: train.validate_every_n_epochs must be ≥ 1; got 0"),
+    (
+        "pruner: median\nparams: {train.validate_every_n_epochs: 0}",
+        "pruner 'median' needs validation during training: train.validate_every_n_epochs must be ≥ 1; got 0",
+    ),
     ("sampler: grid", "space.train.lr: a grid takes choice lists only; got a range"),
     ("space: {data.tune_fraction: {choice: [0.1, 0.2]}}", "space.data.tune_fraction is set by the sweep itself"),
     ("tune_fraction: 1.5", "tune_fraction must be a number in [0, 1)"),

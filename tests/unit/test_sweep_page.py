@@ -28,8 +28,13 @@ space:
   train.loss.args.miner: {choice: [all, hard]}
 """
 # (lr, miner, state, value): ranked best first among the complete ones.
-TRIALS = [(1e-3, "all", "COMPLETE", 0.41), (3e-3, "hard", "COMPLETE", 0.52), (2e-4, "all", "PRUNED", 0.05),
-          (5e-3, "hard", "FAIL", None), (8e-4, "hard", "COMPLETE", 0.47)]
+TRIALS = [
+    (1e-3, "all", "COMPLETE", 0.41),
+    (3e-3, "hard", "COMPLETE", 0.52),
+    (2e-4, "all", "PRUNED", 0.05),
+    (5e-3, "hard", "FAIL", None),
+    (8e-4, "hard", "COMPLETE", 0.47),
+]
 
 
 @pytest.fixture
@@ -39,14 +44,21 @@ def study_and_sweep(tmp_path):
     sweep = load_sweep(tmp_path / "sweeps" / "lr.yaml", ROOT / "params.yaml")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="lr", direction="maximize")
-    dists = {"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
-             "train.loss.args.miner": optuna.distributions.CategoricalDistribution(["all", "hard"])}
+    dists = {
+        "train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+        "train.loss.args.miner": optuna.distributions.CategoricalDistribution(["all", "hard"]),
+    }
     for n, (lr, miner, state, value) in enumerate(TRIALS):
         trial = optuna.trial.create_trial(
-            params={"train.lr": lr, "train.loss.args.miner": miner}, distributions=dists,
-            state=getattr(optuna.trial.TrialState, state), value=value if state == "COMPLETE" else None,
+            params={"train.lr": lr, "train.loss.args.miner": miner},
+            distributions=dists,
+            state=getattr(optuna.trial.TrialState, state),
+            value=value if state == "COMPLETE" else None,
             intermediate_values={0: 0.02, 1: value} if state == "PRUNED" else None,
-            user_attrs={"exp_name": f"lr-{n}", **({"reason": "train: loss is NaN at step 3"} if state == "FAIL" else {})},
+            user_attrs={
+                "exp_name": f"lr-{n}",
+                **({"reason": "train: loss is NaN at step 3"} if state == "FAIL" else {}),
+            },
         )
         study.add_trial(trial)
     return study, sweep
@@ -58,8 +70,13 @@ def test_the_page_ranks_every_trial_and_draws_the_objective_by_trial_and_by_para
     page = write_sweep_page(tmp_path / "sweep.html", data).read_text()
 
     rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td><td>(\w+)</td><td>([^<]*)</td>", page)
-    assert rows == [("1", "1", "complete", "0.52"), ("2", "4", "complete", "0.47"), ("3", "0", "complete", "0.41"),
-                    ("–", "2", "pruned", "0.05"), ("–", "3", "fail", "–")]  # --show's order and ranks
+    assert rows == [
+        ("1", "1", "complete", "0.52"),
+        ("2", "4", "complete", "0.47"),
+        ("3", "0", "complete", "0.41"),
+        ("–", "2", "pruned", "0.05"),
+        ("–", "3", "fail", "–"),
+    ]  # --show's order and ranks
     assert "train: loss is NaN at step 3" in page and "lr-4" in page
 
     charts = re.findall(r'<img class="chart" alt="([^"]+)" src="data:image/svg\+xml;base64,([^"]+)"', page)

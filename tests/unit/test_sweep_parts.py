@@ -37,21 +37,38 @@ def test_each_trial_gets_its_own_gpus_and_jobs_are_capped_by_them():
 
 
 def test_the_trial_command_is_a_named_temp_experiment_with_values_that_read_back_typed():
-    cmd = exp_command("s-3", {"train.lr": 5e-05, "train.epochs": 2, "train.loss.args.miner": "hard",
-                              "train.resume": False, "logger.sweep.trial": None, "model.name": "models:build"})
+    cmd = exp_command(
+        "s-3",
+        {
+            "train.lr": 5e-05,
+            "train.epochs": 2,
+            "train.loss.args.miner": "hard",
+            "train.resume": False,
+            "logger.sweep.trial": None,
+            "model.name": "models:build",
+        },
+    )
     assert cmd[:7] == ["dvc", "--wait-for-lock", "exp", "run", "--temp", "-n", "s-3"]
     sets = dict(a.removeprefix("++").split("=", 1) for a in cmd[8::2])
     assert all(a.startswith("++") for a in cmd[8::2])  # adds a key params.yaml leaves commented out
     back = {k: yaml.load(v, Loader=StrictLoader) for k, v in sets.items()}  # as params.yaml is read
-    assert back == {"train.lr": 5e-05, "train.epochs": 2, "train.loss.args.miner": "hard", "train.resume": False,
-                    "logger.sweep.trial": None, "model.name": "models:build"}
+    assert back == {
+        "train.lr": 5e-05,
+        "train.epochs": 2,
+        "train.loss.args.miner": "hard",
+        "train.resume": False,
+        "logger.sweep.trial": None,
+        "model.name": "models:build",
+    }
     assert format_value("1e-3") == '"1e-3"'  # a string stays a string
 
 
 def test_a_failure_reason_is_the_stage_error_line_else_dvc_s(tmp_path):
     log = tmp_path / "t.log"
-    log.write_text("noise\ntrain: error: training diverged: the loss is nan at step 3 (hint: lower train.lr)\n"
-                   "ERROR: failed to reproduce 'train': failed to run: python -m stages.train, exited with 1\n")
+    log.write_text(
+        "noise\ntrain: error: training diverged: the loss is nan at step 3 (hint: lower train.lr)\n"
+        "ERROR: failed to reproduce 'train': failed to run: python -m stages.train, exited with 1\n"
+    )
     assert failure_reason(log, 255) == "train: training diverged: the loss is nan at step 3 (hint: lower train.lr)"
     log.write_text("ERROR: Experiment conflicts with existing experiment 's-1'.\n")
     assert failure_reason(log, 255) == "Experiment conflicts with existing experiment 's-1'."
@@ -68,7 +85,10 @@ def test_storage_urls_lose_their_password_and_sqlite_is_refused(tmp_path):
     with pytest.raises(SweepError) as info:
         open_storage(f"postgresql://ann:s3cret@127.0.0.1:{port}/sweeps")
     line = info.value.one_line()
-    assert line.startswith(f"cannot reach the study storage postgresql://ann@127.0.0.1:{port}/sweeps: ") and "s3cret" not in line
+    assert (
+        line.startswith(f"cannot reach the study storage postgresql://ann@127.0.0.1:{port}/sweeps: ")
+        and "s3cret" not in line
+    )
     journal = open_storage(str(tmp_path / "deep" / "s.journal"))
     assert type(journal).__name__ == "JournalStorage"
 
@@ -107,12 +127,17 @@ def test_an_unreachable_database_stops_the_sweep_before_any_trial_in_one_line(tm
     (repo / "sweeps").mkdir()
     (repo / "sweeps" / "g.yaml").write_text("sampler: grid\nspace:\n  train.lr: {choice: [0.001, 0.01]}\n")
     port = mirror_free_port()
-    proc = run(["reprokit", "sweep", "sweeps/g.yaml", "--storage", f"postgresql://ann:s3cret@127.0.0.1:{port}/db"],
-               repo, check=False, timeout=120)
+    proc = run(
+        ["reprokit", "sweep", "sweeps/g.yaml", "--storage", f"postgresql://ann:s3cret@127.0.0.1:{port}/db"],
+        repo,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        f"reprokit: error: cannot reach the study storage postgresql://ann@127.0.0.1:{port}/db: "), proc.stderr
+        f"reprokit: error: cannot reach the study storage postgresql://ann@127.0.0.1:{port}/db: "
+    ), proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
     assert not (repo / ".dvc" / "tmp" / "exps").exists()
 
@@ -127,4 +152,5 @@ def test_a_new_study_whose_names_are_taken_by_an_earlier_one_stops_in_one_line(t
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "reprokit: error: experiments g-0 already exist on this commit from an earlier study 'g' (its journal is gone), "
-        "and a trial would take their names (hint: remove them (`dvc exp remove g-0`), or rename the sweep file)"]
+        "and a trial would take their names (hint: remove them (`dvc exp remove g-0`), or rename the sweep file)"
+    ]

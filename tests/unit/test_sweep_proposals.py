@@ -30,7 +30,9 @@ def _worker(path, name: str, args: dict, space=SPACE, seed: int = 1):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = {p.key: list(p.choice) for p in space} if name == "grid" else {}
     sampler = build_sampler(Component(name, args), seed, {p.key: p.distribution() for p in space}, grid, "maximize")
-    return optuna.create_study(study_name="s", storage=open_storage(str(path)), sampler=sampler, load_if_exists=True), space
+    return optuna.create_study(
+        study_name="s", storage=open_storage(str(path)), sampler=sampler, load_if_exists=True
+    ), space
 
 
 def _ask(study, space, index: int | None = None):

@@ -23,7 +23,9 @@ def train_cfg(**train):
 
 
 def module(train: dict, model: dict | None = None, image_size: int = 16) -> EmbeddingModule:
-    cfg = config_from_dict({"train": train, "model": model or {"name": "simple_cnn", "args": {"channels": [4], "embedding_dim": 8}}})
+    cfg = config_from_dict(
+        {"train": train, "model": model or {"name": "simple_cnn", "args": {"channels": [4], "embedding_dim": 8}}}
+    )
     return EmbeddingModule(cfg.model, cfg.train, 1, image_size, classes=LABELS * 10 + 3, seed=7)
 
 
@@ -36,30 +38,66 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 @pytest.mark.parametrize(
     ("train", "expected"),
     [
-        ({"optimizer": {"name": "Adamw"}}, "train.optimizer.name must be one of a class of torch.optim (ASGD, Adadelta, "),
-        ({"optimizer": {"name": "AdamW", "args": {"momentum": 0.9}}},
-         "train.optimizer.args.momentum must be an argument AdamW takes (lr, betas, eps, weight_decay"),
-        ({"scheduler": {"name": "CosineAnealingLR"}}, "train.scheduler.name must be one of a class of torch.optim.lr_scheduler"),
-        ({"scheduler": {"name": "CosineAnnealingLR", "args": {"T_max": 3, "t0": 1}}},
-         "train.scheduler.args.t0 must be an argument CosineAnnealingLR takes (T_max, eta_min"),
-        ({"scheduler": {"name": "ReduceLROnPlateau", "interval": "step"}},
-         "train.scheduler.interval must be 'epoch' for ReduceLROnPlateau"),
-        ({"augment": [{"name": "RandomFlip"}]}, "train.augment[0].name must be one of a class of kornia.augmentation ("),
-        ({"augment": [{"name": "RandomHorizontalFlip"}, {"name": "RandomResizedCrop", "args": {"size": [8, 8]}}]},
-         "train.augment must keep the batch's shape [2, 1, 16, 16] (data.image_size 16)"),
-        ({"augment": [{"name": "RandomHorizontalFlip", "args": {"prob": 0.5}}]},
-         "train.augment[0].args.prob must be an argument RandomHorizontalFlip takes"),
-        ({"loss": {"name": "pml:ArcFaceLos"}}, "train.loss.name must be one of pml:<a class of pytorch_metric_learning.losses>"),
-        ({"loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": "auto", "scal": 3}}},
-         "train.loss.args.scal must be an argument pml:ArcFaceLoss takes; got 'scal'"),
-        ({"loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": 8, "embedding_size": 8}},
-          "miner": {"name": "pml:MultiSimilarityMinr"}}, "train.miner.name must be one of pml:<a class of pytorch_metric_learning.miners>"),
-        ({"loss": {"name": "pml:TripletMarginLoss"}, "miner": {"name": "pml:BatchHardMiner", "args": {"k": 1}}},
-         "train.miner.args.k must be an argument pml:BatchHardMiner takes"),
-        ({"loss": {"name": "pml:TripletMarginLoss", "lr": 0.1}},
-         "train.loss.lr must be null: train.loss.name 'pml:TripletMarginLoss' has no parameters of its own to train"),
+        (
+            {"optimizer": {"name": "Adamw"}},
+            "train.optimizer.name must be one of a class of torch.optim (ASGD, Adadelta, ",
+        ),
+        (
+            {"optimizer": {"name": "AdamW", "args": {"momentum": 0.9}}},
+            "train.optimizer.args.momentum must be an argument AdamW takes (lr, betas, eps, weight_decay",
+        ),
+        (
+            {"scheduler": {"name": "CosineAnealingLR"}},
+            "train.scheduler.name must be one of a class of torch.optim.lr_scheduler",
+        ),
+        (
+            {"scheduler": {"name": "CosineAnnealingLR", "args": {"T_max": 3, "t0": 1}}},
+            "train.scheduler.args.t0 must be an argument CosineAnnealingLR takes (T_max, eta_min",
+        ),
+        (
+            {"scheduler": {"name": "ReduceLROnPlateau", "interval": "step"}},
+            "train.scheduler.interval must be 'epoch' for ReduceLROnPlateau",
+        ),
+        (
+            {"augment": [{"name": "RandomFlip"}]},
+            "train.augment[0].name must be one of a class of kornia.augmentation (",
+        ),
+        (
+            {"augment": [{"name": "RandomHorizontalFlip"}, {"name": "RandomResizedCrop", "args": {"size": [8, 8]}}]},
+            "train.augment must keep the batch's shape [2, 1, 16, 16] (data.image_size 16)",
+        ),
+        (
+            {"augment": [{"name": "RandomHorizontalFlip", "args": {"prob": 0.5}}]},
+            "train.augment[0].args.prob must be an argument RandomHorizontalFlip takes",
+        ),
+        (
+            {"loss": {"name": "pml:ArcFaceLos"}},
+            "train.loss.name must be one of pml:<a class of pytorch_metric_learning.losses>",
+        ),
+        (
+            {"loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": "auto", "scal": 3}}},
+            "train.loss.args.scal must be an argument pml:ArcFaceLoss takes; got 'scal'",
+        ),
+        (
+            {
+                "loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": 8, "embedding_size": 8}},
+                "miner": {"name": "pml:MultiSimilarityMinr"},
+            },
+            "train.miner.name must be one of pml:<a class of pytorch_metric_learning.miners>",
+        ),
+        (
+            {"loss": {"name": "pml:TripletMarginLoss"}, "miner": {"name": "pml:BatchHardMiner", "args": {"k": 1}}},
+            "train.miner.args.k must be an argument pml:BatchHardMiner takes",
+        ),
+        (
+            {"loss": {"name": "pml:TripletMarginLoss", "lr": 0.1}},
+            "train.loss.lr must be null: train.loss.name 'pml:TripletMarginLoss' has no parameters of its own to train",
+        ),
         ({"loss": {"name": "my_missing_losses:build"}}, "train.loss.name 'my_missing_losses:build': no module named"),
-        ({"optimizer": {"name": "my_missing_optim:build"}}, "train.optimizer.name 'my_missing_optim:build': no module named"),
+        (
+            {"optimizer": {"name": "my_missing_optim:build"}},
+            "train.optimizer.name 'my_missing_optim:build': no module named",
+        ),
     ],
 )
 def test_a_bad_block_is_refused_when_built_in_one_line_naming_its_key(train, expected):
@@ -71,16 +109,31 @@ def test_a_bad_block_is_refused_when_built_in_one_line_naming_its_key(train, exp
 @pytest.mark.parametrize(
     ("train", "expected"),
     [
-        ({"miner": {"name": "pml:MultiSimilarityMiner"}},
-         "train.miner must be null unless train.loss.name is a pml: loss (a miner's tuples are pytorch-metric-learning's "
-         "indices_tuple); the built-in triplet mines with train.loss.args.miner (all or hard); got 'pml:MultiSimilarityMiner'"),
-        ({"loss": {"name": "pml:ArcFaceLoss", "args": {"margin": "auto"}}}, "train.loss.args.margin must not be 'auto': only "),
-        ({"loss": {"name": "pml:CosFaceLoss"}, "miner": {"name": "pml:BatchHardMiner", "args": {"p": "auto"}}},
-         "train.miner.args.p must not be 'auto'"),
-        ({"lr": 0.1, "optimizer": {"name": "SGD", "args": {"lr": 0.01}}},
-         "train.lr and train.optimizer.args.lr are both set (0.1 and 0.01)"),
-        ({"optimizer": {"name": "torch.optim.Adam"}}, "train.optimizer.name must be a class name (e.g. AdamW) or 'module:callable'"),
-        ({"scheduler": {"name": "StepLR", "warmup_steps": -1}}, "train.scheduler.warmup_steps must be an integer ≥ 0; got -1"),
+        (
+            {"miner": {"name": "pml:MultiSimilarityMiner"}},
+            "train.miner must be null unless train.loss.name is a pml: loss (a miner's tuples are pytorch-metric-learning's "
+            "indices_tuple); the built-in triplet mines with train.loss.args.miner (all or hard); got 'pml:MultiSimilarityMiner'",
+        ),
+        (
+            {"loss": {"name": "pml:ArcFaceLoss", "args": {"margin": "auto"}}},
+            "train.loss.args.margin must not be 'auto': only ",
+        ),
+        (
+            {"loss": {"name": "pml:CosFaceLoss"}, "miner": {"name": "pml:BatchHardMiner", "args": {"p": "auto"}}},
+            "train.miner.args.p must not be 'auto'",
+        ),
+        (
+            {"lr": 0.1, "optimizer": {"name": "SGD", "args": {"lr": 0.01}}},
+            "train.lr and train.optimizer.args.lr are both set (0.1 and 0.01)",
+        ),
+        (
+            {"optimizer": {"name": "torch.optim.Adam"}},
+            "train.optimizer.name must be a class name (e.g. AdamW) or 'module:callable'",
+        ),
+        (
+            {"scheduler": {"name": "StepLR", "warmup_steps": -1}},
+            "train.scheduler.warmup_steps must be an integer ≥ 0; got -1",
+        ),
         ({"augment": {"name": "RandomHorizontalFlip"}}, "train.augment must be a list of"),
         ({"loss": {"name": "triplet", "lr": 0}}, "train.loss.lr must be null or a number > 0; got 0.0"),
     ],
@@ -102,12 +155,18 @@ def test_auto_that_cannot_be_resolved_is_one_line():
     cfg = train_cfg(loss={"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": 8}})
     with pytest.raises(ConfigError) as exc:
         build_loss(cfg.loss, classes=None)
-    assert one_line(exc).startswith("train.loss.args.num_classes is 'auto' but the number of training labels is not known here")
+    assert one_line(exc).startswith(
+        "train.loss.args.num_classes is 'auto' but the number of training labels is not known here"
+    )
 
 
 def test_auto_fills_classes_and_embedding_size_and_labels_are_numbered():
-    m = module({"loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": "auto"}, "lr": 0.05},
-                "miner": {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}}})
+    m = module(
+        {
+            "loss": {"name": "pml:ArcFaceLoss", "args": {"num_classes": "auto", "embedding_size": "auto"}, "lr": 0.05},
+            "miner": {"name": "pml:MultiSimilarityMiner", "args": {"epsilon": 0.1}},
+        }
+    )
     arcface = m.criterion.loss
     assert tuple(arcface.W.shape) == (8, 8)  # [embedding_size, num_classes]: 8 training labels, 8-d embeddings
     emb = torch.nn.functional.normalize(torch.randn(32, 8), dim=1).requires_grad_()
@@ -155,8 +214,11 @@ def test_a_user_optimizer_and_scheduler_by_module_callable(tmp_path, monkeypatch
         "def schedule(optimizer, factor):\n    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=factor)\n"
     )
     monkeypatch.chdir(tmp_path)
-    cfg = train_cfg(lr=None, optimizer={"name": "my_optim:build", "args": {"lr": 0.5}},
-                    scheduler={"name": "my_optim:schedule", "args": {"factor": 0.5}})
+    cfg = train_cfg(
+        lr=None,
+        optimizer={"name": "my_optim:build", "args": {"lr": 0.5}},
+        scheduler={"name": "my_optim:schedule", "args": {"factor": 0.5}},
+    )
     opt = build_optimizer(param_groups(nn.Linear(2, 2), None, cfg), cfg)
     assert isinstance(opt, torch.optim.SGD)
     build_scheduler(opt, cfg)
@@ -164,8 +226,13 @@ def test_a_user_optimizer_and_scheduler_by_module_callable(tmp_path, monkeypatch
 
 
 def test_augmentation_is_fixed_by_the_seed_and_the_batch_and_leaves_the_global_generator_alone():
-    cfg = train_cfg(augment=[{"name": "RandomResizedCrop", "args": {"size": [16, 16], "scale": [0.5, 1.0]}},
-                             {"name": "RandomHorizontalFlip"}, {"name": "RandomGaussianNoise", "args": {"p": 1.0}}])
+    cfg = train_cfg(
+        augment=[
+            {"name": "RandomResizedCrop", "args": {"size": [16, 16], "scale": [0.5, 1.0]}},
+            {"name": "RandomHorizontalFlip"},
+            {"name": "RandomGaussianNoise", "args": {"p": 1.0}},
+        ]
+    )
     aug = BatchAugmentation(cfg.augment, seed=7, channels=1, image_size=16)
     images = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     state = torch.get_rng_state()
@@ -185,14 +252,29 @@ def test_a_training_step_logs_the_warmed_up_learning_rate(tmp_path):
 
     from reprokit.log.run_logger import RunFolderLogger
 
-    m = module({"lr": 0.01, "scheduler": {"name": "CosineAnnealingLR", "args": {"T_max": 2}, "warmup_steps": 3},
-                "augment": [{"name": "RandomHorizontalFlip"}]})
+    m = module(
+        {
+            "lr": 0.01,
+            "scheduler": {"name": "CosineAnnealingLR", "args": {"T_max": 2}, "warmup_steps": 3},
+            "augment": [{"name": "RandomHorizontalFlip"}],
+        }
+    )
     images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8)
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8
+    )
     logger = RunFolderLogger(tmp_path, epoch_keys=m.epoch_level_keys)
-    trainer = pl.Trainer(max_epochs=2, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, log_every_n_steps=1, accelerator="cpu",
-                         accumulate_grad_batches=2, gradient_clip_val=1.0)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        accelerator="cpu",
+        accumulate_grad_batches=2,
+        gradient_clip_val=1.0,
+    )
     trainer.fit(m, data)
     rows = (tmp_path / "plots" / "step.tsv").read_text().splitlines()
     header = rows[0].split("\t")
@@ -204,20 +286,38 @@ def test_a_training_step_logs_the_warmed_up_learning_rate(tmp_path):
 def test_the_loss_proxies_and_the_schedule_are_in_the_checkpoint_train_resume_continues(tmp_path):
     import lightning.pytorch as pl
 
-    m = module({"lr": 0.01, "scheduler": {"name": "StepLR", "args": {"step_size": 1}, "interval": "step"},
-                "loss": {"name": "pml:ProxyAnchorLoss", "args": {"num_classes": "auto", "embedding_size": "auto"},
-                         "lr": 0.1}})
+    m = module(
+        {
+            "lr": 0.01,
+            "scheduler": {"name": "StepLR", "args": {"step_size": 1}, "interval": "step"},
+            "loss": {
+                "name": "pml:ProxyAnchorLoss",
+                "args": {"num_classes": "auto", "embedding_size": "auto"},
+                "lr": 0.1,
+            },
+        }
+    )
     images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu")
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8
+    )
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     before = m.criterion.loss.proxies.detach().clone()
     trainer.fit(m, data)
     assert not torch.equal(before, m.criterion.loss.proxies)  # the proxies trained
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
     assert torch.equal(ckpt["state_dict"]["criterion.loss.proxies"], m.criterion.loss.proxies.detach())
-    assert [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]] == pytest.approx([0.01 * 0.1**4, 0.1 * 0.1**4])
+    assert [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]] == pytest.approx(
+        [0.01 * 0.1**4, 0.1 * 0.1**4]
+    )
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 4
 
 
@@ -227,10 +327,19 @@ def test_bf16_mixed_trains_on_the_cpu(tmp_path):
 
     m = module({"augment": [{"name": "RandomHorizontalFlip"}]})
     images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8)
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, LABELS * 10 + 3, torch.arange(32)), batch_size=8
+    )
     before = [p.detach().clone() for p in m.model.parameters()]
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", precision="bf16-mixed")
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        precision="bf16-mixed",
+    )
     trainer.fit(m, data)
     assert torch.isfinite(trainer.callback_metrics["loss_epoch"])
     assert all(p.dtype == torch.float32 for p in m.model.parameters())

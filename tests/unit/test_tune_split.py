@@ -18,8 +18,15 @@ def frame(n_train: int = 20, n_val: int = 5, views: int = 3) -> pd.DataFrame:
     for label in range(n_train + n_val):
         split = "train" if label < n_train else "validation"
         for v in range(views):
-            rows.append({"label": label, "path": f"{label}_{v}.png", "split": split,
-                         "is_query": split == "validation", "is_gallery": split == "validation"})
+            rows.append(
+                {
+                    "label": label,
+                    "path": f"{label}_{v}.png",
+                    "split": split,
+                    "is_query": split == "validation",
+                    "is_gallery": split == "validation",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -80,4 +87,6 @@ def test_params_yaml_reads_exponent_numbers_as_dvc_writes_them(text, value):
     # `dvc exp run -S train.lr=0.00005` writes `lr: 5e-05` back: a number, not a string.
     assert yaml.load(f"lr: {text}", Loader=StrictLoader) == {"lr": value}
     assert yaml.load("lr: '5e-05'", Loader=StrictLoader) == {"lr": "5e-05"}
-    assert np.isclose(config_from_dict(yaml.load(f"train: {{lr: {abs(value)}}}", Loader=StrictLoader)).train.lr, abs(value))
+    assert np.isclose(
+        config_from_dict(yaml.load(f"train: {{lr: {abs(value)}}}", Loader=StrictLoader)).train.lr, abs(value)
+    )

@@ -22,7 +22,10 @@ from reprokit.data.convert.writer import Converted, Images, write_converted
 __all__ = ["convert", "describe", "DATASETS", "Converted", "ConvertError"]
 
 DATASETS: dict[str, Callable[[Path], Images]] = {
-    "cub": read_cub, "cars": read_cars, "sop": read_sop, "inshop": read_inshop,
+    "cub": read_cub,
+    "cars": read_cars,
+    "sop": read_sop,
+    "inshop": read_inshop,
 }
 
 

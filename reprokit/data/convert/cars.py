@@ -33,15 +33,23 @@ BOX_FIELDS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
 
 def read_cars(src: Path) -> Images:
     if (src / "cars_annos.mat").is_file():
-        entries = [(_text(a, "relative_im_path", src / "cars_annos.mat"), a, src / "cars_annos.mat")
-                   for a in _annotations(src / "cars_annos.mat")]
+        entries = [
+            (_text(a, "relative_im_path", src / "cars_annos.mat"), a, src / "cars_annos.mat")
+            for a in _annotations(src / "cars_annos.mat")
+        ]
     else:
         train_mat = find_file(src, "cars", ["cars_annos.mat", "devkit/cars_train_annos.mat"], UNPACKS)
-        test_mat = find_file(src, "cars", ["cars_test_annos_withlabels.mat", "devkit/cars_test_annos_withlabels.mat"],
-                             "the Cars196 folder holding cars_test_annos_withlabels.mat (test annotations with labels)")
-        entries = [(f"{folder}/{_text(a, 'fname', mat)}", a, mat)
-                   for folder, mat in (("cars_train", train_mat), ("cars_test", test_mat))
-                   for a in _annotations(mat)]
+        test_mat = find_file(
+            src,
+            "cars",
+            ["cars_test_annos_withlabels.mat", "devkit/cars_test_annos_withlabels.mat"],
+            "the Cars196 folder holding cars_test_annos_withlabels.mat (test annotations with labels)",
+        )
+        entries = [
+            (f"{folder}/{_text(a, 'fname', mat)}", a, mat)
+            for folder, mat in (("cars_train", train_mat), ("cars_test", test_mat))
+            for a in _annotations(mat)
+        ]
     labels = [_number(a, "class", mat) for _, a, mat in entries]
     train = class_disjoint_halves(labels)
     out = Images()
@@ -55,25 +63,32 @@ def _annotations(path: Path) -> np.ndarray:
         from scipy.io import loadmat
         from scipy.io.matlab import MatReadError
     except ImportError:  # scikit-learn, a dependency, brings scipy: only a broken install gets here
-        raise ConvertError("cars: reading .mat files needs scipy, which is not installed",
-                           hint='pip install "scipy>=1.10"') from None
+        raise ConvertError(
+            "cars: reading .mat files needs scipy, which is not installed", hint='pip install "scipy>=1.10"'
+        ) from None
     try:
         mat = loadmat(str(path))
     # A v7.3 file (HDF5) or a damaged one.
     except (MatReadError, NotImplementedError, ValueError, OSError, TypeError, EOFError) as exc:
-        raise ConvertError(f"cars: {path.name} cannot be read as a MATLAB file: {' '.join(str(exc).split())}",
-                           hint="restore it from the dataset's archive") from None
+        raise ConvertError(
+            f"cars: {path.name} cannot be read as a MATLAB file: {' '.join(str(exc).split())}",
+            hint="restore it from the dataset's archive",
+        ) from None
     if "annotations" not in mat:
         keys = ", ".join(k for k in mat if not k.startswith("__")) or "none"
-        raise ConvertError(f"cars: {path.name} has no 'annotations' variable (it has: {keys})",
-                           hint="expected the official annotation file of Cars196")
+        raise ConvertError(
+            f"cars: {path.name} has no 'annotations' variable (it has: {keys})",
+            hint="expected the official annotation file of Cars196",
+        )
     annotations = np.asarray(mat["annotations"]).ravel()
     needed = {"class", *BOX_FIELDS}
     names = set(annotations.dtype.names or ())
     if not needed <= names:
-        raise ConvertError(f"cars: {path.name}'s annotations lack the field(s) {', '.join(sorted(needed - names))} "
-                           f"(they have: {', '.join(sorted(names)) or 'none'})",
-                           hint="the devkit's cars_test_annos.mat has no classes: use cars_test_annos_withlabels.mat")
+        raise ConvertError(
+            f"cars: {path.name}'s annotations lack the field(s) {', '.join(sorted(needed - names))} "
+            f"(they have: {', '.join(sorted(names)) or 'none'})",
+            hint="the devkit's cars_test_annos.mat has no classes: use cars_test_annos_withlabels.mat",
+        )
     return annotations
 
 

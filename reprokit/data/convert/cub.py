@@ -23,18 +23,26 @@ UNPACKS = "the folder CUB_200_2011.tgz unpacks to (CUB_200_2011/)"
 def read_cub(src: Path) -> Images:
     images_txt = find_file(src, "cub", ["images.txt"], UNPACKS)
     labels_txt = find_file(src, "cub", ["image_class_labels.txt"], UNPACKS)
-    names = {to_int(i, images_txt, n, "image_id"): name
-             for n, (i, name) in read_rows(images_txt, ["image_id", "image_name"], last_may_have_spaces=True)}
-    classes = {to_int(i, labels_txt, n, "image_id"): to_int(c, labels_txt, n, "class_id")
-               for n, (i, c) in read_rows(labels_txt, ["image_id", "class_id"])}
+    names = {
+        to_int(i, images_txt, n, "image_id"): name
+        for n, (i, name) in read_rows(images_txt, ["image_id", "image_name"], last_may_have_spaces=True)
+    }
+    classes = {
+        to_int(i, labels_txt, n, "image_id"): to_int(c, labels_txt, n, "class_id")
+        for n, (i, c) in read_rows(labels_txt, ["image_id", "class_id"])
+    }
     boxes = _boxes(src / "bounding_boxes.txt") if (src / "bounding_boxes.txt").is_file() else None
     for image_id in names:
         if image_id not in classes:
-            raise ConvertError(f"cub: image_class_labels.txt has no class for image {image_id} of images.txt",
-                               hint="restore image_class_labels.txt from CUB_200_2011.tgz")
+            raise ConvertError(
+                f"cub: image_class_labels.txt has no class for image {image_id} of images.txt",
+                hint="restore image_class_labels.txt from CUB_200_2011.tgz",
+            )
         if boxes is not None and image_id not in boxes:
-            raise ConvertError(f"cub: bounding_boxes.txt has no box for image {image_id} of images.txt",
-                               hint="restore bounding_boxes.txt from CUB_200_2011.tgz, or remove it (no boxes then)")
+            raise ConvertError(
+                f"cub: bounding_boxes.txt has no box for image {image_id} of images.txt",
+                hint="restore bounding_boxes.txt from CUB_200_2011.tgz, or remove it (no boxes then)",
+            )
     train = class_disjoint_halves([classes[i] for i in names])
     out = Images()
     for image_id, name in sorted(names.items()):

@@ -34,16 +34,24 @@ def read_inshop(src: Path) -> Images:
     rows = _counted_rows(listing, FIELDS)
     for n, (_name, _item, status) in rows:
         if status not in STATUS:
-            raise ConvertError(f"{listing.name} line {n}: evaluation_status must be one of {', '.join(STATUS)}; "
-                               f"got {status!r}")
+            raise ConvertError(
+                f"{listing.name} line {n}: evaluation_status must be one of {', '.join(STATUS)}; got {status!r}"
+            )
     image_dir, highres = _image_dir(src, rows[0][1][0])
     boxes: dict[str, Box] | None = None
-    box_file = next((src / p for p in ("list_bbox_inshop.txt", "Anno/list_bbox_inshop.txt") if (src / p).is_file()),
-                    None)
+    box_file = next(
+        (src / p for p in ("list_bbox_inshop.txt", "Anno/list_bbox_inshop.txt") if (src / p).is_file()), None
+    )
     if box_file is not None and not highres:
-        boxes = {name: (to_int(x1, box_file, n, "x_1"), to_int(y1, box_file, n, "y_1"),
-                        to_int(x2, box_file, n, "x_2"), to_int(y2, box_file, n, "y_2"))
-                 for n, (name, _, _, x1, y1, x2, y2) in _counted_rows(box_file, BOX_FIELDS)}
+        boxes = {
+            name: (
+                to_int(x1, box_file, n, "x_1"),
+                to_int(y1, box_file, n, "y_1"),
+                to_int(x2, box_file, n, "x_2"),
+                to_int(y2, box_file, n, "y_2"),
+            )
+            for n, (name, _, _, x1, y1, x2, y2) in _counted_rows(box_file, BOX_FIELDS)
+        }
     train_images: dict[int, int] = {}
     parsed = []
     for n, (name, item, status) in rows:
@@ -59,13 +67,22 @@ def read_inshop(src: Path) -> Images:
             continue
         path = str(image_dir / (name if not highres else "img_highres/" + name.split("/", 1)[1]))
         box = boxes.get(name) if boxes is not None else None
-        out.add(label, path, status == "train", query=status == "query", gallery=status == "gallery",
-                category=category, box=box)
+        out.add(
+            label,
+            path,
+            status == "train",
+            query=status == "query",
+            gallery=status == "gallery",
+            category=category,
+            box=box,
+        )
     if dropped:
         out.notes.append(f"{dropped:,} training items with a single image were left out (no positive pair to learn)")
     if highres:
-        out.notes.append("only img_highres/ found: converted from it, without bounding boxes "
-                         "(list_bbox_inshop.txt's boxes are drawn on img/'s 256 x 256 images)")
+        out.notes.append(
+            "only img_highres/ found: converted from it, without bounding boxes "
+            "(list_bbox_inshop.txt's boxes are drawn on img/'s 256 x 256 images)"
+        )
     return out
 
 
@@ -73,8 +90,10 @@ def _counted_rows(path: Path, fields: list[str]) -> list[tuple[int, list[str]]]:
     with open(path, encoding="utf-8", errors="replace") as fh:
         count_line, header = fh.readline().strip(), fh.readline().split()
     if header != fields:
-        raise ConvertError(f"{path.name} line 2: expected the header {' '.join(fields)!r}, got {' '.join(header)!r}",
-                           hint="restore the file from the DeepFashion In-shop archive")
+        raise ConvertError(
+            f"{path.name} line 2: expected the header {' '.join(fields)!r}, got {' '.join(header)!r}",
+            hint="restore the file from the DeepFashion In-shop archive",
+        )
     rows = list(read_rows(path, fields, skip=2))
     check_counted(path, rows, count_line)
     if not rows:
@@ -106,6 +125,8 @@ def _item_number(item: str, path: Path, line: int) -> int:
 def _category(name: str, path: Path, line: int) -> str:
     parts = PurePosixPath(name).parts
     if len(parts) < 5:
-        raise ConvertError(f"{path.name} line {line}: image_name must look like "
-                           f"'img/WOMEN/Dresses/id_00000002/02_1_front.jpg'; got {name!r}")
+        raise ConvertError(
+            f"{path.name} line {line}: image_name must look like "
+            f"'img/WOMEN/Dresses/id_00000002/02_1_front.jpg'; got {name!r}"
+        )
     return f"{parts[-4]}-{parts[-3]}"

@@ -21,17 +21,25 @@ FIELDS = ["image_id", "class_id", "super_class_id", "path"]
 
 
 def read_sop(src: Path) -> Images:
-    files = [(find_file(src, "sop", [name], UNPACKS), name == "Ebay_train.txt")
-             for name in ("Ebay_train.txt", "Ebay_test.txt")]
+    files = [
+        (find_file(src, "sop", [name], UNPACKS), name == "Ebay_train.txt")
+        for name in ("Ebay_train.txt", "Ebay_test.txt")
+    ]
     out = Images()
     for path, train in files:
         rows = read_rows(path, FIELDS, last_may_have_spaces=True)
         first = next(rows, None)
         if first is None or first[1] != FIELDS:
             got = " ".join(first[1]) if first else "an empty file"
-            raise ConvertError(f"{path.name} line 1: expected the header {' '.join(FIELDS)!r}, got {got!r}",
-                               hint="restore the file from Stanford_Online_Products.zip")
+            raise ConvertError(
+                f"{path.name} line 1: expected the header {' '.join(FIELDS)!r}, got {got!r}",
+                hint="restore the file from Stanford_Online_Products.zip",
+            )
         for n, (_, class_id, super_class_id, image) in rows:
-            out.add(to_int(class_id, path, n, "class_id"), image, train,
-                    category=str(to_int(super_class_id, path, n, "super_class_id")))
+            out.add(
+                to_int(class_id, path, n, "class_id"),
+                image,
+                train,
+                category=str(to_int(super_class_id, path, n, "super_class_id")),
+            )
     return out

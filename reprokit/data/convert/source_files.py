@@ -30,17 +30,22 @@ def find_file(src: Path, dataset: str, candidates: Sequence[str], unpacks: str) 
             return src / name
     expected = candidates[0]
     if not src.is_dir():
-        raise ConvertError(f"{dataset}: source folder {str(src)!r} does not exist",
-                           hint=f"pass {unpacks}, the one holding {expected}")
+        raise ConvertError(
+            f"{dataset}: source folder {str(src)!r} does not exist", hint=f"pass {unpacks}, the one holding {expected}"
+        )
     below = sorted(p.parent for p in src.glob(f"*/{expected}") if p.is_file())
-    hint = (f"found it in {str(below[0])!r}: pass that folder" if below
-            else f"pass {unpacks}, the one holding {expected}; reprokit never downloads datasets")
+    hint = (
+        f"found it in {str(below[0])!r}: pass that folder"
+        if below
+        else f"pass {unpacks}, the one holding {expected}; reprokit never downloads datasets"
+    )
     also = f" (nor {', '.join(candidates[1:])})" if len(candidates) > 1 else ""
     raise ConvertError(f"{dataset}: {str(src / expected)!r} not found{also}", hint=hint)
 
 
-def read_rows(path: Path, fields: Sequence[str], skip: int = 0, last_may_have_spaces: bool = False
-              ) -> Iterator[tuple[int, list[str]]]:
+def read_rows(
+    path: Path, fields: Sequence[str], skip: int = 0, last_may_have_spaces: bool = False
+) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank line after the first ``skip`` lines, split on whitespace.
 
     A line with another number of fields is one error quoting it and the format. With

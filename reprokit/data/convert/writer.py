@@ -40,8 +40,16 @@ class Images:
     boxes: list[Box | None] | None = None
     notes: list[str] = field(default_factory=list)  # what the converter decided, shown to the user
 
-    def add(self, label: int, path: str, train: bool, query: bool = True, gallery: bool = True,
-            category: str | None = None, box: Box | None = None) -> None:
+    def add(
+        self,
+        label: int,
+        path: str,
+        train: bool,
+        query: bool = True,
+        gallery: bool = True,
+        category: str | None = None,
+        box: Box | None = None,
+    ) -> None:
         self.labels.append(label)
         self.paths.append(path)
         self.train.append(train)
@@ -94,8 +102,10 @@ def write_converted(dataset: str, images: Images, src: Path, out: Path) -> Conve
     df, dropped_boxes = _frame(images)
     notes = list(images.notes)
     if dropped_boxes:
-        notes.append(f"{dropped_boxes:,} bounding boxes that are empty or negative were left out "
-                     "(those rows use the whole image)")
+        notes.append(
+            f"{dropped_boxes:,} bounding boxes that are empty or negative were left out "
+            "(those rows use the whole image)"
+        )
     csv_path = out / CSV_NAME
     if out.exists() and not out.is_dir():
         raise ConvertError(f"{dataset}: --out {str(out)!r} is a file; it must be a folder (df.csv is written into it)")
@@ -105,11 +115,15 @@ def write_converted(dataset: str, images: Images, src: Path, out: Path) -> Conve
             try:  # the bytes about to be published pass every check the stages run (images: existence, above)
                 checked = load_dataframe(tmp, root=src, check_images=False)
             except DataFrameError as exc:
-                raise ConvertError(f"{dataset}: the converted dataframe breaks an OML rule: "
-                                   f"{str(exc).split(': ', 1)[-1]}", hint=exc.hint) from exc
+                raise ConvertError(
+                    f"{dataset}: the converted dataframe breaks an OML rule: {str(exc).split(': ', 1)[-1]}",
+                    hint=exc.hint,
+                ) from exc
     except OSError as exc:  # a read-only or full disk: one line, and atomic_path left nothing behind
-        raise ConvertError(f"{dataset}: cannot write {str(csv_path)!r}: {exc.strerror or exc}",
-                           hint="pass an --out folder you can write to") from exc
+        raise ConvertError(
+            f"{dataset}: cannot write {str(csv_path)!r}: {exc.strerror or exc}",
+            hint="pass an --out folder you can write to",
+        ) from exc
     return _counts(dataset, checked, csv_path, src, tuple(notes))
 
 
@@ -117,8 +131,15 @@ def _frame(images: Images) -> tuple[pd.DataFrame, int]:
     split = ["train" if t else "validation" for t in images.train]
     # Train rows leave the flags empty (OML); validation rows hold booleans.
     flag = lambda values: [None if t else bool(v) for t, v in zip(images.train, values)]  # noqa: E731
-    df = pd.DataFrame({"label": images.labels, "path": images.paths, "split": split,
-                       "is_query": flag(images.query), "is_gallery": flag(images.gallery)})
+    df = pd.DataFrame(
+        {
+            "label": images.labels,
+            "path": images.paths,
+            "split": split,
+            "is_query": flag(images.query),
+            "is_gallery": flag(images.gallery),
+        }
+    )
     if images.categories is not None:
         df["category"] = images.categories
     dropped = 0
@@ -144,10 +165,17 @@ def _counts(dataset: str, df: pd.DataFrame, csv_path: Path, src: Path, notes: tu
     train, val = df[df["split"] == "train"], df[df["split"] == "validation"]
     has_boxes = all(c in df.columns for c in BBOX_COLUMNS)
     return Converted(
-        dataset=dataset, csv=csv_path, root=Path(os.path.abspath(src)), rows=len(df),
-        train_rows=len(train), train_labels=train["label"].nunique(),
-        validation_rows=len(val), validation_labels=val["label"].nunique(),
-        queries=int(val["is_query"].sum()), galleries=int(val["is_gallery"].sum()),
+        dataset=dataset,
+        csv=csv_path,
+        root=Path(os.path.abspath(src)),
+        rows=len(df),
+        train_rows=len(train),
+        train_labels=train["label"].nunique(),
+        validation_rows=len(val),
+        validation_labels=val["label"].nunique(),
+        queries=int(val["is_query"].sum()),
+        galleries=int(val["is_gallery"].sum()),
         categories=df["category"].nunique() if "category" in df.columns else 0,
-        boxes=int(df["x_1"].notna().sum()) if has_boxes else 0, notes=notes,
+        boxes=int(df["x_1"].notna().sum()) if has_boxes else 0,
+        notes=notes,
     )
