@@ -146,3 +146,37 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
 def _is_xdist_worker(tmp_path_factory) -> bool:
     # xdist gives each worker its own base temp (pytest-N/popen-gwK): their parent is common to all.
     return tmp_path_factory.getbasetemp().name.startswith("popen-gw")
+
+
+def write_rgb_dataset(root: Path, image_size: int = 16, n_labels: int = 24, views: int = 3) -> None:
+    """A small RGB image dataset in the OML format under ``root`` (``df.csv``, ``images/``): each label a
+    4 x 4 colour pattern scaled to ``image_size``, its views jittered; the first two thirds of the
+    labels train, the rest are validation queries and gallery items, categories warm and cold."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    (root / "images").mkdir(parents=True)
+    scale = image_size // 4
+    for label in range(n_labels):
+        base = rng.integers(0, 255, size=(4, 4, 3))
+        for view in range(views):
+            img = np.kron(base, np.ones((scale, scale, 1))) + rng.normal(0, 12, size=(image_size, image_size, 3))
+            path = f"images/{label:03d}_{view}.png"
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB").save(root / path)
+            split = "train" if label < n_labels * 2 // 3 else "validation"
+            flag = "" if split == "train" else "True"
+            category = "warm" if label % 2 else "cold"
+            rows.append(
+                {
+                    "label": label,
+                    "path": path,
+                    "split": split,
+                    "is_query": flag,
+                    "is_gallery": flag,
+                    "category": category,
+                }
+            )
+    pd.DataFrame(rows).to_csv(root / "df.csv", index=False)

@@ -17,12 +17,11 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
-from tests.projects import PROJECT_ROOT, project_files, run, subprocess_env
+from tests.projects import PROJECT_ROOT, project_files, run, subprocess_env, write_rgb_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -74,32 +73,6 @@ def _fresh_env(tmp: Path) -> Path:
     return venv
 
 
-def _dataset(root: Path, n_labels: int = 24, views: int = 3) -> None:
-    """A small RGB image dataset in the OML format: each label a colour pattern, views jittered."""
-    rng = np.random.default_rng(0)
-    rows = []
-    (root / "images").mkdir(parents=True)
-    for label in range(n_labels):
-        base = rng.integers(0, 255, size=(4, 4, 3))
-        for view in range(views):
-            img = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 12, size=(16, 16, 3))
-            path = f"images/{label:03d}_{view}.png"
-            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB").save(root / path)
-            split = "train" if label < n_labels * 2 // 3 else "validation"
-            flag = "" if split == "train" else "True"
-            rows.append(
-                {
-                    "label": label,
-                    "path": path,
-                    "split": split,
-                    "is_query": flag,
-                    "is_gallery": flag,
-                    "category": "warm" if label % 2 else "cold",
-                }
-            )
-    pd.DataFrame(rows).to_csv(root / "df.csv", index=False)
-
-
 def test_own_repository_from_wheel_to_reproduction(tmp_path: Path):
     venv = _fresh_env(tmp_path)
     env = subprocess_env({"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)})
@@ -125,7 +98,7 @@ def test_own_repository_from_wheel_to_reproduction(tmp_path: Path):
     again = sh("reprokit", "init").stdout
     assert "kept    params.yaml" in again and (repo / "params.yaml").read_text().endswith("# mine\n")
 
-    _dataset(repo / "data" / "shop")
+    write_rgb_dataset(repo / "data" / "shop")
     (repo / "my_models.py").write_text(MODEL_MODULE)
     dvc_yaml = (repo / "dvc.yaml").read_text().replace("- models.py", "- my_models.py")
     (repo / "dvc.yaml").write_text(dvc_yaml)

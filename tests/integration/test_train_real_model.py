@@ -14,14 +14,12 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
 
 from tests.hf_models import save_tiny_vit
-from tests.projects import run
+from tests.projects import run, write_rgb_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
@@ -53,32 +51,6 @@ TRAIN = {
 }
 
 
-def _dataset(root: Path, n_labels: int = 24, views: int = 3) -> None:
-    """32 px RGB images in the OML format: each label a colour pattern, its views jittered."""
-    rng = np.random.default_rng(0)
-    rows = []
-    (root / "images").mkdir(parents=True)
-    for label in range(n_labels):
-        base = rng.integers(0, 255, size=(4, 4, 3))
-        for view in range(views):
-            img = np.kron(base, np.ones((8, 8, 1))) + rng.normal(0, 12, size=(32, 32, 3))
-            path = f"images/{label:03d}_{view}.png"
-            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB").save(root / path)
-            split = "train" if label < n_labels * 2 // 3 else "validation"
-            flag = "" if split == "train" else "True"
-            rows.append(
-                {
-                    "label": label,
-                    "path": path,
-                    "split": split,
-                    "is_query": flag,
-                    "is_gallery": flag,
-                    "category": "warm" if label % 2 else "cold",
-                }
-            )
-    pd.DataFrame(rows).to_csv(root / "df.csv", index=False)
-
-
 def _results(repo: Path) -> dict[str, bytes]:
     return {rel: (repo / rel).read_bytes() for rel in RESULTS}
 
@@ -92,7 +64,7 @@ def test_a_fine_tuned_vit_with_arcface_trains_reproduces_and_tracks_its_weights(
 
     sh("git", "init", "-q", "-b", "main")
     sh("reprokit", "init")
-    _dataset(repo / "data" / "shop")
+    write_rgb_dataset(repo / "data" / "shop", image_size=32)
     save_tiny_vit(repo / "weights" / "tiny-vit")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"].update(dataframe="data/shop/df.csv", root="data/shop", generate=[], image_mode="RGB", image_size=32)
